@@ -1,0 +1,1 @@
+"""Optimization baselines (Pyomo + HiGHS) for every gridmarl domain."""

@@ -1,0 +1,221 @@
+"""Scenario files: YAML read with ``yaml.safe_load``, validated by pydantic v2 models.
+
+The scenario is a discriminated union on ``domain`` (``energy`` | ``traffic`` | ``routing``).
+Every model forbids unknown keys.  ``load_scenario`` turns every problem into a
+``ScenarioError`` whose message names the file, the key, the value and what is allowed;
+the command line prints it and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+MAX_INPUT_ECHO = 80  # [chars] longest piece of user input repeated in an error message
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be used; the message is meant for a person."""
+
+
+class StrictModel(BaseModel):
+    """Base for every config model: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class ControllerEntry(StrictModel):
+    """One controller that ``simulate`` runs, with its options.
+
+    Which names exist depends on the domain (``gridmarl validate`` lists them).
+    """
+
+    name: str = Field(description="registered controller name, e.g. matppo, rule_based, milp, mpc")
+    label: str | None = Field(None, description="name used in tables and files (default: name)")
+    checkpoint: str | None = Field(None, description="policy checkpoint path, relative to the repo "
+                                   "or the scenario file")
+    time_limit_s: float | None = Field(None, gt=0, description="solver time limit [s]")
+    mip_gap: float | None = Field(None, ge=0, lt=1, description="relative MIP gap to stop at [-]")
+    threads: int | None = Field(None, ge=1, description="solver threads")
+    horizon_h: float | None = Field(None, gt=0, description="MPC look-ahead [h]")
+    forecast: Literal["perfect", "noisy"] | None = Field(
+        None, description="MPC forecast: the env's own forecast kind by default")
+    options: dict[str, Any] = Field(default_factory=dict,
+                                    description="controller-specific extra options")
+
+    @property
+    def display_name(self) -> str:
+        """The label used in tables and file names."""
+        return self.label or self.name
+
+
+class ScenarioBase(StrictModel):
+    """Keys shared by every domain."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=80,
+                      description="scenario name; names the run folder")
+    seed: int = Field(0, ge=0, description="drives numpy, torch and the simulators")
+    description: str = Field("", description="free text")
+    controllers: list[ControllerEntry] = Field(default_factory=list,
+                                               description="what simulate runs, in order")
+    _source: str = PrivateAttr("<scenario>")
+    _base_dir: Path | None = PrivateAttr(None)
+
+    @property
+    def source(self) -> str:
+        """Where the scenario was read from (file path or ``<scenario>``)."""
+        return self._source
+
+    @property
+    def base_dir(self) -> Path:
+        """Folder that relative paths in the scenario are resolved against."""
+        return self._base_dir or Path.cwd()
+
+
+def _domain_models() -> tuple[type[BaseModel], ...]:
+    from gridmarl.energy.config import EnergyScenario
+    from gridmarl.routing.config import RoutingScenario
+    from gridmarl.traffic.config import TrafficScenario
+
+    return EnergyScenario, TrafficScenario, RoutingScenario
+
+
+def scenario_adapter():
+    """A pydantic ``TypeAdapter`` for the discriminated union of all domain scenarios."""
+    from pydantic import TypeAdapter
+
+    e, t, r = _domain_models()
+    union = Annotated[e | t | r, Field(discriminator="domain")]
+    return TypeAdapter(union)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= MAX_INPUT_ECHO else text[: MAX_INPUT_ECHO - 3] + "..."
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """One readable message per problem: ``source: key.path: what is wrong (got VALUE)``."""
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and p in
+                                                          ("energy", "traffic", "routing")))
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (not allowed here; check the spelling)"
+        elif e["type"] == "union_tag_invalid":
+            msg = "unknown domain; allowed: energy, traffic, routing"
+        elif e["type"] == "union_tag_not_found":
+            msg = "missing key 'domain'; allowed: energy, traffic, routing"
+        got = "" if e["type"] in ("missing", "union_tag_not_found") else f" (got {_short(e.get('input'))})"
+        lines.append(f"{source}: {loc or '<top level>'}: {msg}{got}")
+    return "\n".join(lines[:20]) + (f"\n... and {len(lines) - 20} more" if len(lines) > 20 else "")
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Split ``dotted.key=value``; the value is read as YAML (``3`` -> int, ``[1,2]`` -> list)."""
+    if "=" not in item:
+        raise ScenarioError(f"--set {_short(item)}: expected dotted.key=value")
+    key, raw = item.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ScenarioError(f"--set {_short(item)}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"--set {key}: value is not valid YAML ({_short(raw)})") from exc
+    return parts, value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``--set`` overrides to the raw mapping (before validation)."""
+    for item in overrides:
+        parts, value = parse_override(item)
+        node = data
+        for i, p in enumerate(parts[:-1]):
+            nxt = node.get(p) if isinstance(node, dict) else None
+            if nxt is None:
+                nxt = {}
+                node[p] = nxt
+            if not isinstance(nxt, dict):
+                raise ScenarioError(f"--set {'.'.join(parts)}: {'.'.join(parts[: i + 1])} is not "
+                                    "a mapping")
+            node = nxt
+        node[parts[-1]] = value
+    return data
+
+
+def read_yaml(path: str | Path) -> dict:
+    """Read a scenario file into a mapping, with clear errors for a missing file or bad YAML."""
+    path = Path(path)
+    if not path.exists():
+        raise ScenarioError(f"{path}: file not found")
+    if path.is_dir():
+        raise ScenarioError(f"{path}: is a folder, expected a YAML scenario file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path}: not a text file (UTF-8 decoding failed)") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ScenarioError(f"{path}: not valid YAML{where}: {problem}") from exc
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path}: the top level must be a mapping of keys (name, domain, ...), "
+                            f"got {type(data).__name__}")
+    return data
+
+
+def validate_scenario(data: dict, source: str = "<scenario>", base_dir: Path | None = None):
+    """Validate a raw mapping into a domain scenario model, then run the domain's own checks."""
+    try:
+        scenario = scenario_adapter().validate_python(data)
+    except ValidationError as err:
+        raise ScenarioError(format_validation_error(err, source)) from None
+    scenario._source = source
+    scenario._base_dir = base_dir or Path.cwd()
+    check = getattr(scenario, "check_resources", None)
+    if check is not None:
+        try:
+            check()
+        except ScenarioError as err:
+            raise ScenarioError(f"{source}: {err}") from None
+    return scenario
+
+
+def load_scenario(path: str | Path, overrides: list[str] | None = None):
+    """Load, override and validate a scenario file.
+
+    Raises:
+        ScenarioError: naming the file, key, value and what is allowed.
+    """
+    data = read_yaml(path)
+    data = apply_overrides(data, overrides or [])
+    return validate_scenario(data, source=str(path), base_dir=Path(path).resolve().parent)
+
+
+def scenario_hash(scenario: BaseModel) -> str:
+    """A stable SHA-256 of the validated scenario (for checkpoints and manifests)."""
+    text = json.dumps(scenario.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def resolve_path(scenario: BaseModel, path: str | Path) -> Path:
+    """Resolve a path from a scenario: absolute, relative to the cwd, or to the scenario file."""
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    base = getattr(scenario, "base_dir", None)
+    if base is not None:
+        for cand in (Path(base) / p, Path(base).parent / p):
+            if cand.exists():
+                return cand
+    return p

@@ -1,0 +1,43 @@
+"""The batched multi-agent environment interface."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import pandas as pd
+import torch
+
+from gridmarl.core.types import Action, AgentSpec, Observation, Step
+
+
+class MultiAgentEnv(ABC):
+    """``B`` parallel episodes of ``N`` agents, stepped together as tensors.
+
+    Subclasses set ``spec``, ``num_envs``, ``device`` and ``episode_len`` and implement
+    ``reset``, ``step`` and ``records``.  ``step`` always returns the same shapes; an env
+    whose episodes all end together (fixed horizon) resets itself on the next ``reset`` call.
+    """
+
+    spec: AgentSpec
+    num_envs: int
+    device: torch.device
+    episode_len: int
+
+    @abstractmethod
+    def reset(self, seed: int | None = None) -> Observation:
+        """Start new episodes; ``seed`` re-seeds every random stream of the env."""
+
+    @abstractmethod
+    def step(self, action: Action) -> Step:
+        """Apply a joint action ``[B, N]`` and advance one step."""
+
+    @abstractmethod
+    def records(self) -> pd.DataFrame:
+        """Per-step, per-agent records of environment 0 of the current episode.
+
+        Columns carry units in their names (``battery_kw``, ``soc_kwh``); one row per step and
+        agent, with ``step`` and ``agent`` columns first.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release simulator resources (no-op by default)."""

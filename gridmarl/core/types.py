@@ -1,0 +1,153 @@
+"""Batched data types of the core contract.
+
+Every domain env and every controller speaks these types.  Shapes use ``B`` for parallel
+episodes (environments), ``N`` for agents, ``H`` for the forecast window length.
+All tensors of one object live on one device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """Static description of the agents of an env.
+
+    Attributes:
+        n_agents: number of agents ``N``.
+        local_dim: features in ``Observation.local``.
+        forecast_len: forecast window length ``H`` [steps] (0 = no forecast).
+        forecast_dim: features per forecast step ``f``.
+        state_dim: per-agent features in ``Observation.state`` (centralised critic input).
+        global_dim: features in ``Observation.global_`` (aggregate token).
+        n_discrete: choices of the discrete head (0 = no discrete action).
+        n_continuous: dimensions of the continuous action, each in [-1, 1] (0 = none).
+        groups: ``[N]`` int group id of each agent (HAMA / HMF).
+        neighbors: ``[N, K]`` int neighbour indices, padded with -1 (LToS, HAMA).
+        agent_names: ``N`` names used by the PettingZoo adapter and the exports.
+    """
+
+    n_agents: int
+    local_dim: int
+    forecast_len: int
+    forecast_dim: int
+    state_dim: int
+    global_dim: int
+    n_discrete: int
+    n_continuous: int
+    groups: Tensor
+    neighbors: Tensor
+    agent_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.n_agents <= 0:
+            raise ValueError(f"n_agents must be positive, got {self.n_agents}")
+        if self.n_discrete == 0 and self.n_continuous == 0:
+            raise ValueError("an agent needs a discrete or a continuous action (both are 0)")
+        if tuple(self.groups.shape) != (self.n_agents,):
+            raise ValueError(f"groups must have shape [{self.n_agents}], got {tuple(self.groups.shape)}")
+        if self.neighbors.dim() != 2 or self.neighbors.shape[0] != self.n_agents:
+            raise ValueError(f"neighbors must have shape [{self.n_agents}, K]")
+        if not self.agent_names:
+            object.__setattr__(self, "agent_names", tuple(f"agent_{i}" for i in range(self.n_agents)))
+        if len(self.agent_names) != self.n_agents:
+            raise ValueError("agent_names must name every agent")
+
+
+def _map_tensors(obj, fn):
+    """Apply ``fn`` to every tensor field of a dataclass, returning a new instance."""
+    changes = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, Tensor):
+            changes[f.name] = fn(value)
+        elif isinstance(value, dict):
+            changes[f.name] = {k: fn(v) if isinstance(v, Tensor) else v for k, v in value.items()}
+    return replace(obj, **changes)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the agents see at one step.
+
+    Attributes:
+        local: ``[B, N, local_dim]`` current local features, including device states.
+        forecast: ``[B, N, H, f]`` the upcoming window (``H`` may be 0).
+        state: ``[B, N, state_dim]`` per-agent features for a centralised critic.
+        global_: ``[B, global_dim]`` aggregate token (community / network totals).
+        action_mask: ``[B, N, n_discrete]`` bool, True = allowed; None = all allowed.
+    """
+
+    local: Tensor
+    forecast: Tensor
+    state: Tensor
+    global_: Tensor
+    action_mask: Tensor | None = None
+
+    @property
+    def batch_shape(self) -> tuple[int, int]:
+        """``(B, N)``."""
+        return int(self.local.shape[0]), int(self.local.shape[1])
+
+    def to(self, device: torch.device | str) -> Observation:
+        """Move every tensor to ``device``."""
+        return _map_tensors(self, lambda t: t.to(device))
+
+    def index(self, b: slice | int | Tensor) -> Observation:
+        """Select environments along the batch dimension (keeps the dimension for slices)."""
+        return _map_tensors(self, lambda t: t[b])
+
+
+@dataclass(frozen=True)
+class Action:
+    """A joint action.
+
+    Attributes:
+        discrete: ``[B, N]`` long, index into the discrete choices (zeros when n_discrete = 0).
+        continuous: ``[B, N, n_continuous]`` float in [-1, 1] (last dim 0 when none).
+    """
+
+    discrete: Tensor
+    continuous: Tensor
+
+    @property
+    def batch_shape(self) -> tuple[int, int]:
+        """``(B, N)``."""
+        return int(self.discrete.shape[0]), int(self.discrete.shape[1])
+
+    def to(self, device: torch.device | str) -> Action:
+        """Move every tensor to ``device``."""
+        return _map_tensors(self, lambda t: t.to(device))
+
+    @staticmethod
+    def zeros(spec: AgentSpec, num_envs: int, device: torch.device | str = "cpu",
+              dtype: torch.dtype = torch.float32) -> Action:
+        """An all-zero action (discrete choice 0, continuous 0)."""
+        return Action(
+            discrete=torch.zeros(num_envs, spec.n_agents, dtype=torch.long, device=device),
+            continuous=torch.zeros(num_envs, spec.n_agents, spec.n_continuous, dtype=dtype,
+                                   device=device),
+        )
+
+
+@dataclass(frozen=True)
+class Step:
+    """What ``MultiAgentEnv.step`` returns.
+
+    Attributes:
+        obs: the observation after the step (after auto-reset where ``done``).
+        reward: ``[B, N]`` per-agent reward.
+        team_reward: ``[B]`` team reward.
+        done: ``[B]`` bool, episode ended at this step.
+        info: named ``[B, ...]`` tensors (domain specific KPIs of the step).
+    """
+
+    obs: Observation
+    reward: Tensor
+    team_reward: Tensor
+    done: Tensor
+    info: dict[str, Tensor] = field(default_factory=dict)

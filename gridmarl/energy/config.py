@@ -1,0 +1,233 @@
+"""Energy-community scenario schema (``domain: energy``).
+
+Every field carries its unit in brackets.  Ranges ``[lo, hi]`` are sampled uniformly per
+prosumer from the scenario seed (see ``gridmarl.energy.data.build_community``).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from gridmarl.config import ScenarioBase, ScenarioError, StrictModel, resolve_path
+
+Range = tuple[float, float]
+
+
+def _check_range(v: Range, lo: float | None = None, hi: float | None = None) -> Range:
+    a, b = v
+    if a > b:
+        raise ValueError(f"range lower bound {a} is above upper bound {b}")
+    if lo is not None and a < lo:
+        raise ValueError(f"must be >= {lo}")
+    if hi is not None and b > hi:
+        raise ValueError(f"must be <= {hi}")
+    return v
+
+
+class DateSpan(StrictModel):
+    """A span of whole days of the dataset."""
+
+    start: date = Field(description="first day (YYYY-MM-DD), local time of the dataset")
+    days: int = Field(ge=1, le=366, description="number of days [d]")
+
+
+class WindowConfig(StrictModel):
+    """Which days train, validate and evaluate, and the step length."""
+
+    step_h: Literal[1.0, 0.5, 0.25] = Field(1.0, description="decision step Δt [h]")
+    train: DateSpan = Field(description="days MATPPO trains on")
+    validate_: DateSpan = Field(alias="validate", description="days checked during training")
+    evaluate: DateSpan = Field(description="held-out days simulate reports on")
+
+    model_config = StrictModel.model_config | {"populate_by_name": True}
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> WindowConfig:
+        def days(s: DateSpan) -> set[int]:
+            return {s.start.toordinal() + i for i in range(s.days)}
+
+        if days(self.evaluate) & days(self.train):
+            raise ValueError("window.evaluate overlaps window.train; the evaluation days must be "
+                             "held out")
+        if days(self.evaluate) & days(self.validate_):
+            raise ValueError("window.evaluate overlaps window.validate")
+        return self
+
+
+class ForecastConfig(StrictModel):
+    """The upcoming window the agents (and the MPC) see."""
+
+    horizon_h: float = Field(3.0, gt=0, le=48, description="forecast window length [h]")
+    kind: Literal["perfect", "noisy"] = Field("perfect", description="perfect or noisy forecast")
+    noise_std: float = Field(0.1, ge=0, le=1, description="relative std of the forecast error at "
+                             "one step ahead; grows with sqrt(lead steps) [-]")
+
+
+class PVConfig(StrictModel):
+    """Rooftop PV of each prosumer (pvlib PVWatts chain)."""
+
+    kwp: Range = Field((3.0, 6.0), description="DC nameplate [kWp]")
+    tilt_deg: Range = Field((15.0, 35.0), description="panel tilt from horizontal [deg]")
+    azimuth_deg: Range = Field((135.0, 225.0), description="panel azimuth, 180 = south [deg]")
+    gamma_pdc: float = Field(-0.004, le=0, description="DC power temperature coefficient [1/C]")
+    inverter_eta: float = Field(0.96, gt=0, le=1, description="nominal inverter efficiency [-]")
+    losses_pct: float = Field(14.0, ge=0, lt=100, description="system losses (PVWatts) [%]")
+
+    _r1 = field_validator("kwp")(lambda v: _check_range(v, 0.0))
+    _r2 = field_validator("tilt_deg")(lambda v: _check_range(v, 0.0, 90.0))
+    _r3 = field_validator("azimuth_deg")(lambda v: _check_range(v, 0.0, 360.0))
+
+
+class BatteryConfig(StrictModel):
+    """Home battery: e_{t+1} = e_t + (η_c p_c − p_d / η_d) Δt."""
+
+    share: float = Field(1.0, ge=0, le=1, description="fraction of prosumers with a battery [-]")
+    capacity_kwh: Range = Field((6.4, 13.5), description="usable capacity e_max [kWh]")
+    power_kw: Range = Field((3.3, 5.0), description="max charge / discharge power P_max [kW]")
+    eta_charge: float = Field(0.95, gt=0, le=1, description="charge efficiency η_c [-]")
+    eta_discharge: float = Field(0.95, gt=0, le=1, description="discharge efficiency η_d [-]")
+    soc_min: float = Field(0.1, ge=0, lt=1, description="e_min / e_max [-]")
+    soc_init: float = Field(0.5, ge=0, le=1, description="initial e / e_max [-]")
+    degradation_usd_per_kwh: float = Field(0.01, ge=0, description="c_deg per kWh throughput "
+                                           "[$/kWh]")
+
+    _r1 = field_validator("capacity_kwh", "power_kw")(lambda v: _check_range(v, 0.0))
+
+    @model_validator(mode="after")
+    def _soc(self) -> BatteryConfig:
+        if self.soc_init < self.soc_min:
+            raise ValueError(f"soc_init {self.soc_init} is below soc_min {self.soc_min}")
+        return self
+
+
+class EVConfig(StrictModel):
+    """Electric vehicle: home from arrival to departure each day, charged only when home."""
+
+    share: float = Field(0.4, ge=0, le=1, description="fraction of prosumers with an EV [-]")
+    capacity_kwh: Range = Field((40.0, 75.0), description="battery capacity [kWh]")
+    charger_kw: Range = Field((3.7, 7.4), description="max charge power P_ev [kW]")
+    efficiency: float = Field(0.92, gt=0, le=1, description="charge efficiency η_ev [-]")
+    arrival_h: Range = Field((16.0, 20.0), description="arrival time of day [h]")
+    departure_h: Range = Field((6.0, 9.0), description="departure time of day (next day) [h]")
+    arrival_soc: Range = Field((0.2, 0.5), description="state of charge on arrival [-]")
+    target_soc: float = Field(0.8, gt=0, le=1, description="state of charge wanted at departure "
+                              "[-]")
+    unmet_usd_per_kwh: float = Field(0.6, ge=0, description="c_unmet per kWh short of the target "
+                                     "at departure [$/kWh]")
+
+    _r1 = field_validator("capacity_kwh", "charger_kw")(lambda v: _check_range(v, 0.0))
+    _r2 = field_validator("arrival_h", "departure_h")(lambda v: _check_range(v, 0.0, 24.0))
+    _r3 = field_validator("arrival_soc")(lambda v: _check_range(v, 0.0, 1.0))
+
+
+class HeatPumpConfig(StrictModel):
+    """Air-source heat pump heating a first-order RC building model."""
+
+    share: float = Field(0.5, ge=0, le=1, description="fraction of prosumers with a heat pump [-]")
+    power_kw: Range = Field((1.5, 3.0), description="electric power at full mode [kW]")
+    modes: int = Field(3, ge=2, le=8, description="discrete modes, evenly spaced from off to full")
+    cop_nominal: float = Field(3.5, gt=0, description="COP at 7 C outdoor, 20 C indoor [-]")
+    cop_slope_per_c: float = Field(0.05, ge=0, description="COP gain per degree of outdoor "
+                                   "temperature above 7 C [1/C]")
+    r_c_per_kw: Range = Field((4.0, 8.0), description="thermal resistance R [C/kW]")
+    c_kwh_per_c: Range = Field((3.0, 6.0), description="thermal capacitance C [kWh/C]")
+    comfort_c: Range = Field((20.0, 23.0), description="comfort band [θ_lo, θ_hi] [C]")
+    init_c: float = Field(21.0, description="initial indoor temperature [C]")
+    comfort_usd_per_c_h: float = Field(0.5, ge=0, description="c_comfort per degree-hour outside "
+                                       "the band [$/(C·h)]")
+
+    _r1 = field_validator("power_kw", "r_c_per_kw", "c_kwh_per_c")(
+        lambda v: _check_range(v, 0.0))
+    _r2 = field_validator("comfort_c")(lambda v: _check_range(v, -50.0, 60.0))
+
+
+class MarketConfig(StrictModel):
+    """Cloud trading platform and the grid connection."""
+
+    feed_in_usd_per_kwh: float = Field(0.05, ge=0, description="price paid for export [$/kWh]")
+    internal_price: Literal["mid_market"] = Field("mid_market", description="P2P clearing price: "
+                                                  "(import price + feed-in) / 2")
+    transformer_kw: float = Field(200.0, gt=0, description="limit on |G| [kW]")
+    over_limit_usd_per_kwh: float = Field(1.0, ge=0, description="c_over per kWh above the limit "
+                                          "[$/kWh]")
+    peak_usd_per_kw: float = Field(0.0, ge=0, description="charge on the window's peak import "
+                                   "[$/kW]")
+    price_scale: float = Field(1.0, gt=0, description="multiplier on the dataset's import tariff")
+
+
+class CommunityConfig(StrictModel):
+    """The prosumers behind one transformer."""
+
+    prosumers: int = Field(50, ge=1, le=10_000, description="number of prosumers N")
+    dataset: str = Field("citylearn_2022", description="'citylearn_2022' (shipped) or a path to a "
+                         "CityLearn-format folder (schema.json + building CSVs)")
+    load_scale: Range = Field((0.8, 1.2), description="multiplier on the measured load [-]")
+    latitude_deg: float = Field(34.09, ge=-90, le=90, description="site latitude [deg]")
+    longitude_deg: float = Field(-117.43, ge=-180, le=180, description="site longitude [deg]")
+    utc_offset_h: float = Field(-8.0, ge=-12, le=14, description="dataset clock vs UTC [h]")
+    forecast: ForecastConfig = Field(default_factory=ForecastConfig)
+    pv: PVConfig = Field(default_factory=PVConfig)
+    battery: BatteryConfig = Field(default_factory=BatteryConfig)
+    ev: EVConfig = Field(default_factory=EVConfig)
+    heat_pump: HeatPumpConfig = Field(default_factory=HeatPumpConfig)
+    market: MarketConfig = Field(default_factory=MarketConfig)
+
+    _r1 = field_validator("load_scale")(lambda v: _check_range(v, 0.0))
+
+
+class TrainConfig(StrictModel):
+    """Defaults for ``gridmarl train`` (command-line flags override)."""
+
+    steps: int = Field(2_000_000, ge=1, description="agent-steps budget")
+    num_envs: int = Field(64, ge=1, description="parallel episodes B")
+    episode_days: int = Field(7, ge=1, description="episode length [d]")
+    options: dict = Field(default_factory=dict, description="controller hyper-parameters")
+
+
+class EnergyScenario(ScenarioBase):
+    """``domain: energy``: a community of prosumers trading behind one transformer."""
+
+    domain: Literal["energy"]
+    window: WindowConfig
+    community: CommunityConfig = Field(default_factory=CommunityConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    def dataset_dir(self) -> Path:
+        """The folder of the dataset named by ``community.dataset``."""
+        from gridmarl.energy.data import SHIPPED_DATASETS
+
+        name = self.community.dataset
+        if name in SHIPPED_DATASETS:
+            return SHIPPED_DATASETS[name]
+        return resolve_path(self, name)
+
+    def check_resources(self) -> None:
+        """Checks that need the data: the dataset exists and every window lies inside it."""
+        from gridmarl.energy.data import SHIPPED_DATASETS, dataset_span
+
+        name = self.community.dataset
+        folder = self.dataset_dir()
+        if name not in SHIPPED_DATASETS and not folder.is_dir():
+            raise ScenarioError(
+                f"community.dataset: unknown dataset {name!r}; allowed: "
+                f"{', '.join(sorted(SHIPPED_DATASETS))} or a folder with schema.json and "
+                "building CSVs")
+        first, last = dataset_span(folder)
+        for key in ("train", "validate_", "evaluate"):
+            span: DateSpan = getattr(self.window, key)
+            end = date.fromordinal(span.start.toordinal() + span.days - 1)
+            if span.start < first or end > last:
+                k = key.rstrip("_")
+                raise ScenarioError(
+                    f"window.{k}: {span.start} + {span.days} days lies outside the data "
+                    f"({first} to {last})")
+        for entry in self.controllers:
+            if entry.checkpoint is not None:
+                p = resolve_path(self, entry.checkpoint)
+                if not p.exists():
+                    raise ScenarioError(f"controllers[{entry.name}].checkpoint: file not found: "
+                                        f"{entry.checkpoint}")
