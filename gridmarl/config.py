@@ -37,16 +37,19 @@ class ControllerEntry(StrictModel):
 
     name: str = Field(description="registered controller name, e.g. matppo, rule_based, milp, mpc")
     label: str | None = Field(None, description="name used in tables and files (default: name)")
-    checkpoint: str | None = Field(None, description="policy checkpoint path, relative to the repo "
-                                   "or the scenario file")
+    checkpoint: str | None = Field(
+        None, description="policy checkpoint path, relative to the repo or the scenario file"
+    )
     time_limit_s: float | None = Field(None, gt=0, description="solver time limit [s]")
     mip_gap: float | None = Field(None, ge=0, lt=1, description="relative MIP gap to stop at [-]")
     threads: int | None = Field(None, ge=1, description="solver threads")
     horizon_h: float | None = Field(None, gt=0, description="MPC look-ahead [h]")
     forecast: Literal["perfect", "noisy"] | None = Field(
-        None, description="MPC forecast: the env's own forecast kind by default")
-    options: dict[str, Any] = Field(default_factory=dict,
-                                    description="controller-specific extra options")
+        None, description="MPC forecast: the env's own forecast kind by default"
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="controller-specific extra options"
+    )
 
     @property
     def display_name(self) -> str:
@@ -57,12 +60,16 @@ class ControllerEntry(StrictModel):
 class ScenarioBase(StrictModel):
     """Keys shared by every domain."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=80,
-                      description="scenario name; names the run folder")
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        max_length=80,
+        description="scenario name; names the run folder",
+    )
     seed: int = Field(0, ge=0, description="drives numpy, torch and the simulators")
     description: str = Field("", description="free text")
-    controllers: list[ControllerEntry] = Field(default_factory=list,
-                                               description="what simulate runs, in order")
+    controllers: list[ControllerEntry] = Field(
+        default_factory=list, description="what simulate runs, in order"
+    )
     _source: str = PrivateAttr("<scenario>")
     _base_dir: Path | None = PrivateAttr(None)
 
@@ -103,8 +110,11 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     """One readable message per problem: ``source: key.path: what is wrong (got VALUE)``."""
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and p in
-                                                          ("energy", "traffic", "routing")))
+        loc = ".".join(
+            str(p)
+            for p in e["loc"]
+            if not (isinstance(p, str) and p in ("energy", "traffic", "routing"))
+        )
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key (not allowed here; check the spelling)"
@@ -112,7 +122,11 @@ def format_validation_error(err: ValidationError, source: str) -> str:
             msg = "unknown domain; allowed: energy, traffic, routing"
         elif e["type"] == "union_tag_not_found":
             msg = "missing key 'domain'; allowed: energy, traffic, routing"
-        got = "" if e["type"] in ("missing", "union_tag_not_found") else f" (got {_short(e.get('input'))})"
+        got = (
+            ""
+            if e["type"] in ("missing", "union_tag_not_found")
+            else f" (got {_short(e.get('input'))})"
+        )
         lines.append(f"{source}: {loc or '<top level>'}: {msg}{got}")
     return "\n".join(lines[:20]) + (f"\n... and {len(lines) - 20} more" if len(lines) > 20 else "")
 
@@ -143,8 +157,9 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
                 nxt = {}
                 node[p] = nxt
             if not isinstance(nxt, dict):
-                raise ScenarioError(f"--set {'.'.join(parts)}: {'.'.join(parts[: i + 1])} is not "
-                                    "a mapping")
+                raise ScenarioError(
+                    f"--set {'.'.join(parts)}: {'.'.join(parts[: i + 1])} is not a mapping"
+                )
             node = nxt
         node[parts[-1]] = value
     return data
@@ -169,8 +184,10 @@ def read_yaml(path: str | Path) -> dict:
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ScenarioError(f"{path}: not valid YAML{where}: {problem}") from exc
     if not isinstance(data, dict):
-        raise ScenarioError(f"{path}: the top level must be a mapping of keys (name, domain, ...), "
-                            f"got {type(data).__name__}")
+        raise ScenarioError(
+            f"{path}: the top level must be a mapping of keys (name, domain, ...), "
+            f"got {type(data).__name__}"
+        )
     return data
 
 

@@ -66,8 +66,9 @@ class SimulationResult:
 
 
 @torch.no_grad()
-def run_episode(env: MultiAgentEnv, controller: Controller, seed: int,
-                deterministic: bool = True) -> tuple[pd.DataFrame, float]:
+def run_episode(
+    env: MultiAgentEnv, controller: Controller, seed: int, deterministic: bool = True
+) -> tuple[pd.DataFrame, float]:
     """Run ``controller`` for one full episode of ``env``.
 
     Returns:

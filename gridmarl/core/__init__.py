@@ -6,6 +6,16 @@ from gridmarl.core.seeding import make_generator, resolve_device, seed_everythin
 from gridmarl.core.types import Action, AgentSpec, Observation, Step
 
 __all__ = [
-    "Action", "AgentSpec", "Controller", "MultiAgentEnv", "Observation", "ScheduleController",
-    "Step", "Trainable", "check_action", "make_generator", "resolve_device", "seed_everything",
+    "Action",
+    "AgentSpec",
+    "Controller",
+    "MultiAgentEnv",
+    "Observation",
+    "ScheduleController",
+    "Step",
+    "Trainable",
+    "check_action",
+    "make_generator",
+    "resolve_device",
+    "seed_everything",
 ]

@@ -30,8 +30,9 @@ class Trainable(Controller):
     """A controller that learns from an env factory."""
 
     @abstractmethod
-    def train(self, env_factory: Callable[[int], MultiAgentEnv], budget: int,
-              logger: Any | None = None) -> dict[str, float]:
+    def train(
+        self, env_factory: Callable[[int], MultiAgentEnv], budget: int, logger: Any | None = None
+    ) -> dict[str, float]:
         """Train for ``budget`` agent-steps on envs made by ``env_factory(num_envs)``."""
 
     @abstractmethod
@@ -56,7 +57,11 @@ class ScheduleController(Controller):
     """
 
     def __init__(self, name: str, discrete: torch.Tensor, continuous: torch.Tensor) -> None:
-        if discrete.dim() != 2 or continuous.dim() != 3 or discrete.shape[:2] != continuous.shape[:2]:
+        if (
+            discrete.dim() != 2
+            or continuous.dim() != 3
+            or discrete.shape[:2] != continuous.shape[:2]
+        ):
             raise ValueError("schedule shapes must be discrete [T, N] and continuous [T, N, C]")
         self.name = name
         self.discrete = discrete.long()
@@ -73,7 +78,9 @@ class ScheduleController(Controller):
             raise IndexError(f"schedule {self.name!r} has only {self.discrete.shape[0]} steps")
         b, n = obs.batch_shape
         if n != self.discrete.shape[1]:
-            raise ValueError(f"schedule {self.name!r} has {self.discrete.shape[1]} agents, env has {n}")
+            raise ValueError(
+                f"schedule {self.name!r} has {self.discrete.shape[1]} agents, env has {n}"
+            )
         dev = obs.local.device
         d = self.discrete[self._t].to(dev).expand(b, n)
         c = self.continuous[self._t].to(dev, obs.local.dtype).expand(b, n, -1)
@@ -86,7 +93,10 @@ def check_action(spec: AgentSpec, action: Action, num_envs: int) -> None:
     want_d = (num_envs, spec.n_agents)
     want_c = (num_envs, spec.n_agents, spec.n_continuous)
     if tuple(action.discrete.shape) != want_d:
-        raise ValueError(f"action.discrete has shape {tuple(action.discrete.shape)}, expected {want_d}")
+        raise ValueError(
+            f"action.discrete has shape {tuple(action.discrete.shape)}, expected {want_d}"
+        )
     if tuple(action.continuous.shape) != want_c:
         raise ValueError(
-            f"action.continuous has shape {tuple(action.continuous.shape)}, expected {want_c}")
+            f"action.continuous has shape {tuple(action.continuous.shape)}, expected {want_c}"
+        )

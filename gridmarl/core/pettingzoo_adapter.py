@@ -6,7 +6,7 @@ Spaces (per agent):
 |---|---|---|
 | obs ``local`` | ``Box(local_dim)`` | current local features |
 | obs ``forecast`` | ``Box(H, f)`` | forecast window (only when ``H > 0``) |
-| obs ``action_mask`` | ``MultiBinary(n_discrete)`` (discrete-only) or ``{"mode": int8[n], "power": None}`` (hybrid) | allowed discrete choices |
+| obs ``action_mask`` | ``MultiBinary(n)``, or ``{"mode": int8[n], "power": None}`` | allowed |
 | action (hybrid) | ``Dict(mode=Discrete(n), power=Box(-1, 1, (c,)))`` | discrete + continuous |
 | action (discrete only) | ``Discrete(n)`` | |
 | action (continuous only) | ``Box(-1, 1, (c,))`` | |
@@ -51,21 +51,23 @@ class PettingZooParallelEnv(ParallelEnv):
         self._t = 0
 
     # -- spaces -------------------------------------------------------------------------------
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - PettingZoo wants the same object back
+    @functools.cache  # noqa: B019 - PettingZoo wants the same object back
     def observation_space(self, agent: str) -> spaces.Space:
         """The per-agent observation space (same object on every call)."""
         s = self.spec_
         d: dict[str, spaces.Space] = {
-            "local": spaces.Box(-np.inf, np.inf, (s.local_dim,), np.float32)}
+            "local": spaces.Box(-np.inf, np.inf, (s.local_dim,), np.float32)
+        }
         if s.forecast_len > 0:
-            d["forecast"] = spaces.Box(-np.inf, np.inf, (s.forecast_len, s.forecast_dim),
-                                       np.float32)
+            d["forecast"] = spaces.Box(
+                -np.inf, np.inf, (s.forecast_len, s.forecast_dim), np.float32
+            )
         if s.n_discrete > 0:
             mask = spaces.MultiBinary(s.n_discrete)
             d["action_mask"] = spaces.Dict({"mode": mask}) if s.n_continuous > 0 else mask
         return spaces.Dict(d)
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019
+    @functools.cache  # noqa: B019
     def action_space(self, agent: str) -> spaces.Space:
         """The per-agent action space (same object on every call)."""
         s = self.spec_

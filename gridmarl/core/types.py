@@ -49,11 +49,15 @@ class AgentSpec:
         if self.n_discrete == 0 and self.n_continuous == 0:
             raise ValueError("an agent needs a discrete or a continuous action (both are 0)")
         if tuple(self.groups.shape) != (self.n_agents,):
-            raise ValueError(f"groups must have shape [{self.n_agents}], got {tuple(self.groups.shape)}")
+            raise ValueError(
+                f"groups must have shape [{self.n_agents}], got {tuple(self.groups.shape)}"
+            )
         if self.neighbors.dim() != 2 or self.neighbors.shape[0] != self.n_agents:
             raise ValueError(f"neighbors must have shape [{self.n_agents}, K]")
         if not self.agent_names:
-            object.__setattr__(self, "agent_names", tuple(f"agent_{i}" for i in range(self.n_agents)))
+            object.__setattr__(
+                self, "agent_names", tuple(f"agent_{i}" for i in range(self.n_agents))
+            )
         if len(self.agent_names) != self.n_agents:
             raise ValueError("agent_names must name every agent")
 
@@ -124,13 +128,18 @@ class Action:
         return _map_tensors(self, lambda t: t.to(device))
 
     @staticmethod
-    def zeros(spec: AgentSpec, num_envs: int, device: torch.device | str = "cpu",
-              dtype: torch.dtype = torch.float32) -> Action:
+    def zeros(
+        spec: AgentSpec,
+        num_envs: int,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> Action:
         """An all-zero action (discrete choice 0, continuous 0)."""
         return Action(
             discrete=torch.zeros(num_envs, spec.n_agents, dtype=torch.long, device=device),
-            continuous=torch.zeros(num_envs, spec.n_agents, spec.n_continuous, dtype=dtype,
-                                   device=device),
+            continuous=torch.zeros(
+                num_envs, spec.n_agents, spec.n_continuous, dtype=dtype, device=device
+            ),
         )
 
 

@@ -64,46 +64,46 @@ class Community:
     EV arrays are 0; without a heat pump ``has_hp`` is False and ``hp_kw == 0``.
     """
 
-    step_h: float                      # Δt [h]
-    time: pd.DatetimeIndex             # [S] start of each step, dataset local time
-    load_kw: np.ndarray                # [S, N] non-shiftable load L [kW]
-    pv_kw: np.ndarray                  # [S, N] PV AC output P_pv [kW]
-    price_usd_per_kwh: np.ndarray      # [S] import price π [$/kWh]
-    outdoor_c: np.ndarray              # [S] outdoor dry-bulb temperature T_out [C]
-    cop: np.ndarray                    # [S, N] heat-pump coefficient of performance [-]
-    ev_present: np.ndarray             # [S, N] bool, EV at home during the step
-    ev_arrival_kwh: np.ndarray         # [S, N] EV energy at the start of the current stay [kWh]
+    step_h: float  # Δt [h]
+    time: pd.DatetimeIndex  # [S] start of each step, dataset local time
+    load_kw: np.ndarray  # [S, N] non-shiftable load L [kW]
+    pv_kw: np.ndarray  # [S, N] PV AC output P_pv [kW]
+    price_usd_per_kwh: np.ndarray  # [S] import price π [$/kWh]
+    outdoor_c: np.ndarray  # [S] outdoor dry-bulb temperature T_out [C]
+    cop: np.ndarray  # [S, N] heat-pump coefficient of performance [-]
+    ev_present: np.ndarray  # [S, N] bool, EV at home during the step
+    ev_arrival_kwh: np.ndarray  # [S, N] EV energy at the start of the current stay [kWh]
     # battery [N]
-    battery_kwh: np.ndarray            # e_max [kWh]
-    battery_kw: np.ndarray             # P_max [kW]
-    battery_min_kwh: np.ndarray        # e_min [kWh]
-    battery_init_kwh: np.ndarray       # e at episode start [kWh]
-    eta_charge: float                  # η_c [-]
-    eta_discharge: float               # η_d [-]
-    degradation_usd_per_kwh: float     # c_deg [$/kWh]
+    battery_kwh: np.ndarray  # e_max [kWh]
+    battery_kw: np.ndarray  # P_max [kW]
+    battery_min_kwh: np.ndarray  # e_min [kWh]
+    battery_init_kwh: np.ndarray  # e at episode start [kWh]
+    eta_charge: float  # η_c [-]
+    eta_discharge: float  # η_d [-]
+    degradation_usd_per_kwh: float  # c_deg [$/kWh]
     # EV [N]
-    has_ev: np.ndarray                 # bool
-    ev_kwh: np.ndarray                 # EV battery capacity [kWh]
-    ev_kw: np.ndarray                  # charger power P_ev [kW]
-    ev_target_kwh: np.ndarray          # energy wanted at departure [kWh]
-    ev_eta: float                      # η_ev [-]
-    unmet_usd_per_kwh: float           # c_unmet [$/kWh]
+    has_ev: np.ndarray  # bool
+    ev_kwh: np.ndarray  # EV battery capacity [kWh]
+    ev_kw: np.ndarray  # charger power P_ev [kW]
+    ev_target_kwh: np.ndarray  # energy wanted at departure [kWh]
+    ev_eta: float  # η_ev [-]
+    unmet_usd_per_kwh: float  # c_unmet [$/kWh]
     # heat pump [N]
-    has_hp: np.ndarray                 # bool
-    hp_kw: np.ndarray                  # electric power at full mode [kW]
-    hp_modes: int                      # M discrete modes (0 = off … M-1 = full)
-    r_c_per_kw: np.ndarray             # R [C/kW]
-    c_kwh_per_c: np.ndarray            # C [kWh/C]
-    theta_lo_c: np.ndarray             # comfort lower bound [C]
-    theta_hi_c: np.ndarray             # comfort upper bound [C]
-    theta_init_c: np.ndarray           # indoor temperature at episode start [C]
-    comfort_usd_per_c_h: float         # c_comfort [$/(C·h)]
+    has_hp: np.ndarray  # bool
+    hp_kw: np.ndarray  # electric power at full mode [kW]
+    hp_modes: int  # M discrete modes (0 = off … M-1 = full)
+    r_c_per_kw: np.ndarray  # R [C/kW]
+    c_kwh_per_c: np.ndarray  # C [kWh/C]
+    theta_lo_c: np.ndarray  # comfort lower bound [C]
+    theta_hi_c: np.ndarray  # comfort upper bound [C]
+    theta_init_c: np.ndarray  # indoor temperature at episode start [C]
+    comfort_usd_per_c_h: float  # c_comfort [$/(C·h)]
     # market
-    feed_in_usd_per_kwh: float         # π_fi [$/kWh]
-    transformer_kw: float              # limit on |G| [kW]
-    over_limit_usd_per_kwh: float      # c_over [$/kWh]
-    peak_usd_per_kw: float             # c_peak [$/kW]
-    names: tuple[str, ...] = field(default=())   # prosumer names
+    feed_in_usd_per_kwh: float  # π_fi [$/kWh]
+    transformer_kw: float  # limit on |G| [kW]
+    over_limit_usd_per_kwh: float  # c_over [$/kWh]
+    peak_usd_per_kw: float  # c_peak [$/kW]
+    names: tuple[str, ...] = field(default=())  # prosumer names
     sources: tuple[str, ...] = field(default=())  # dataset building each prosumer's load is from
 
     @property
@@ -119,8 +119,9 @@ class Community:
     def thermal_a(self) -> np.ndarray:
         """a = exp(−Δt / (R C)) per prosumer [-] (1 where there is no heat pump)."""
         rc = self.r_c_per_kw * self.c_kwh_per_c
-        return np.where(self.has_hp & (rc > 0), np.exp(-self.step_h / np.where(rc > 0, rc, 1.0)),
-                        1.0)
+        return np.where(
+            self.has_hp & (rc > 0), np.exp(-self.step_h / np.where(rc > 0, rc, 1.0)), 1.0
+        )
 
     def ev_arrives(self) -> np.ndarray:
         """``[S, N]`` bool: a stay begins at this step (the first step counts if present)."""
@@ -135,7 +136,16 @@ class Community:
     def slice(self, start: int, stop: int) -> Community:
         """The same community over steps ``[start, stop)`` of the span."""
         sl = slice(start, stop)
-        series = {k: getattr(self, k)[sl] for k in (
-            "load_kw", "pv_kw", "price_usd_per_kwh", "outdoor_c", "cop", "ev_present",
-            "ev_arrival_kwh")}
+        series = {
+            k: getattr(self, k)[sl]
+            for k in (
+                "load_kw",
+                "pv_kw",
+                "price_usd_per_kwh",
+                "outdoor_c",
+                "cop",
+                "ev_present",
+                "ev_arrival_kwh",
+            )
+        }
         return replace(self, time=self.time[sl], **series)

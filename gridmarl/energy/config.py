@@ -51,8 +51,9 @@ class WindowConfig(StrictModel):
             return {s.start.toordinal() + i for i in range(s.days)}
 
         if days(self.evaluate) & days(self.train):
-            raise ValueError("window.evaluate overlaps window.train; the evaluation days must be "
-                             "held out")
+            raise ValueError(
+                "window.evaluate overlaps window.train; the evaluation days must be held out"
+            )
         if days(self.evaluate) & days(self.validate_):
             raise ValueError("window.evaluate overlaps window.validate")
         return self
@@ -63,8 +64,13 @@ class ForecastConfig(StrictModel):
 
     horizon_h: float = Field(3.0, gt=0, le=48, description="forecast window length [h]")
     kind: Literal["perfect", "noisy"] = Field("perfect", description="perfect or noisy forecast")
-    noise_std: float = Field(0.1, ge=0, le=1, description="relative std of the forecast error at "
-                             "one step ahead; grows with sqrt(lead steps) [-]")
+    noise_std: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="relative std of the forecast error at "
+        "one step ahead; grows with sqrt(lead steps) [-]",
+    )
 
 
 class PVConfig(StrictModel):
@@ -92,8 +98,9 @@ class BatteryConfig(StrictModel):
     eta_discharge: float = Field(0.95, gt=0, le=1, description="discharge efficiency η_d [-]")
     soc_min: float = Field(0.1, ge=0, lt=1, description="e_min / e_max [-]")
     soc_init: float = Field(0.5, ge=0, le=1, description="initial e / e_max [-]")
-    degradation_usd_per_kwh: float = Field(0.01, ge=0, description="c_deg per kWh throughput "
-                                           "[$/kWh]")
+    degradation_usd_per_kwh: float = Field(
+        0.01, ge=0, description="c_deg per kWh throughput [$/kWh]"
+    )
 
     _r1 = field_validator("capacity_kwh", "power_kw")(lambda v: _check_range(v, 0.0))
 
@@ -114,10 +121,12 @@ class EVConfig(StrictModel):
     arrival_h: Range = Field((16.0, 20.0), description="arrival time of day [h]")
     departure_h: Range = Field((6.0, 9.0), description="departure time of day (next day) [h]")
     arrival_soc: Range = Field((0.2, 0.5), description="state of charge on arrival [-]")
-    target_soc: float = Field(0.8, gt=0, le=1, description="state of charge wanted at departure "
-                              "[-]")
-    unmet_usd_per_kwh: float = Field(0.6, ge=0, description="c_unmet per kWh short of the target "
-                                     "at departure [$/kWh]")
+    target_soc: float = Field(
+        0.8, gt=0, le=1, description="state of charge wanted at departure [-]"
+    )
+    unmet_usd_per_kwh: float = Field(
+        0.6, ge=0, description="c_unmet per kWh short of the target at departure [$/kWh]"
+    )
 
     _r1 = field_validator("capacity_kwh", "charger_kw")(lambda v: _check_range(v, 0.0))
     _r2 = field_validator("arrival_h", "departure_h")(lambda v: _check_range(v, 0.0, 24.0))
@@ -131,17 +140,18 @@ class HeatPumpConfig(StrictModel):
     power_kw: Range = Field((1.5, 3.0), description="electric power at full mode [kW]")
     modes: int = Field(3, ge=2, le=8, description="discrete modes, evenly spaced from off to full")
     cop_nominal: float = Field(3.5, gt=0, description="COP at 7 C outdoor, 20 C indoor [-]")
-    cop_slope_per_c: float = Field(0.05, ge=0, description="COP gain per degree of outdoor "
-                                   "temperature above 7 C [1/C]")
+    cop_slope_per_c: float = Field(
+        0.05, ge=0, description="COP gain per degree of outdoor temperature above 7 C [1/C]"
+    )
     r_c_per_kw: Range = Field((4.0, 8.0), description="thermal resistance R [C/kW]")
     c_kwh_per_c: Range = Field((3.0, 6.0), description="thermal capacitance C [kWh/C]")
     comfort_c: Range = Field((20.0, 23.0), description="comfort band [θ_lo, θ_hi] [C]")
     init_c: float = Field(21.0, description="initial indoor temperature [C]")
-    comfort_usd_per_c_h: float = Field(0.5, ge=0, description="c_comfort per degree-hour outside "
-                                       "the band [$/(C·h)]")
+    comfort_usd_per_c_h: float = Field(
+        0.5, ge=0, description="c_comfort per degree-hour outside the band [$/(C·h)]"
+    )
 
-    _r1 = field_validator("power_kw", "r_c_per_kw", "c_kwh_per_c")(
-        lambda v: _check_range(v, 0.0))
+    _r1 = field_validator("power_kw", "r_c_per_kw", "c_kwh_per_c")(lambda v: _check_range(v, 0.0))
     _r2 = field_validator("comfort_c")(lambda v: _check_range(v, -50.0, 60.0))
 
 
@@ -149,13 +159,16 @@ class MarketConfig(StrictModel):
     """Cloud trading platform and the grid connection."""
 
     feed_in_usd_per_kwh: float = Field(0.05, ge=0, description="price paid for export [$/kWh]")
-    internal_price: Literal["mid_market"] = Field("mid_market", description="P2P clearing price: "
-                                                  "(import price + feed-in) / 2")
+    internal_price: Literal["mid_market"] = Field(
+        "mid_market", description="P2P clearing price: (import price + feed-in) / 2"
+    )
     transformer_kw: float = Field(200.0, gt=0, description="limit on |G| [kW]")
-    over_limit_usd_per_kwh: float = Field(1.0, ge=0, description="c_over per kWh above the limit "
-                                          "[$/kWh]")
-    peak_usd_per_kw: float = Field(0.0, ge=0, description="charge on the window's peak import "
-                                   "[$/kW]")
+    over_limit_usd_per_kwh: float = Field(
+        1.0, ge=0, description="c_over per kWh above the limit [$/kWh]"
+    )
+    peak_usd_per_kw: float = Field(
+        0.0, ge=0, description="charge on the window's peak import [$/kW]"
+    )
     price_scale: float = Field(1.0, gt=0, description="multiplier on the dataset's import tariff")
 
 
@@ -163,8 +176,11 @@ class CommunityConfig(StrictModel):
     """The prosumers behind one transformer."""
 
     prosumers: int = Field(50, ge=1, le=10_000, description="number of prosumers N")
-    dataset: str = Field("citylearn_2022", description="'citylearn_2022' (shipped) or a path to a "
-                         "CityLearn-format folder (schema.json + building CSVs)")
+    dataset: str = Field(
+        "citylearn_2022",
+        description="'citylearn_2022' (shipped) or a path to a "
+        "CityLearn-format folder (schema.json + building CSVs)",
+    )
     load_scale: Range = Field((0.8, 1.2), description="multiplier on the measured load [-]")
     latitude_deg: float = Field(34.09, ge=-90, le=90, description="site latitude [deg]")
     longitude_deg: float = Field(-117.43, ge=-180, le=180, description="site longitude [deg]")
@@ -215,7 +231,8 @@ class EnergyScenario(ScenarioBase):
             raise ScenarioError(
                 f"community.dataset: unknown dataset {name!r}; allowed: "
                 f"{', '.join(sorted(SHIPPED_DATASETS))} or a folder with schema.json and "
-                "building CSVs")
+                "building CSVs"
+            )
         first, last = dataset_span(folder)
         for key in ("train", "validate_", "evaluate"):
             span: DateSpan = getattr(self.window, key)
@@ -224,10 +241,12 @@ class EnergyScenario(ScenarioBase):
                 k = key.rstrip("_")
                 raise ScenarioError(
                     f"window.{k}: {span.start} + {span.days} days lies outside the data "
-                    f"({first} to {last})")
+                    f"({first} to {last})"
+                )
         for entry in self.controllers:
             if entry.checkpoint is not None:
                 p = resolve_path(self, entry.checkpoint)
                 if not p.exists():
-                    raise ScenarioError(f"controllers[{entry.name}].checkpoint: file not found: "
-                                        f"{entry.checkpoint}")
+                    raise ScenarioError(
+                        f"controllers[{entry.name}].checkpoint: file not found: {entry.checkpoint}"
+                    )

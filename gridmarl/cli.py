@@ -1,0 +1,188 @@
+"""The ``gridmarl`` command line (Typer + rich).
+
+Exit codes: 0 success, 1 internal error, 2 bad input (scenario, flag, file), 130 interrupted.
+A bad input prints one clear message naming the file, key and what is allowed — never a
+traceback (set ``GRIDMARL_DEBUG=1`` to see one for an internal error).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from importlib import import_module
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gridmarl.config import ScenarioError, load_scenario, scenario_adapter
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Multi-agent RL scheduling for smart infrastructure, measured against the MILP optimum.",
+)
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True)
+
+SIMULATORS = {
+    "energy": "gridmarl.energy.simulate",
+    "traffic": "gridmarl.traffic.simulate",
+    "routing": "gridmarl.routing.simulate",
+}
+
+ScenarioArg = Annotated[Path, typer.Argument(help="scenario YAML file", show_default=False)]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", help="override a scenario key: dotted.key=value (repeatable), e.g. seed=3"
+    ),
+]
+
+
+class UsageError(Exception):
+    """Bad input found by a command (exit code 2)."""
+
+
+def _load(path: Path, overrides: list[str] | None):
+    return load_scenario(path, overrides or [])
+
+
+def _simulator(domain: str):
+    try:
+        return import_module(SIMULATORS[domain])
+    except ModuleNotFoundError as exc:
+        raise UsageError(
+            f"domain {domain!r} is not available in this build ({exc.name} is missing)"
+        ) from None
+
+
+def kpi_rich_table(result: Any) -> Table:
+    """The terminal table of a SimulationResult: headline KPIs per controller."""
+    from gridmarl.report import format_value
+
+    df = result.kpi_table()
+    cols = ["controller"] + [c for c in result.headline if c in df.columns]
+    table = Table(title=f"{result.scenario.name}", show_lines=False)
+    for c in cols:
+        table.add_column(c, justify="left" if c == "controller" else "right")
+    for _, row in df.iterrows():
+        table.add_row(*[format_value(row[c]) for c in cols])
+    return table
+
+
+@app.command()
+def simulate(
+    scenario: ScenarioArg,
+    out: Annotated[Path, typer.Option(help="root folder of run folders")] = Path("runs"),
+    set_: SetOpt = None,
+) -> None:
+    """Run every controller the scenario lists over its evaluation window and write a run folder
+    (KPIs, schedules as CSV, plots, comparison.md, manifest.json)."""
+    from gridmarl.report import write_run
+
+    sc = _load(scenario, set_)
+    sim = _simulator(sc.domain)
+    t0 = time.perf_counter()
+    result = sim.simulate(sc, console=console)
+    run_dir = write_run(result, out)
+    console.print(kpi_rich_table(result))
+    if result.summary:
+        console.print(result.summary)
+    console.print(f"[green]wrote[/green] {run_dir}  ({time.perf_counter() - t0:.1f} s)")
+
+
+@app.command()
+def validate(
+    scenario: ScenarioArg,
+    set_: SetOpt = None,
+    schema: Annotated[
+        bool, typer.Option("--schema", help="print the JSON Schema of scenario files and exit")
+    ] = False,
+) -> None:
+    """Check a scenario file (keys, types, ranges, data files, windows) without running it."""
+    if schema:
+        print(json.dumps(scenario_adapter().json_schema(by_alias=True), indent=2))
+        return
+    sc = _load(scenario, set_)
+    names = ", ".join(c.display_name for c in sc.controllers) or "none"
+    console.print(
+        f"[green]ok[/green] {scenario}: {sc.domain} scenario {sc.name!r}, seed {sc.seed}"
+        f", controllers: {names}"
+    )
+
+
+@app.command()
+def doctor() -> None:
+    """Report versions, the HiGHS solver, CUDA, SUMO and CityFlow availability."""
+    from gridmarl.report import package_versions
+
+    table = Table(title="gridmarl doctor")
+    table.add_column("component")
+    table.add_column("status")
+    for k, v in package_versions().items():
+        table.add_row(k, v)
+    try:
+        import highspy
+
+        h = highspy.Highs()
+        ver = f"{h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
+        table.add_row("HiGHS solver", f"ok ({ver})")
+    except Exception as exc:  # noqa: BLE001 - report, never crash
+        table.add_row("HiGHS solver", f"unavailable: {exc}")
+    import torch
+
+    cuda = (
+        f"ok ({torch.cuda.get_device_name(0)})"
+        if torch.cuda.is_available()
+        else "not available (training runs on CPU)"
+    )
+    table.add_row("CUDA", cuda)
+    try:
+        engines = import_module("gridmarl.traffic.engines").engine_status()
+    except Exception as exc:  # noqa: BLE001
+        engines = {"SUMO": f"unknown ({exc})", "CityFlow": "unknown"}
+    for k, v in engines.items():
+        table.add_row(k, str(v))
+    console.print(table)
+
+
+def main() -> None:
+    """Console entry point: maps bad input to exit code 2 and hides tracebacks."""
+    try:
+        app(standalone_mode=False)
+    except (ScenarioError, UsageError) as exc:
+        err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, markup=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; completed runs are kept, the current one was not written")
+        sys.exit(130)
+    except Exception as exc:
+        # Typer's (vendored click) usage errors know how to show themselves and their exit code.
+        if callable(getattr(exc, "show", None)) and isinstance(
+            getattr(exc, "exit_code", None), int
+        ):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if os.environ.get("GRIDMARL_DEBUG"):
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc}\n"
+            "(set GRIDMARL_DEBUG=1 for a traceback)",
+            highlight=False,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
