@@ -89,8 +89,8 @@ def test_huge_input_is_not_echoed(tmp_path: Path) -> None:
 def test_cli_exits_2_without_traceback(tmp_path: Path, case: str) -> None:
     data, expected = BAD_CASES[case]
     path = write(tmp_path, data)
-    for cmd in ("validate", "simulate"):
-        proc = run_cli(cmd, str(path), "--out", str(tmp_path / "runs"))
+    for args in (["validate", str(path)], ["simulate", str(path), "--out", str(tmp_path / "runs")]):
+        proc = run_cli(*args)
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr + proc.stdout
         assert expected in " ".join(proc.stderr.split()), proc.stderr
