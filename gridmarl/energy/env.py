@@ -1,0 +1,684 @@
+"""``CommunityEnv``: B parallel episodes of an energy community, stepped as ``[B, N]`` tensors.
+
+The physics, the market and the rewards are exactly the model of
+:mod:`gridmarl.energy.community` (device functions in :mod:`gridmarl.energy.devices`, the
+platform in :mod:`gridmarl.energy.market`); :mod:`gridmarl.energy.reference` is a slow
+per-agent twin used by the differential tests.
+
+Episodes.  Each env ``b`` has a start offset ``start[b]`` into the community's span and runs
+``episode_steps`` steps (default: span − forecast_steps − 1, so that the last observation still
+has a full forecast window and the EV departure test can look one step ahead).  With
+``random_start`` each env samples its offset uniformly from the offsets that fit, from a
+``torch.Generator`` re-seeded by ``reset(seed)``.  Fixed horizon: ``done`` is True for every env
+after the last step, and the caller calls ``reset`` (no auto-reset).
+
+Actions (``AgentSpec``):
+
+| part | shape | meaning |
+|---|---|---|
+| discrete | ``[B, N]`` | heat-pump mode in {0 … M−1}, M = ``community.hp_modes`` (*) |
+| continuous[..., 0] | [-1, 1] | battery setpoint u_b: ``u_b * battery_kw`` (+ charge) |
+| continuous[..., 1] | [-1, 1] | EV charge u_ev: share ``(u_ev + 1) / 2`` of the charger power |
+
+(*) prosumers without a heat pump are masked to mode 0.  Infeasible requests are projected
+as community.py item 2 says; ``records()`` and ``info`` carry what was clipped.
+
+Local features ``Observation.local[b, n, :]`` (all at the current step t, i.e. before the
+action; scales are the class constants below):
+
+| idx | name | value |
+|---|---|---|
+| 0 | load | L [kW] / POWER_SCALE_KW |
+| 1 | pv | P_pv [kW] / POWER_SCALE_KW |
+| 2 | price | import price π [$/kWh] / PRICE_SCALE_USD_PER_KWH |
+| 3 | feed_in | feed-in tariff π_fi [$/kWh] / PRICE_SCALE_USD_PER_KWH |
+| 4 | price_level | (π − min π) / (max π − min π) over the span (0 for a flat tariff) [-] |
+| 5 | tod_sin | sin(2π · hour of day / 24) [-] |
+| 6 | tod_cos | cos(2π · hour of day / 24) [-] |
+| 7 | battery_soc | e / e_max [-] (0 without a battery) — **triplet** |
+| 8 | ev_soc | e_ev / ev_kwh while present, else 0 [-] — **triplet** |
+| 9 | ev_present | 1 when the EV is home during step t [-] |
+| 10 | ev_hours_left | hours the EV stays, this step included [h] / HOURS_SCALE_H (0 when absent) |
+| 11 | ev_need_hours | max(0, target − e_ev) / (η_ev P_ev) [h] / HOURS_SCALE_H (**) |
+| 12 | theta | (θ − THETA_REF_C) / THETA_SCALE_C, indoor temperature [C] — **triplet** |
+| 13 | theta_lo | (θ_lo − THETA_REF_C) / THETA_SCALE_C [C] |
+| 14 | theta_hi | (θ_hi − THETA_REF_C) / THETA_SCALE_C [C] |
+| 15 | outdoor | (T_out − THETA_REF_C) / OUTDOOR_SCALE_C [C] |
+| 16 | has_battery | 1 / 0 |
+| 17 | has_ev | 1 / 0 |
+| 18 | has_hp | 1 / 0 |
+| 19 | battery_kw | P_max [kW] / POWER_SCALE_KW |
+| 20 | battery_kwh | e_max [kWh] / ENERGY_SCALE_KWH |
+| 21 | ev_kw | charger power P_ev [kW] / POWER_SCALE_KW (0 without an EV) |
+| 22 | hp_kw | heat-pump power at full mode [kW] / POWER_SCALE_KW (0 without) |
+| 23 | cop | COP at step t [-] / COP_SCALE |
+
+(**) full-power charging time still needed to reach the target (0 when absent).
+``TRIPLET_IDX = (7, 8, 12)`` picks the device triplet (battery SOC, EV SOC, indoor temperature).
+
+Forecast ``[B, N, H, 3]`` for steps t+1 … t+H: (load / POWER_SCALE_KW, pv / POWER_SCALE_KW,
+price / PRICE_SCALE_USD_PER_KWH).  ``forecast_kind="noisy"`` multiplies each value of lead k by
+``max(0, 1 + noise_std · sqrt(k) · ε)`` with ε ~ N(0, 1) a counter-based draw fixed by
+(reset seed, env, episode step, lead, prosumer, feature) — the price draw is shared by all
+prosumers — so a forecast is reproducible and ``forecast_tensors`` returns the same numbers.
+
+``state [B, N, 25]`` = local + own net power x of the previous step [kW] / POWER_SCALE_KW (0 at
+the first step).  ``global_ [B, 8]`` = (Σ load / (N · POWER_SCALE_KW), Σ pv / (N ·
+POWER_SCALE_KW), G of the previous step / (N · POWER_SCALE_KW), price / PRICE_SCALE_USD_PER_KWH,
+price_level, tod_sin, tod_cos, transformer headroom (limit − |G_prev|) / limit).
+
+Groups: prosumers are grouped by device-ownership class, code = has_battery + 2 has_ev +
+4 has_hp, renumbered 0, 1, … in increasing code order over the codes present.  Neighbours:
+the ``n_neighbors`` nearest indices on a ring (n±1, n±2, …), distinct and ≠ n, padded with −1.
+
+Rewards [$ per step]: ``team_reward = −community cost`` and ``reward[b, n] = −(bill + own
+degradation + own comfort + own unmet + share of transformer and peak costs)``, summing to the
+team reward (community.py).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from gridmarl.core.controller import check_action
+from gridmarl.core.env import MultiAgentEnv
+from gridmarl.core.seeding import make_generator, resolve_device
+from gridmarl.core.types import Action, AgentSpec, Observation, Step
+from gridmarl.energy import devices, market
+from gridmarl.energy.community import Community
+
+_MASK32 = 0xFFFFFFFF
+_HASH_MUL = 0x45D9F3B  # < 2**27, so (x < 2**32) * mul stays inside int64
+_GOLDEN = 0x9E3779B9  # separates successive keys
+
+
+def _mix(x: Tensor) -> Tensor:
+    """A 32-bit integer hash (Wellons' lowbias32 family) on int64 tensors."""
+    x = x & _MASK32
+    x = (((x >> 16) ^ x) * _HASH_MUL) & _MASK32
+    x = (((x >> 16) ^ x) * _HASH_MUL) & _MASK32
+    return (x >> 16) ^ x
+
+
+def counter_normal(*keys: Tensor | int) -> Tensor:
+    """Standard normal draws that are a pure function of broadcast integer ``keys``.
+
+    Box–Muller on two uniforms hashed from the keys: the same keys give the same number on any
+    device and batch layout, which makes noisy forecasts reproducible per (env, step, lead).
+    """
+    dev = next((k.device for k in keys if isinstance(k, Tensor)), None)
+    h = torch.zeros((), dtype=torch.long, device=dev)
+    for k in keys:
+        h = _mix(h + k + _GOLDEN)
+    u1 = (_mix(h ^ 0x1234567).double() + 0.5) / 2.0**32
+    u2 = (_mix(h ^ 0x7654321).double() + 0.5) / 2.0**32
+    return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)
+
+
+class CommunityEnv(MultiAgentEnv):
+    """Batched energy-community env (see the module docstring for features and rewards).
+
+    Args:
+        community: the community and its series over the span.
+        num_envs: parallel episodes B.
+        device: ``cpu``, ``cuda``, ``auto`` or a ``torch.device``.
+        dtype: float dtype of every tensor (float64 for evaluation, float32 for training).
+        episode_steps: steps T per episode (default span − forecast_steps − 1).
+        forecast_steps: forecast window H [steps].
+        forecast_kind: ``perfect`` or ``noisy``.
+        noise_std: relative forecast error at one step ahead [-].
+        random_start: sample each env's start offset (training) instead of starting at 0.
+        seed: initial seed of the start sampler and of the forecast noise.
+        record: keep env 0's per-step tensors for ``records()`` (default: ``num_envs == 1``).
+        n_neighbors: neighbours per agent in ``spec.neighbors``.
+    """
+
+    POWER_SCALE_KW = 5.0
+    ENERGY_SCALE_KWH = 20.0
+    PRICE_SCALE_USD_PER_KWH = 0.5
+    THETA_REF_C = 20.0
+    THETA_SCALE_C = 5.0
+    OUTDOOR_SCALE_C = 10.0
+    HOURS_SCALE_H = 24.0
+    COP_SCALE = 4.0
+
+    LOCAL_FEATURES: tuple[str, ...] = (
+        "load",
+        "pv",
+        "price",
+        "feed_in",
+        "price_level",
+        "tod_sin",
+        "tod_cos",
+        "battery_soc",
+        "ev_soc",
+        "ev_present",
+        "ev_hours_left",
+        "ev_need_hours",
+        "theta",
+        "theta_lo",
+        "theta_hi",
+        "outdoor",
+        "has_battery",
+        "has_ev",
+        "has_hp",
+        "battery_kw",
+        "battery_kwh",
+        "ev_kw",
+        "hp_kw",
+        "cop",
+    )
+    F = {name: i for i, name in enumerate(LOCAL_FEATURES)}
+    TRIPLET_IDX: tuple[int, int, int] = (7, 8, 12)
+    GLOBAL_FEATURES: tuple[str, ...] = (
+        "load_mean",
+        "pv_mean",
+        "grid_prev_mean",
+        "price",
+        "price_level",
+        "tod_sin",
+        "tod_cos",
+        "headroom",
+    )
+    FORECAST_FEATURES: tuple[str, ...] = ("load", "pv", "price")
+
+    def __init__(
+        self,
+        community: Community,
+        num_envs: int = 1,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        episode_steps: int | None = None,
+        forecast_steps: int = 3,
+        forecast_kind: str = "perfect",
+        noise_std: float = 0.1,
+        random_start: bool = False,
+        seed: int = 0,
+        record: bool | None = None,
+        n_neighbors: int = 4,
+    ) -> None:
+        if forecast_kind not in ("perfect", "noisy"):
+            raise ValueError(f"forecast_kind must be 'perfect' or 'noisy', got {forecast_kind!r}")
+        if community.hp_modes < 2:
+            raise ValueError(f"community.hp_modes must be >= 2, got {community.hp_modes}")
+        s = community.steps
+        max_t = s - forecast_steps - 1
+        if episode_steps is None:
+            episode_steps = max_t
+        if not 1 <= episode_steps <= max_t:
+            raise ValueError(
+                f"episode_steps={episode_steps} does not fit a span of {s} steps "
+                f"with forecast_steps={forecast_steps}; allowed 1 … {max_t}"
+            )
+        self.community = community
+        self.num_envs = int(num_envs)
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.dtype = dtype
+        self.episode_len = int(episode_steps)
+        self.forecast_steps = int(forecast_steps)
+        self.forecast_kind = forecast_kind
+        self.noise_std = float(noise_std)
+        self.random_start = bool(random_start)
+        self.record = (self.num_envs == 1) if record is None else bool(record)
+        self.step_h = float(community.step_h)
+        self.max_start = s - self.episode_len - self.forecast_steps - 1
+        self._gen = make_generator(seed)
+        self._build_tensors()
+        self.spec = self._build_spec(n_neighbors)
+        self.t = 0
+        self.start = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+        self._noise_seed = 0
+        self._started = False
+
+    # -- construction ---------------------------------------------------------------------------
+    def _build_tensors(self) -> None:
+        c = self.community
+        dev, dt = self.device, self.dtype
+
+        def f(a: Any) -> Tensor:
+            return torch.as_tensor(np.asarray(a, dtype=np.float64), device=dev).to(dt)
+
+        def b(a: Any) -> Tensor:
+            return torch.as_tensor(np.asarray(a, dtype=bool), device=dev)
+
+        has_ev = np.asarray(c.has_ev, bool)
+        pres = np.asarray(c.ev_present, bool) & has_ev[None, :]
+        arrive = pres.copy()
+        arrive[1:] &= ~pres[:-1]
+        depart = np.zeros_like(pres)
+        depart[:-1] = pres[:-1] & ~pres[1:]
+        left = np.zeros(pres.shape, np.float64)  # steps of the stay from s on, s included
+        for i in range(c.steps - 1, -1, -1):
+            nxt = left[i + 1] if i + 1 < c.steps else 0.0
+            left[i] = np.where(pres[i], 1.0 + np.where(depart[i], 0.0, nxt), 0.0)
+        price = np.asarray(c.price_usd_per_kwh, np.float64)
+        spread = float(price.max() - price.min())
+        level = (price - price.min()) / spread if spread > 0 else np.zeros_like(price)
+        hours = np.asarray(c.time.hour + c.time.minute / 60.0, np.float64)
+
+        self._load, self._pv, self._cop = f(c.load_kw), f(c.pv_kw), f(c.cop)
+        self._price, self._tout = f(price), f(c.outdoor_c)
+        self._present, self._arrive, self._depart = b(pres), b(arrive), b(depart)
+        self._arr_kwh = f(c.ev_arrival_kwh)
+        self._hours_left = f(left * c.step_h)
+        self._level = f(level)
+        self._tod_sin = f(np.sin(2 * np.pi * hours / 24.0))
+        self._tod_cos = f(np.cos(2 * np.pi * hours / 24.0))
+
+        self._e_max, self._e_min = f(c.battery_kwh), f(c.battery_min_kwh)
+        self._p_bmax, self._e_init = f(c.battery_kw), f(c.battery_init_kwh)
+        self._has_batt = b(np.asarray(c.battery_kwh) > 0)
+        self._has_ev = b(has_ev)
+        self._ev_cap, self._ev_kw, self._ev_target = f(c.ev_kwh), f(c.ev_kw), f(c.ev_target_kwh)
+        self._has_hp = b(c.has_hp)
+        self._hp_kw, self._r = f(c.hp_kw), f(c.r_c_per_kw)
+        self._a = f(c.thermal_a())
+        self._lo, self._hi, self._theta_init = f(c.theta_lo_c), f(c.theta_hi_c), f(c.theta_init_c)
+
+        fl = self._has_batt.to(dt), self._has_ev.to(dt), self._has_hp.to(dt)
+        self._static = torch.stack(
+            [
+                (self._lo - self.THETA_REF_C) / self.THETA_SCALE_C,
+                (self._hi - self.THETA_REF_C) / self.THETA_SCALE_C,
+                *fl,
+                self._p_bmax / self.POWER_SCALE_KW,
+                self._e_max / self.ENERGY_SCALE_KWH,
+                self._ev_kw * fl[1] / self.POWER_SCALE_KW,
+                self._hp_kw * fl[2] / self.POWER_SCALE_KW,
+            ],
+            0,
+        )  # [9, N] = features 13, 14, 16 … 22
+        self._has_batt_f = fl[0]
+        self._e_max_safe = torch.where(self._e_max > 0, self._e_max, torch.ones_like(self._e_max))
+        self._ev_cap_safe = torch.where(
+            self._ev_cap > 0, self._ev_cap, torch.ones_like(self._ev_cap)
+        )
+        rate = c.ev_eta * self._ev_kw
+        self._ev_rate_safe = torch.where(rate > 0, rate, torch.ones_like(rate))
+        m = c.hp_modes
+        mask = torch.ones(c.n, m, dtype=torch.bool, device=dev)
+        mask[:, 1:] = self._has_hp[:, None]
+        self._mask = mask
+
+    def _build_spec(self, n_neighbors: int) -> AgentSpec:
+        c = self.community
+        code = (
+            (np.asarray(c.battery_kwh) > 0).astype(int)
+            + 2 * np.asarray(c.has_ev, int)
+            + 4 * np.asarray(c.has_hp, int)
+        )
+        _, groups = np.unique(code, return_inverse=True)
+        n = c.n
+        nbr = np.full((n, n_neighbors), -1, dtype=np.int64)
+        for i in range(n):
+            found: list[int] = []
+            for k in range(1, n):
+                for j in ((i + k) % n, (i - k) % n):
+                    if j != i and j not in found and len(found) < n_neighbors:
+                        found.append(j)
+            nbr[i, : len(found)] = found
+        names = tuple(c.names) if len(c.names) == n else tuple(f"prosumer_{i}" for i in range(n))
+        return AgentSpec(
+            n_agents=n,
+            local_dim=len(self.LOCAL_FEATURES),
+            forecast_len=self.forecast_steps,
+            forecast_dim=len(self.FORECAST_FEATURES),
+            state_dim=len(self.LOCAL_FEATURES) + 1,
+            global_dim=len(self.GLOBAL_FEATURES),
+            n_discrete=c.hp_modes,
+            n_continuous=2,
+            groups=torch.as_tensor(groups.reshape(-1), dtype=torch.long),
+            neighbors=torch.as_tensor(nbr),
+            agent_names=names,
+        )
+
+    # -- public accessors -----------------------------------------------------------------------
+    def device_state(self) -> dict[str, Tensor]:
+        """Device states before the next action: ``battery_kwh [B,N]`` [kWh], ``ev_kwh [B,N]``
+        [kWh] (after this step's arrival; stale while the EV is away), ``theta_c [B,N]`` [C],
+        ``peak_kw [B]`` running peak import of the episode [kW]."""
+        return {
+            "battery_kwh": self._e,
+            "ev_kwh": self._e_ev,
+            "theta_c": self._theta,
+            "peak_kw": self._peak,
+        }
+
+    def forecast_tensors(self, steps: int) -> dict[str, Tensor]:
+        """Series for steps t … t+steps−1 in physical units.
+
+        Returns ``load_kw [B, N, steps]``, ``pv_kw [B, N, steps]``,
+        ``price_usd_per_kwh [B, steps]``.  Index 0 (the current step) is exact; later ones
+        carry the agents' forecast noise when ``forecast_kind == "noisy"``; indices past the
+        span's end repeat its last step.
+        """
+        load, pv, price = self._window(0, steps)
+        return {"load_kw": load, "pv_kw": pv, "price_usd_per_kwh": price}
+
+    def _window(self, lead0: int, steps: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Series at leads ``lead0 … lead0+steps−1`` from the current step, noisy if asked:
+        ``load [B,N,L]``, ``pv [B,N,L]``, ``price [B,L]``."""
+        leads = torch.arange(lead0, lead0 + steps, device=self.device)
+        idx = (self.start[:, None] + self.t + leads).clamp_max(self.community.steps - 1)
+        load = self._load[idx].transpose(1, 2)
+        pv = self._pv[idx].transpose(1, 2)
+        price = self._price[idx]
+        if self.forecast_kind == "noisy" and self.noise_std > 0:
+            b, n = self.num_envs, self.community.n
+            env = torch.arange(b, device=self.device)[:, None, None, None]
+            agent = torch.arange(n, device=self.device)[None, :, None, None]
+            lk = leads[None, None, :, None]
+            feat = torch.arange(2, device=self.device)[None, None, None, :]
+            eps = counter_normal(self._noise_seed, env, self.t, lk, agent, feat)
+            eps_p = counter_normal(self._noise_seed, env[:, 0], self.t, lk[:, 0], n, 2)[..., 0]
+            amp = self.noise_std * torch.sqrt(leads.double())
+            mul = (1.0 + amp[None, None, :, None] * eps).clamp_min(0.0).to(self.dtype)
+            mul_p = (1.0 + amp[None, :] * eps_p).clamp_min(0.0).to(self.dtype)
+            load, pv, price = load * mul[..., 0], pv * mul[..., 1], price * mul_p
+        return load, pv, price
+
+    # -- episode --------------------------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> Observation:
+        """Start B episodes; ``seed`` re-seeds the start sampler and the forecast noise."""
+        if seed is not None:
+            self._gen.manual_seed(int(seed))
+        self._noise_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self._gen))
+        if self.random_start and self.max_start > 0:
+            start = torch.randint(0, self.max_start + 1, (self.num_envs,), generator=self._gen)
+        else:
+            start = torch.zeros(self.num_envs, dtype=torch.long)
+        self.start = start.to(self.device)
+        self.t = 0
+        b, n = self.num_envs, self.community.n
+        shape = (b, n)
+        self._e = self._e_init.expand(shape).clone()
+        idx = self.start
+        pres = self._present[idx]
+        self._e_ev = torch.where(pres, self._arr_kwh[idx], torch.zeros_like(self._arr_kwh[idx]))
+        self._theta = self._theta_init.expand(shape).clone()
+        self._peak = torch.zeros(b, dtype=self.dtype, device=self.device)
+        self._x_prev = torch.zeros(shape, dtype=self.dtype, device=self.device)
+        self._g_prev = torch.zeros(b, dtype=self.dtype, device=self.device)
+        self._rec: list[dict[str, Tensor]] = []
+        self._started = True
+        return self._observe()
+
+    def step(self, action: Action) -> Step:
+        """Apply the joint action and advance every env one step (see community.py)."""
+        if not self._started or self.t >= self.episode_len:
+            raise RuntimeError("the episode is over (or never started): call reset() first")
+        check_action(self.spec, action, self.num_envs)
+        c = self.community
+        dt = self.step_h
+        idx = self.start + self.t
+        load, pv, cop = self._load[idx], self._pv[idx], self._cop[idx]
+        price, tout = self._price[idx], self._tout[idx]
+        present, departs = self._present[idx], self._depart[idx]
+        u = action.continuous.to(self.device, self.dtype)
+
+        p_hp, mode = devices.hp_power(
+            action.discrete.to(self.device), self._hp_kw, c.hp_modes, self._has_hp
+        )
+        p_c, p_d, b_clip = devices.battery_project(
+            u[..., 0],
+            self._e,
+            self._e_max,
+            self._e_min,
+            self._p_bmax,
+            c.eta_charge,
+            c.eta_discharge,
+            dt,
+        )
+        p_ev, ev_clip = devices.ev_project(
+            u[..., 1], self._e_ev, present, self._ev_cap, self._ev_kw, c.ev_eta, dt
+        )
+        e = devices.battery_update(self._e, p_c, p_d, c.eta_charge, c.eta_discharge, dt)
+        e_ev = devices.ev_update(self._e_ev, p_ev, c.ev_eta, dt)
+        theta = torch.where(
+            self._has_hp,
+            devices.thermal_step(self._theta, tout[:, None], p_hp, cop, self._r, self._a),
+            self._theta,
+        )
+
+        viol = torch.where(
+            self._has_hp,
+            devices.comfort_violation(theta, self._lo, self._hi),
+            torch.zeros_like(theta),
+        )
+        comfort_usd = c.comfort_usd_per_c_h * viol * dt
+        short = devices.ev_shortfall(e_ev, self._ev_target, departs)
+        unmet_usd = c.unmet_usd_per_kwh * short
+        deg_usd = devices.battery_degradation(p_c, p_d, c.degradation_usd_per_kwh, dt)
+
+        x = load + p_hp + p_ev + p_c - p_d - pv
+        clr = market.clear(x, price, c.feed_in_usd_per_kwh, dt)
+        over_kw = market.transformer_excess(clr.grid_kw, c.transformer_kw)
+        over_usd = c.over_limit_usd_per_kwh * over_kw * dt
+        d_peak, peak = market.peak_increment(clr.import_kw, self._peak)
+        peak_usd = c.peak_usd_per_kw * d_peak
+        shares = market.cost_shares(x)
+        own = deg_usd + comfort_usd + unmet_usd
+        agent_cost = clr.bills_usd + own + shares * (over_usd + peak_usd)[:, None]
+        cost = clr.grid_cost_usd + own.sum(-1) + over_usd + peak_usd
+
+        if self.record:
+            self._rec.append(
+                {
+                    "load_kw": load[0],
+                    "pv_kw": pv[0],
+                    "hp_kw": p_hp[0],
+                    "hp_mode": mode[0],
+                    "battery_charge_kw": p_c[0],
+                    "battery_discharge_kw": p_d[0],
+                    "soc_kwh": e[0],
+                    "ev_kw": p_ev[0],
+                    "ev_kwh": e_ev[0],
+                    "ev_present": present[0],
+                    "theta_c": theta[0],
+                    "net_kw": x[0],
+                    "bill_usd": clr.bills_usd[0],
+                    "degradation_usd": deg_usd[0],
+                    "comfort_c_h": viol[0] * dt,
+                    "comfort_usd": comfort_usd[0],
+                    "ev_unmet_kwh": short[0],
+                    "ev_unmet_usd": unmet_usd[0],
+                    "reward": -agent_cost[0],
+                    "battery_clipped_kw": b_clip[0],
+                    "ev_clipped_kw": ev_clip[0],
+                    "grid_kw": clr.grid_kw[0],
+                    "import_kw": clr.import_kw[0],
+                    "export_kw": clr.export_kw[0],
+                    "price_usd_per_kwh": price[0],
+                    "grid_cost_usd": clr.grid_cost_usd[0],
+                    "over_kwh": over_kw[0] * dt,
+                    "over_usd": over_usd[0],
+                    "peak_usd": peak_usd[0],
+                    "p2p_traded_kwh": clr.traded_kwh[0],
+                    "cost_usd": cost[0],
+                }
+            )
+
+        self._e, self._theta, self._peak = e, theta, peak
+        self._x_prev, self._g_prev = x, clr.grid_kw
+        self.t += 1
+        nidx = self.start + self.t
+        self._e_ev = torch.where(self._arrive[nidx], self._arr_kwh[nidx], e_ev)
+
+        info = {
+            "cost_usd": cost,
+            "grid_kw": clr.grid_kw,
+            "import_kw": clr.import_kw,
+            "export_kw": clr.export_kw,
+            "grid_cost_usd": clr.grid_cost_usd,
+            "p2p_traded_kwh": clr.traded_kwh,
+            "over_kwh": over_kw * dt,
+            "over_usd": over_usd,
+            "peak_usd": peak_usd,
+            "peak_kw": peak,
+            "degradation_usd": deg_usd.sum(-1),
+            "comfort_c_h": viol.sum(-1) * dt,
+            "comfort_usd": comfort_usd.sum(-1),
+            "ev_unmet_kwh": short.sum(-1),
+            "ev_unmet_usd": unmet_usd.sum(-1),
+            "battery_clipped_kw": b_clip.sum(-1),
+            "ev_clipped_kw": ev_clip.sum(-1),
+            "clipped_kw": b_clip.sum(-1) + ev_clip.sum(-1),
+        }
+        done = torch.full(
+            (self.num_envs,), self.t >= self.episode_len, dtype=torch.bool, device=self.device
+        )
+        return Step(
+            obs=self._observe(), reward=-agent_cost, team_reward=-cost, done=done, info=info
+        )
+
+    def _observe(self) -> Observation:
+        b, n = self.num_envs, self.community.n
+        idx = self.start + self.t
+        ps, pr = self.POWER_SCALE_KW, self.PRICE_SCALE_USD_PER_KWH
+        load, pv, cop = self._load[idx], self._pv[idx], self._cop[idx]
+        price, level = self._price[idx], self._level[idx]
+        sin, cos, tout = self._tod_sin[idx], self._tod_cos[idx], self._tout[idx]
+        pres_f = self._present[idx].to(self.dtype)
+        need = (self._ev_target - self._e_ev).clamp_min(0.0) * pres_f
+        # feature-major [K+1, B, N] (row copies are contiguous), transposed once at the end
+        buf = torch.empty(len(self.LOCAL_FEATURES) + 1, b, n, dtype=self.dtype, device=self.device)
+        buf[0] = load / ps
+        buf[1] = pv / ps
+        buf[2] = (price / pr)[:, None]
+        buf[3] = self.community.feed_in_usd_per_kwh / pr
+        buf[4] = level[:, None]
+        buf[5] = sin[:, None]
+        buf[6] = cos[:, None]
+        buf[7] = self._e / self._e_max_safe * self._has_batt_f
+        buf[8] = self._e_ev / self._ev_cap_safe * pres_f
+        buf[9] = pres_f
+        buf[10] = self._hours_left[idx] / self.HOURS_SCALE_H
+        buf[11] = need / self._ev_rate_safe / self.HOURS_SCALE_H
+        buf[12] = (self._theta - self.THETA_REF_C) / self.THETA_SCALE_C
+        buf[13:15] = self._static[0:2, None, :]
+        buf[15] = ((tout - self.THETA_REF_C) / self.OUTDOOR_SCALE_C)[:, None]
+        buf[16:23] = self._static[2:, None, :]
+        buf[23] = cop / self.COP_SCALE
+        buf[24] = self._x_prev / ps
+        state = buf.permute(1, 2, 0).contiguous()
+        local = buf[:-1].permute(1, 2, 0).contiguous()
+        if self.forecast_steps > 0:
+            fl, fp, fpr = self._window(1, self.forecast_steps)
+            forecast = torch.stack([fl / ps, fp / ps, (fpr / pr)[:, None, :].expand_as(fl)], -1)
+        else:
+            forecast = local.new_zeros(b, n, 0, len(self.FORECAST_FEATURES))
+        lim = self.community.transformer_kw
+        glob = torch.stack(
+            [
+                load.sum(-1) / (n * ps),
+                pv.sum(-1) / (n * ps),
+                self._g_prev / (n * ps),
+                price / pr,
+                level,
+                sin,
+                cos,
+                (lim - self._g_prev.abs()) / lim,
+            ],
+            -1,
+        )
+        return Observation(
+            local=local,
+            forecast=forecast,
+            state=state,
+            global_=glob,
+            action_mask=self._mask.expand(b, n, -1),
+        )
+
+    # -- records --------------------------------------------------------------------------------
+    _AGENT_COLS = (
+        "load_kw",
+        "pv_kw",
+        "hp_kw",
+        "hp_mode",
+        "battery_kw",
+        "battery_charge_kw",
+        "battery_discharge_kw",
+        "soc_kwh",
+        "ev_kw",
+        "ev_kwh",
+        "ev_present",
+        "theta_c",
+        "net_kw",
+        "price_usd_per_kwh",
+        "bill_usd",
+        "degradation_usd",
+        "comfort_c_h",
+        "comfort_usd",
+        "ev_unmet_kwh",
+        "ev_unmet_usd",
+        "reward",
+        "battery_clipped_kw",
+        "ev_clipped_kw",
+    )
+    _COMMUNITY_COLS = (
+        "grid_kw",
+        "import_kw",
+        "export_kw",
+        "price_usd_per_kwh",
+        "feed_in_usd_per_kwh",
+        "grid_cost_usd",
+        "over_kwh",
+        "over_usd",
+        "peak_usd",
+        "p2p_traded_kwh",
+        "cost_usd",
+    )
+
+    def _stacked(self) -> dict[str, np.ndarray]:
+        if not self.record:
+            raise RuntimeError("records are off: build the env with record=True")
+        rec = getattr(self, "_rec", [])
+        if not rec:
+            return {}
+        return {k: torch.stack([r[k] for r in rec]).detach().cpu().numpy() for k in rec[0]}
+
+    def _times(self, steps: int) -> pd.DatetimeIndex:
+        s0 = int(self.start[0])
+        return self.community.time[s0 : s0 + steps]
+
+    def records(self) -> pd.DataFrame:
+        """One row per (step, prosumer) of env 0 of the current episode; units in names.
+
+        ``battery_kw = battery_charge_kw − battery_discharge_kw`` (+ charge / − discharge);
+        ``soc_kwh``, ``ev_kwh`` and ``theta_c`` are after the step; ``comfort_c_h`` is the
+        violation times Δt [C·h]; ``reward`` is the per-agent reward [$].
+        """
+        d = self._stacked()
+        n = self.community.n
+        if not d:
+            return pd.DataFrame(columns=["step", "time", "prosumer", *self._AGENT_COLS])
+        t = d["load_kw"].shape[0]
+        d["battery_kw"] = d["battery_charge_kw"] - d["battery_discharge_kw"]
+        d["price_usd_per_kwh"] = np.repeat(d["price_usd_per_kwh"][:, None], n, axis=1)
+        cols: dict[str, Any] = {
+            "step": np.repeat(np.arange(t), n),
+            "time": np.repeat(np.asarray(self._times(t)), n),
+            "prosumer": np.tile(np.asarray(self.spec.agent_names, dtype=object), t),
+        }
+        for k in self._AGENT_COLS:
+            cols[k] = d[k].reshape(-1)
+        return pd.DataFrame(cols)
+
+    def community_records(self) -> pd.DataFrame:
+        """One row per step of env 0 of the current episode: grid flows [kW], prices [$/kWh],
+        costs [$], transformer excess [kWh] and energy traded between peers [kWh]."""
+        d = self._stacked()
+        if not d:
+            return pd.DataFrame(columns=["step", "time", *self._COMMUNITY_COLS])
+        t = d["grid_kw"].shape[0]
+        d["feed_in_usd_per_kwh"] = np.full(t, self.community.feed_in_usd_per_kwh)
+        cols: dict[str, Any] = {"step": np.arange(t), "time": np.asarray(self._times(t))}
+        for k in self._COMMUNITY_COLS:
+            cols[k] = d[k]
+        return pd.DataFrame(cols)

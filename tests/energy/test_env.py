@@ -1,0 +1,255 @@
+"""CommunityEnv: differential test against the reference, seeding, accessors, records, KPIs
+and the PettingZoo conformance suite."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from pettingzoo.test import parallel_api_test, parallel_seed_test
+
+from gridmarl.core.pettingzoo_adapter import PettingZooParallelEnv
+from gridmarl.core.types import Action
+from gridmarl.energy.community import Community
+from gridmarl.energy.env import CommunityEnv
+from gridmarl.energy.kpis import KPI_KEYS, community_kpis, share_of_optimal_savings
+from gridmarl.energy.reference import ReferenceCommunityEnv
+
+T64 = torch.float64
+INFO_KEYS = (
+    "cost_usd",
+    "grid_kw",
+    "import_kw",
+    "export_kw",
+    "grid_cost_usd",
+    "p2p_traded_kwh",
+    "over_kwh",
+    "peak_kw",
+    "degradation_usd",
+    "comfort_c_h",
+    "ev_unmet_kwh",
+    "clipped_kw",
+)
+
+
+def random_action(g: torch.Generator, b: int, n: int, m: int) -> Action:
+    """Modes beyond the allowed ones and setpoints beyond [-1, 1] exercise the projection."""
+    disc = torch.randint(-1, m + 1, (b, n), generator=g)
+    cont = torch.rand(b, n, 2, generator=g, dtype=T64) * 2.6 - 1.3
+    return Action(discrete=disc, continuous=cont)
+
+
+@pytest.mark.parametrize("num_envs", [1, 3, 6])
+@pytest.mark.parametrize("which", ["community", "community_quarter"])
+def test_batched_env_agrees_with_reference(
+    num_envs: int, which: str, request: pytest.FixtureRequest
+) -> None:
+    c: Community = request.getfixturevalue(which)
+    env = CommunityEnv(
+        c,
+        num_envs=num_envs,
+        dtype=T64,
+        random_start=num_envs > 1,
+        episode_steps=24 if num_envs > 1 else None,
+        seed=num_envs,
+    )
+    env.reset()
+    ref = ReferenceCommunityEnv(c, env.start.tolist(), env.episode_len)
+    g = torch.Generator().manual_seed(num_envs)
+    for _ in range(env.episode_len):
+        act = random_action(g, num_envs, c.n, c.hp_modes)
+        step = env.step(act)
+        out = ref.step(act.discrete.tolist(), act.continuous.tolist())
+        torch.testing.assert_close(
+            step.reward, torch.tensor(out["reward"], dtype=T64), rtol=0, atol=1e-9
+        )
+        torch.testing.assert_close(
+            step.team_reward, torch.tensor(out["team_reward"], dtype=T64), rtol=0, atol=1e-9
+        )
+        torch.testing.assert_close(step.reward.sum(-1), step.team_reward, rtol=0, atol=1e-12)
+        for k in INFO_KEYS:
+            torch.testing.assert_close(
+                step.info[k], torch.tensor(out[k], dtype=T64), rtol=0, atol=1e-9, msg=k
+            )
+        for k, v in env.device_state().items():
+            torch.testing.assert_close(
+                v, torch.tensor(ref.device_state()[k], dtype=T64), rtol=0, atol=1e-9, msg=k
+            )
+    assert bool(step.done.all())
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(act)
+
+
+def rollout(env: CommunityEnv, seed: int, act_seed: int = 0) -> tuple[torch.Tensor, ...]:
+    obs = env.reset(seed=seed)
+    g = torch.Generator().manual_seed(act_seed)
+    first = obs.forecast.clone()
+    total = torch.zeros(env.num_envs, dtype=env.dtype)
+    done = False
+    while not done:
+        step = env.step(random_action(g, env.num_envs, env.community.n, env.community.hp_modes))
+        total += step.team_reward
+        done = bool(step.done.all())
+    return env.start.clone(), first, total
+
+
+def test_same_seed_same_result_different_seed_differs(community: Community) -> None:
+    def make() -> CommunityEnv:
+        return CommunityEnv(
+            community,
+            num_envs=4,
+            dtype=T64,
+            random_start=True,
+            episode_steps=12,
+            forecast_kind="noisy",
+            noise_std=0.2,
+        )
+
+    a, b = rollout(make(), 5), rollout(make(), 5)
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x, y)
+    c = rollout(make(), 6)
+    assert not torch.equal(a[0], c[0])  # starts
+    assert not torch.equal(a[1], c[1])  # noisy forecasts
+
+
+def test_forecast_window_and_forecast_tensors(community: Community) -> None:
+    for kind in ("perfect", "noisy"):
+        env = CommunityEnv(
+            community,
+            num_envs=2,
+            dtype=T64,
+            random_start=True,
+            episode_steps=10,
+            forecast_kind=kind,
+            noise_std=0.3,
+            forecast_steps=4,
+        )
+        obs = env.reset(seed=1)
+        env.step(Action.zeros(env.spec, 2, dtype=T64))
+        obs = env.step(Action.zeros(env.spec, 2, dtype=T64)).obs
+        ft = env.forecast_tensors(30)
+        s = (env.start + env.t).tolist()
+        assert ft["load_kw"].shape == (2, 4, 30) and ft["price_usd_per_kwh"].shape == (2, 30)
+        for b in range(2):  # index 0 is the current step, exact
+            np.testing.assert_allclose(ft["load_kw"][b, :, 0].numpy(), community.load_kw[s[b]])
+            np.testing.assert_allclose(
+                ft["price_usd_per_kwh"][b, 0].item(), community.price_usd_per_kwh[s[b]]
+            )
+        # the agents' forecast is leads 1 … H of the same tensors, scaled
+        ps, pr = env.POWER_SCALE_KW, env.PRICE_SCALE_USD_PER_KWH
+        torch.testing.assert_close(obs.forecast[..., 0], ft["load_kw"][..., 1:5] / ps)
+        torch.testing.assert_close(obs.forecast[..., 1], ft["pv_kw"][..., 1:5] / ps)
+        torch.testing.assert_close(
+            obs.forecast[..., 2], (ft["price_usd_per_kwh"][:, None, 1:5] / pr).expand(-1, 4, -1)
+        )
+        exact = torch.as_tensor(
+            community.load_kw[
+                np.minimum(np.asarray(s)[:, None] + np.arange(30), community.steps - 1)
+            ]
+        ).transpose(1, 2)
+        if kind == "perfect":
+            torch.testing.assert_close(ft["load_kw"], exact)
+        else:
+            assert not torch.allclose(ft["load_kw"], exact)
+            assert torch.all(ft["load_kw"] >= 0)
+            torch.testing.assert_close(env.forecast_tensors(30)["load_kw"], ft["load_kw"])
+
+
+def test_observation_spec_mask_and_triplet(community: Community) -> None:
+    env = CommunityEnv(community, num_envs=2, dtype=T64)
+    spec = env.spec
+    obs = env.reset()
+    b, n = 2, community.n
+    assert obs.local.shape == (b, n, spec.local_dim) == (b, n, len(env.LOCAL_FEATURES))
+    assert obs.forecast.shape == (b, n, 3, 3)
+    assert obs.state.shape == (b, n, spec.state_dim)
+    assert obs.global_.shape == (b, spec.global_dim)
+    assert (spec.n_discrete, spec.n_continuous) == (community.hp_modes, 2)
+    assert obs.action_mask[0].tolist() == [
+        [True] * 3,
+        [True, False, False],
+        [True] * 3,
+        [True, False, False],
+    ]
+    assert spec.groups.tolist() == [3, 1, 2, 0]  # codes 7, 3, 5, 0
+    assert spec.neighbors.tolist() == [[1, 3, 2, -1], [2, 0, 3, -1], [3, 1, 0, -1], [0, 2, 1, -1]]
+    ds = env.device_state()
+    trip = obs.local[..., list(env.TRIPLET_IDX)]
+    torch.testing.assert_close(
+        trip[..., 0] * torch.as_tensor(community.battery_kwh), ds["battery_kwh"]
+    )
+    ev_soc = torch.where(
+        torch.as_tensor(community.ev_present[0]),
+        ds["ev_kwh"] / torch.as_tensor(np.maximum(community.ev_kwh, 1)),
+        0.0,
+    )
+    torch.testing.assert_close(trip[..., 1], ev_soc.to(T64))
+    torch.testing.assert_close(trip[..., 2] * env.THETA_SCALE_C + env.THETA_REF_C, ds["theta_c"])
+    assert float(obs.local.abs().max()) < 5.0  # features are O(1)
+
+
+def test_records_and_kpis_are_consistent(community: Community) -> None:
+    env = CommunityEnv(community, dtype=T64)
+    assert env.record
+    obs = env.reset()
+    g = torch.Generator().manual_seed(0)
+    team, agent = [], []
+    for _ in range(env.episode_len):
+        step = env.step(random_action(g, 1, community.n, community.hp_modes))
+        team.append(float(step.team_reward[0]))
+        agent.append(step.reward[0].tolist())
+    rec, crec = env.records(), env.community_records()
+    assert list(rec.columns[:3]) == ["step", "time", "prosumer"]
+    assert len(rec) == env.episode_len * community.n and len(crec) == env.episode_len
+    np.testing.assert_allclose(
+        rec["battery_kw"], rec["battery_charge_kw"] - rec["battery_discharge_kw"]
+    )
+    np.testing.assert_allclose(rec["reward"].to_numpy().reshape(-1, community.n), agent)
+    np.testing.assert_allclose(crec["cost_usd"], -np.asarray(team))
+    np.testing.assert_allclose(
+        rec.groupby("step")["bill_usd"].sum(), crec["grid_cost_usd"], atol=1e-12
+    )
+    assert crec["time"].iloc[0] == community.time[0]
+    kpi = community_kpis(rec, crec, community.step_h)
+    assert list(kpi) == list(KPI_KEYS)
+    assert kpi["cost_usd"] == pytest.approx(-sum(team))
+    cons = (rec["load_kw"] + rec["hp_kw"] + rec["ev_kw"] + rec["battery_charge_kw"]).sum()
+    assert kpi["self_sufficiency_pct"] == pytest.approx(100 * (1 - crec["import_kw"].sum() / cons))
+    assert 0.0 <= kpi["self_sufficiency_pct"] <= 100.0
+    assert kpi["peak_import_kw"] == pytest.approx(float(env.device_state()["peak_kw"][0]))
+    obs  # noqa: B018 - the first observation is not needed
+
+
+def test_share_of_optimal_savings() -> None:
+    assert share_of_optimal_savings(100.0, 80.0, 60.0) == pytest.approx(0.5)
+    assert math.isnan(share_of_optimal_savings(100.0, 80.0, 100.0))
+
+
+def test_float32_and_random_start_bounds(community: Community) -> None:
+    env = CommunityEnv(community, num_envs=64, random_start=True, episode_steps=20, seed=3)
+    assert env.dtype == torch.float32 and not env.record
+    obs = env.reset()
+    assert obs.local.dtype == torch.float32
+    assert int(env.start.min()) >= 0 and int(env.start.max()) <= community.steps - 20 - 3 - 1
+    assert len(set(env.start.tolist())) > 5
+    step = env.step(Action.zeros(env.spec, 64))
+    assert torch.isfinite(step.reward).all() and step.team_reward.shape == (64,)
+    with pytest.raises(RuntimeError, match="record"):
+        env.records()
+    with pytest.raises(ValueError, match="episode_steps"):
+        CommunityEnv(community, episode_steps=community.steps)
+
+
+def test_pettingzoo_conformance(community: Community) -> None:
+    def make() -> PettingZooParallelEnv:
+        return PettingZooParallelEnv(
+            lambda: CommunityEnv(
+                community, episode_steps=12, forecast_kind="noisy", random_start=True
+            )
+        )
+
+    parallel_api_test(make(), num_cycles=20)
+    parallel_seed_test(make, num_cycles=20)
