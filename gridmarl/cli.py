@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gridmarl.config import ScenarioError, load_scenario, scenario_adapter
@@ -62,6 +63,18 @@ def _simulator(domain: str):
         ) from None
 
 
+UNITS = {"_usd": "$", "_kwh": "kWh", "_kw": "kW", "_pct": "%", "_c_h": "°C·h", "_s": "s",
+         "_veh": "veh", "_pkt": "pkt", "_steps": "steps"}
+
+
+def column_label(name: str) -> str:
+    """``peak_import_kw`` -> ``peak import\n[kW]`` for narrow terminal tables."""
+    for suffix, unit in sorted(UNITS.items(), key=lambda kv: -len(kv[0])):
+        if name.endswith(suffix):
+            return f"{name[: -len(suffix)].replace('_', ' ')}\n[{unit}]"
+    return name.replace("_", " ")
+
+
 def kpi_rich_table(result: Any) -> Table:
     """The terminal table of a SimulationResult: headline KPIs per controller."""
     from gridmarl.report import format_value
@@ -70,7 +83,8 @@ def kpi_rich_table(result: Any) -> Table:
     cols = ["controller"] + [c for c in result.headline if c in df.columns]
     table = Table(title=f"{result.scenario.name}", show_lines=False)
     for c in cols:
-        table.add_column(c, justify="left" if c == "controller" else "right")
+        table.add_column(escape(column_label(c)), justify="left" if c == "controller" else "right",
+                         no_wrap=c == "controller")
     for _, row in df.iterrows():
         table.add_row(*[format_value(row[c]) for c in cols])
     return table

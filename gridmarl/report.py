@@ -159,6 +159,16 @@ def save_figure(path: Path, fig: Any) -> Path:
         plt.close(fig)
 
 
+def _clean(df: pd.DataFrame) -> pd.DataFrame:
+    """Drop IEEE negative zeros (``-0``) from float columns so CSVs read naturally."""
+    floats = df.select_dtypes("float").columns
+    if len(floats) == 0:
+        return df
+    out = df.copy()
+    out[floats] = out[floats] + 0.0
+    return out
+
+
 def write_run(result: SimulationResult, out_root: str | Path = "runs") -> Path:
     """Write every output of ``result`` into a fresh run folder and return its path."""
     run_dir = new_run_dir(out_root, result.scenario.name)
@@ -167,10 +177,10 @@ def write_run(result: SimulationResult, out_root: str | Path = "runs") -> Path:
     files.append("kpis.csv")
     for c in result.controllers:
         for stem, table in c.tables.items():
-            write_csv(run_dir / f"{stem}.csv", table)
+            write_csv(run_dir / f"{stem}.csv", _clean(table))
             files.append(f"{stem}.csv")
     for stem, table in result.tables.items():
-        write_csv(run_dir / f"{stem}.csv", table)
+        write_csv(run_dir / f"{stem}.csv", _clean(table))
         files.append(f"{stem}.csv")
     for stem, fig in result.figures.items():
         save_figure(run_dir / f"{stem}.png", fig)
