@@ -1,13 +1,184 @@
-"""Traffic scenario schema (``domain: traffic``).  Placeholder until the traffic domain lands."""
+"""Traffic scenario schema (``domain: traffic``).
+
+A rows × cols grid of signalised intersections, a seeded demand with piecewise-constant arrival
+rates, and the signal-control settings of the env.  Every field carries its unit in brackets.
+
+```yaml
+name: traffic_grid_6x6
+domain: traffic
+seed: 0
+engine: sumo                       # sumo | cityflow
+grid: {rows: 6, cols: 6, lanes: 2, road_length_m: 200, speed_limit_m_per_s: 13.89}
+demand:
+  profile:                          # total arrival rate over all boundary entry roads
+    - {duration_s: 600, rate_veh_per_s: 1.0}
+    - {duration_s: 600, rate_veh_per_s: 0.25}
+  turning: {left: 0.15, straight: 0.7, right: 0.15}
+  seeds: 3                          # simulate averages over seed, seed+1, seed+2
+traffic: {horizon_s: 3600, decision_s: 10, min_green_s: 10, yellow_s: 3}
+controllers: [{name: fixed_time}, {name: max_pressure}, {name: sf_plan}]
+```
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from gridmarl.config import ScenarioBase
+from pydantic import Field, model_validator
+
+from gridmarl.config import ScenarioBase, StrictModel
+
+
+class GridConfig(StrictModel):
+    """Geometry of the grid: every road between adjacent intersections and every boundary road."""
+
+    rows: int = Field(6, ge=1, le=20, description="intersections along y [-]")
+    cols: int = Field(6, ge=1, le=20, description="intersections along x [-]")
+    lanes: int = Field(2, ge=1, le=4, description="lanes per road and direction [-]")
+    road_length_m: float = Field(
+        200.0, ge=50.0, le=2000.0, description="length of every road (also boundary roads) [m]"
+    )
+    speed_limit_m_per_s: float = Field(13.89, gt=0.0, le=40.0, description="speed limit [m/s]")
+    net_file: str | None = Field(
+        None,
+        description="use this SUMO .net.xml instead of running "
+        "netgenerate; it must be the same rows x cols grid with "
+        "netgenerate's names (A0, left0A0, ...)",
+    )
+
+
+class SideWeights(StrictModel):
+    """Relative weight of the entry roads on each side of the grid (uniform within a side)."""
+
+    north: float = Field(1.0, ge=0.0, description="weight of entries on the north side [-]")
+    east: float = Field(1.0, ge=0.0, description="weight of entries on the east side [-]")
+    south: float = Field(1.0, ge=0.0, description="weight of entries on the south side [-]")
+    west: float = Field(1.0, ge=0.0, description="weight of entries on the west side [-]")
+
+    @model_validator(mode="after")
+    def _positive(self) -> SideWeights:
+        if self.north + self.east + self.south + self.west <= 0:
+            raise ValueError("side weights must not all be zero")
+        return self
+
+
+class RateSegment(StrictModel):
+    """One piece of the piecewise-constant demand profile."""
+
+    duration_s: float = Field(gt=0.0, description="length of the piece [s]")
+    rate_veh_per_s: float = Field(
+        ge=0.0,
+        description="total arrival rate over all boundary entry roads during the piece [veh/s]",
+    )
+    side_weights: SideWeights | None = Field(
+        None, description="entry weights during the piece (default: demand.side_weights)"
+    )
+
+
+class TurningShares(StrictModel):
+    """Probability of each turn at every intersection a vehicle crosses (normalised to 1)."""
+
+    left: float = Field(0.15, ge=0.0, description="share of left turns [-]")
+    straight: float = Field(0.7, ge=0.0, description="share of straight movements [-]")
+    right: float = Field(0.15, ge=0.0, description="share of right turns [-]")
+
+    @model_validator(mode="after")
+    def _positive(self) -> TurningShares:
+        if self.left + self.straight + self.right <= 0:
+            raise ValueError("turning shares must not all be zero")
+        return self
+
+    def probabilities(self) -> tuple[float, float, float]:
+        """(left, straight, right), normalised to sum 1 [-]."""
+        s = self.left + self.straight + self.right
+        return self.left / s, self.straight / s, self.right / s
+
+
+def _default_profile() -> list[RateSegment]:
+    return [RateSegment(duration_s=3600.0, rate_veh_per_s=1.0)]
+
+
+class DemandConfig(StrictModel):
+    """Seeded demand: Poisson arrivals at boundary entry roads chosen by side weight.
+
+    Each vehicle's route is drawn turn by turn with ``turning`` shares until it leaves the grid
+    (U-turns never happen).  Arrivals after the end of the profile do not occur.
+    """
+
+    profile: list[RateSegment] = Field(
+        default_factory=_default_profile,
+        min_length=1,
+        description="piecewise-constant total arrival rate",
+    )
+    turning: TurningShares = Field(default_factory=TurningShares, description="turn shares")
+    side_weights: SideWeights = Field(
+        default_factory=SideWeights, description="entry weights per side of the grid"
+    )
+    seeds: int = Field(
+        1,
+        ge=1,
+        le=20,
+        description="demand seeds simulate averages over: scenario seed, seed+1, ... [-]",
+    )
+
+    @property
+    def total_s(self) -> float:
+        """Length of the profile [s]."""
+        return float(sum(p.duration_s for p in self.profile))
+
+
+class SignalConfig(StrictModel):
+    """How the env controls the signals."""
+
+    horizon_s: int = Field(3600, gt=0, le=86400, description="episode length [s]")
+    decision_s: int = Field(
+        10, ge=1, le=120, description="time between two decisions of every agent [s]"
+    )
+    min_green_s: int = Field(
+        10,
+        ge=0,
+        le=120,
+        description="a green phase is shown at least this long before "
+        "another may be chosen; earlier requests are masked [s]",
+    )
+    yellow_s: int = Field(
+        3,
+        ge=0,
+        le=10,
+        description="yellow inserted at the start of a step when the phase "
+        "changes; part of the step [s]",
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> SignalConfig:
+        if self.yellow_s >= self.decision_s:
+            raise ValueError(
+                f"traffic.yellow_s ({self.yellow_s}) must be below traffic."
+                f"decision_s ({self.decision_s})"
+            )
+        if self.horizon_s % self.decision_s:
+            raise ValueError("traffic.horizon_s must be a whole number of traffic.decision_s")
+        return self
+
+    @property
+    def steps(self) -> int:
+        """Decisions per episode [-]."""
+        return self.horizon_s // self.decision_s
 
 
 class TrafficScenario(ScenarioBase):
-    """``domain: traffic``."""
+    """``domain: traffic``: a signalised grid, its demand and the controllers to compare."""
 
     domain: Literal["traffic"]
+    engine: Literal["sumo", "cityflow"] = Field(
+        "sumo", description="simulator; cityflow needs `import cityflow` to work"
+    )
+    grid: GridConfig = Field(default_factory=GridConfig, description="road grid")
+    demand: DemandConfig = Field(default_factory=DemandConfig, description="seeded demand")
+    traffic: SignalConfig = Field(default_factory=SignalConfig, description="signal control")
+
+    def check_resources(self) -> None:
+        """Raise ``ScenarioError`` when the chosen engine cannot run here."""
+        from gridmarl.traffic.engines import check_engine
+
+        check_engine(self.engine)

@@ -1,0 +1,270 @@
+"""Traffic-signal control of a grid on a real simulator, as a ``MultiAgentEnv``.
+
+One agent per intersection (agent ``i = r * cols + c``, named by its SUMO id ``A0``, ``B0``,
+...).  ``B`` parallel simulations: in this process (``B = 1``, the default for one env) or one
+worker process each (``in_process=False``; libsumo runs one simulation per process).
+
+| item | shape | meaning |
+|---|---|---|
+| action ``discrete`` | ``[B, N]`` long | next green phase (0 = north-south, 1 = east-west) |
+| obs ``local`` | ``[B, N, P + 2L]`` | phase one-hot [-], vehicles [veh], halting [veh] per lane |
+| obs ``state`` | ``[B, N, P + 2L]`` | same as ``local`` |
+| obs ``global_`` | ``[B, 3]`` | time / horizon [-], mean vehicles, mean halting [veh] |
+| obs ``action_mask`` | ``[B, N, P]`` bool | phase exists here and min green is served |
+| obs ``forecast`` | ``[B, N, 0, 0]`` | none |
+| reward | ``[B, N]`` | −(halting vehicles on the incoming lanes) after the step [veh] |
+| team_reward | ``[B]`` | sum of the rewards |
+| info | ``[B]`` each | ``arrived_veh``, ``halting_veh``, ``switched``, ``overridden`` |
+
+Incoming lanes are ordered by approach N, E, S, W, rightmost lane first, zero-padded to L;
+"vehicles per intersection" in ``global_`` are sums over its incoming lanes.
+
+Each step lasts ``traffic.decision_s`` [s]; a phase change starts with ``traffic.yellow_s`` [s]
+of yellow inside the step; a green is shown at least ``traffic.min_green_s`` [s] (masked, and a
+masked request keeps the current phase).  The episode has a fixed horizon (``traffic.horizon_s``);
+``done`` is True at the last step for every environment; no auto-reset (call ``reset``).
+
+Neighbours: the adjacent intersections N, E, S, W (``-1`` at the grid edge).  Groups: 3 × 3
+blocks of the grid, numbered row-major from the south-west corner (``Grid.groups``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from gridmarl.core.env import MultiAgentEnv
+from gridmarl.core.types import Action, AgentSpec, Observation, Step
+from gridmarl.traffic.config import TrafficScenario
+from gridmarl.traffic.roadnet import SignalLayout
+from gridmarl.traffic.sim import SignalSim, demand_seed, prepare_folder, worker_main
+
+GROUP_BLOCK = 3  # intersections per side of a group block
+
+
+class _Worker:
+    """A ``SignalSim`` in a spawned process, driven over a pipe."""
+
+    def __init__(self, scenario: TrafficScenario, folder: Path, net_path: Path) -> None:
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(
+            target=worker_main, args=(child, scenario, str(folder), str(net_path)), daemon=True
+        )
+        self.proc.start()
+        child.close()
+        self._pending = False
+        self.result()
+
+    def send(self, cmd: str, arg: Any = None) -> None:
+        self.conn.send((cmd, arg))
+        self._pending = True
+
+    def result(self) -> Any:
+        status, value = self.conn.recv()
+        self._pending = False
+        if status != "ok":
+            raise RuntimeError(f"traffic worker failed: {value}")
+        return value
+
+    def call(self, cmd: str, arg: Any = None) -> Any:
+        self.send(cmd, arg)
+        return self.result()
+
+    def close(self) -> None:
+        try:
+            if self.proc.is_alive():
+                self.call("close")
+        except (OSError, EOFError, RuntimeError, BrokenPipeError):
+            pass
+        self.proc.join(timeout=10)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(timeout=5)
+
+
+class TrafficEnv(MultiAgentEnv):
+    """Signal control of ``scenario``'s grid (see the module docstring for the spaces).
+
+    Args:
+        scenario: validated traffic scenario.
+        num_envs: ``B`` parallel simulations.
+        device: torch device of the returned tensors.
+        in_process: run the simulation in this process (only ``B = 1``); default: True for
+            ``B = 1``, worker processes otherwise.
+        work_root: folder for the temporary network and demand files (default: system temp).
+    """
+
+    def __init__(
+        self,
+        scenario: TrafficScenario,
+        num_envs: int = 1,
+        device: torch.device | str = "cpu",
+        in_process: bool | None = None,
+        work_root: str | Path | None = None,
+    ) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        if in_process is None:
+            in_process = num_envs == 1
+        if in_process and num_envs != 1:
+            raise ValueError("in_process=True runs one simulation; use worker processes for B > 1")
+        self.scenario = scenario
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self.episode_len = scenario.traffic.steps
+        self.folder, net_path, self.layout = prepare_folder(scenario, work_root)
+        lay: SignalLayout = self.layout
+        n, p, lanes = len(lay.tls), lay.max_phases, lay.max_lanes
+        self.n_phases, self.n_lanes = p, lanes
+        local_dim = p + 2 * lanes
+        self.spec = AgentSpec(
+            n_agents=n,
+            local_dim=local_dim,
+            forecast_len=0,
+            forecast_dim=0,
+            state_dim=local_dim,
+            global_dim=3,
+            n_discrete=p,
+            n_continuous=0,
+            groups=torch.as_tensor(lay.grid.groups(GROUP_BLOCK)),
+            neighbors=torch.as_tensor(lay.grid.neighbors()),
+            agent_names=tuple(lay.tls),
+        )
+        self._sims: list[SignalSim] = []
+        self._workers: list[_Worker] = []
+        try:
+            if in_process:
+                self._sims.append(SignalSim(scenario, lay, self.folder))
+            else:
+                for b in range(num_envs):
+                    sub = self.folder / f"w{b}"
+                    sub.mkdir()
+                    shutil.copyfile(net_path, sub / "grid.net.xml")
+                    self._workers.append(_Worker(scenario, sub, sub / "grid.net.xml"))
+        except BaseException:
+            self.close()
+            raise
+        self._next_seed = scenario.seed
+        self._done = True
+        self._t = 0
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _broadcast(self, cmd: str, args: list[Any]) -> list[Any]:
+        if self._sims:
+            sim = self._sims[0]
+            return [getattr(sim, cmd)(args[0]) if args[0] is not None else getattr(sim, cmd)()]
+        for w, a in zip(self._workers, args, strict=True):
+            w.send(cmd, a)
+        return [w.result() for w in self._workers]
+
+    def _obs(self, outs: list[dict[str, Any]]) -> Observation:
+        p = self.n_phases
+        phase = torch.as_tensor(np.stack([o["phase"] for o in outs]))
+        veh = torch.as_tensor(np.stack([o["veh"] for o in outs]))
+        halt = torch.as_tensor(np.stack([o["halt"] for o in outs]))
+        onehot = torch.nn.functional.one_hot(phase, p).float()
+        local = torch.cat([onehot, veh, halt], dim=-1).to(self.device)
+        t = torch.tensor([float(o["t_s"]) / self.scenario.traffic.horizon_s for o in outs])
+        glob = torch.stack([t, veh.sum(-1).mean(-1), halt.sum(-1).mean(-1)], dim=-1)
+        mask = torch.as_tensor(np.stack([o["mask"] for o in outs])).to(self.device)
+        b, n = local.shape[:2]
+        return Observation(
+            local=local,
+            forecast=torch.zeros(b, n, 0, 0, device=self.device),
+            state=local.clone(),
+            global_=glob.to(self.device),
+            action_mask=mask,
+        )
+
+    # -- MultiAgentEnv ------------------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> Observation:
+        """New episodes; environment ``b`` draws its demand from ``demand_seed(seed, b)``
+        (``seed`` itself for ``b = 0``).  ``seed=None`` takes the scenario seed, then +1 per
+        later reset."""
+        if seed is None:
+            seed = self._next_seed
+        self._next_seed = int(seed) + 1
+        self.seed = int(seed)
+        outs = self._broadcast("reset", [demand_seed(seed, b) for b in range(self.num_envs)])
+        self._done = False
+        self._t = 0
+        return self._obs(outs)
+
+    def step(self, action: Action) -> Step:
+        """Advance every simulation by ``traffic.decision_s`` [s]."""
+        if self._done:
+            raise RuntimeError("call reset() first (the episode has a fixed horizon and ended)")
+        d = action.discrete
+        if tuple(d.shape) != (self.num_envs, self.spec.n_agents):
+            raise ValueError(
+                f"action.discrete has shape {tuple(d.shape)}, expected "
+                f"{(self.num_envs, self.spec.n_agents)}"
+            )
+        acts = d.detach().to("cpu", torch.long).numpy()
+        outs = self._broadcast("step", [acts[b] for b in range(self.num_envs)])
+        self._t += 1
+        obs = self._obs(outs)
+        dev = self.device
+        reward = torch.as_tensor(
+            np.stack([o["reward"] for o in outs]), dtype=torch.float32, device=dev
+        )
+        done = torch.tensor([bool(o["done"]) for o in outs], device=dev)
+        self._done = bool(done.all())
+        info = {
+            "arrived_veh": torch.tensor([float(o["arrived"]) for o in outs], device=dev),
+            "halting_veh": -reward.sum(-1),
+            "switched": torch.tensor([float(o["switched"].sum()) for o in outs], device=dev),
+            "overridden": torch.tensor([float(o["overridden"].sum()) for o in outs], device=dev),
+        }
+        return Step(obs=obs, reward=reward, team_reward=reward.sum(-1), done=done, info=info)
+
+    def records(self) -> pd.DataFrame:
+        """Per step and intersection of environment 0: ``step, agent, time_s`` (start of the
+        step), ``phase`` (green requested and shown after any yellow), ``switched``,
+        ``overridden``, ``vehicles_veh``, ``halting_veh`` (after the step), ``reward``."""
+        rec = self._sims[0].records() if self._sims else self._workers[0].call("records")
+        steps, n = rec["phase"].shape
+        df = pd.DataFrame(
+            {
+                "step": np.repeat(np.arange(steps), n),
+                "agent": np.tile(np.asarray(self.layout.tls), steps),
+                "time_s": rec["time_s"].reshape(-1).astype(np.int64),
+                "phase": rec["phase"].reshape(-1).astype(np.int64),
+                "switched": rec["switched"].reshape(-1).astype(bool),
+                "overridden": rec["overridden"].reshape(-1).astype(bool),
+                "vehicles_veh": rec["vehicles_veh"].reshape(-1),
+                "halting_veh": rec["halting_veh"].reshape(-1),
+            }
+        )
+        df["reward"] = -df["halting_veh"]
+        return df
+
+    def episode_kpis(self) -> list[dict[str, float]]:
+        """KPIs (``gridmarl.traffic.kpis``) of the current episode of every environment."""
+        if self._sims:
+            return [self._sims[0].kpis()]
+        return self._broadcast("kpis", [None] * self.num_envs)
+
+    def close(self) -> None:
+        """Stop the simulations and workers and delete the working folder."""
+        for sim in self._sims:
+            sim.close()
+        for w in self._workers:
+            w.close()
+        self._sims, self._workers = [], []
+        if getattr(self, "folder", None) is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
+
+    def __del__(self) -> None:  # best effort; close() is the API
+        try:
+            self.close()
+        except Exception:
+            pass

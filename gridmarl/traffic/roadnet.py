@@ -1,0 +1,675 @@
+"""Grid road network and seeded demand, written for SUMO and for CityFlow.
+
+Layers:
+
+* ``Grid``: the abstract rows × cols grid (intersections, roads, headings), named exactly as SUMO's
+  ``netgenerate --grid`` names it: intersection ``<column letter><row number>`` (``A0`` is the
+  south-west corner), boundary nodes ``left<r>``, ``right<r>``, ``bottom<c>``, ``top<c>``, road
+  ``<from><to>`` (``left0A0``, ``A0B0``).
+* ``generate_demand``: Poisson arrivals with a piecewise-constant total rate
+  (``demand.profile`` [veh/s]) at uniformly chosen boundary entry roads; each vehicle's route
+  is drawn turn by turn with ``demand.turning`` shares until it leaves the grid.  Seeded.
+* Writers: ``write_sumo_net`` (``netgenerate`` from the ``eclipse-sumo`` wheel),
+  ``write_sumo_routes`` (SUMO XML), ``write_cityflow_roadnet`` / ``write_cityflow_flow`` /
+  ``write_cityflow_config`` (CityFlow's documented JSON formats,
+  https://cityflow.readthedocs.io/en/latest/roadnet.html and .../flow.html).
+* ``read_signal_layout``: parses a SUMO network into the ``SignalLayout`` the env and the
+  controllers use (incoming lanes per intersection, movements, phase states).
+
+Phases (both engines): every intersection has two green phases, ``0`` = north-south
+approaches, ``1`` = east-west approaches; straight and right turns have priority (``G``), left
+turns are permissive and yield (``g``).  A yellow (``y`` for every link that loses green) is
+inserted on a change; in CityFlow the change interval is the all-red light phase 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gridmarl.config import ScenarioError
+from gridmarl.core.io import atomic_write, write_json
+from gridmarl.traffic.config import DemandConfig, GridConfig
+
+EAST, NORTH, WEST, SOUTH = 0, 1, 2, 3  # heading of travel, counter-clockwise
+_DELTA = {EAST: (1, 0), NORTH: (0, 1), WEST: (-1, 0), SOUTH: (0, -1)}
+APPROACH_ORDER = (SOUTH, WEST, NORTH, EAST)  # headings of the N, E, S, W approaches
+N_PHASES = 2  # 0 = north-south green, 1 = east-west green
+MAX_ROUTE_FACTOR = 4  # a route crossing more than 4·(rows+cols) intersections goes straight
+
+
+# --------------------------------------------------------------------------------------------
+# SUMO installation
+# --------------------------------------------------------------------------------------------
+def sumo_home() -> Path:
+    """The SUMO installation of the ``eclipse-sumo`` wheel; sets ``SUMO_HOME`` if unset.
+
+    Raises:
+        ScenarioError: when the ``sumo`` package (eclipse-sumo wheel) is not installed.
+    """
+    env = os.environ.get("SUMO_HOME")
+    if env and (Path(env) / "bin").is_dir():
+        return Path(env)
+    try:
+        import sumo  # the eclipse-sumo wheel
+    except ImportError as exc:
+        raise ScenarioError(
+            "SUMO is not installed: `pip install eclipse-sumo libsumo` "
+            "(the traffic domain's default engine)"
+        ) from exc
+    home = Path(sumo.SUMO_HOME)
+    os.environ["SUMO_HOME"] = str(home)  # pip does not set it; SUMO's tools and XML checks need it
+    return home
+
+
+def sumo_binary(name: str) -> Path:
+    """Path of a SUMO executable (``sumo``, ``netgenerate``) of the installed wheel.
+
+    Raises:
+        ScenarioError: when it is missing.
+    """
+    path = sumo_home() / "bin" / name
+    if not path.exists():
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+        raise ScenarioError(
+            f"SUMO binary {name!r} not found under {path.parent}; reinstall eclipse-sumo"
+        )
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# The abstract grid
+# --------------------------------------------------------------------------------------------
+def _col_name(c: int) -> str:
+    return chr(ord("A") + c)
+
+
+@dataclass(frozen=True)
+class Road:
+    """A directed road of the grid.
+
+    Attributes:
+        id: road (SUMO edge / CityFlow road) id.
+        src, dst: node ids at its start and end.
+        heading: direction of travel (EAST, NORTH, WEST, SOUTH).
+        entry: starts at a boundary node (vehicles enter the grid here).
+        exit: ends at a boundary node (vehicles leave the grid here).
+    """
+
+    id: str
+    src: str
+    dst: str
+    heading: int
+    entry: bool = False
+    exit: bool = False
+
+
+@dataclass
+class Grid:
+    """A rows × cols grid with a boundary node beyond every edge intersection.
+
+    Intersection ``i = r * cols + c`` sits at ``(c, r)``, x = (c + 1)·length, y = (r + 1)·length
+    [m] (boundary nodes one road length further out).
+    """
+
+    cfg: GridConfig
+    nodes: dict[str, tuple[float, float]] = field(default_factory=dict)
+    intersections: list[str] = field(default_factory=list)
+    roads: dict[str, Road] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, cfg: GridConfig) -> Grid:
+        """Lay out the nodes and roads of ``cfg`` with netgenerate's names."""
+        g = cls(cfg)
+        length = cfg.road_length_m
+        for r in range(cfg.rows):
+            for c in range(cfg.cols):
+                nid = g.node_at(c, r)
+                g.intersections.append(nid)
+                g.nodes[nid] = ((c + 1) * length, (r + 1) * length)
+        for r in range(cfg.rows):
+            g.nodes[f"left{r}"] = (0.0, (r + 1) * length)
+            g.nodes[f"right{r}"] = ((cfg.cols + 1) * length, (r + 1) * length)
+        for c in range(cfg.cols):
+            g.nodes[f"bottom{c}"] = ((c + 1) * length, 0.0)
+            g.nodes[f"top{c}"] = ((c + 1) * length, (cfg.rows + 1) * length)
+        for r in range(cfg.rows):
+            for c in range(cfg.cols):
+                here = g.node_at(c, r)
+                for h, (dc, dr) in _DELTA.items():
+                    there = g.node_at(c + dc, r + dr)
+                    boundary = there not in g.intersections
+                    g._add(Road(here + there, here, there, h, exit=boundary))
+                    if boundary:
+                        g._add(Road(there + here, there, here, (h + 2) % 4, entry=True))
+        return g
+
+    def _add(self, road: Road) -> None:
+        self.roads[road.id] = road
+
+    def node_at(self, c: int, r: int) -> str:
+        """Node id at grid position (column c, row r); boundary names outside the grid."""
+        if c < 0:
+            return f"left{r}"
+        if c >= self.cfg.cols:
+            return f"right{r}"
+        if r < 0:
+            return f"bottom{c}"
+        if r >= self.cfg.rows:
+            return f"top{c}"
+        return f"{_col_name(c)}{r}"
+
+    def position(self, node: str) -> tuple[int, int]:
+        """(column, row) of an intersection."""
+        i = self.intersections.index(node)
+        return i % self.cfg.cols, i // self.cfg.cols
+
+    @property
+    def entry_roads(self) -> list[str]:
+        """Roads on which vehicles enter, in a fixed order."""
+        return sorted(r.id for r in self.roads.values() if r.entry)
+
+    def incoming(self, node: str) -> list[Road]:
+        """The four roads into ``node``, ordered by approach N, E, S, W."""
+        ins = {r.heading: r for r in self.roads.values() if r.dst == node}
+        return [ins[h] for h in APPROACH_ORDER]
+
+    def road_between(self, a: str, b: str) -> Road:
+        """The road from node ``a`` to node ``b``."""
+        return self.roads[a + b]
+
+    def neighbors(self) -> np.ndarray:
+        """``[N, 4]`` int index of the adjacent intersection to the N, E, S, W; -1 if none."""
+        cols, rows = self.cfg.cols, self.cfg.rows
+        out = -np.ones((rows * cols, 4), dtype=np.int64)
+        for i in range(rows * cols):
+            c, r = i % cols, i // cols
+            for k, (dc, dr) in enumerate(((0, 1), (1, 0), (0, -1), (-1, 0))):
+                cc, rr = c + dc, r + dr
+                if 0 <= cc < cols and 0 <= rr < rows:
+                    out[i, k] = rr * cols + cc
+        return out
+
+    def groups(self, block: int = 3) -> np.ndarray:
+        """``[N]`` group id: the grid is cut into ``block`` × ``block`` blocks (edge blocks are
+        smaller), numbered row-major from the south-west corner."""
+        cols = self.cfg.cols
+        per_row = -(-cols // block)
+        return np.array(
+            [
+                (i // cols) // block * per_row + (i % cols) // block
+                for i in range(self.cfg.rows * cols)
+            ],
+            dtype=np.int64,
+        )
+
+    def free_flow_time_s(self, route: tuple[str, ...]) -> float:
+        """Travel time of ``route`` at the speed limit with no stops [s]."""
+        return len(route) * self.cfg.road_length_m / self.cfg.speed_limit_m_per_s
+
+
+# --------------------------------------------------------------------------------------------
+# Demand
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Vehicle:
+    """One trip: scheduled departure [s] (whole seconds) and the roads it follows."""
+
+    id: str
+    depart_s: float
+    route: tuple[str, ...]
+
+
+def _route_from(
+    grid: Grid, entry: Road, rng: np.random.Generator, shares: tuple[float, float, float]
+) -> tuple[str, ...]:
+    route = [entry.id]
+    node, heading = entry.dst, entry.heading
+    cap = MAX_ROUTE_FACTOR * (grid.cfg.rows + grid.cfg.cols)
+    crossed = 0
+    while node in grid.nodes and node in set(grid.intersections):
+        turn = int(rng.choice(3, p=shares)) if crossed < cap else 1  # 0 left, 1 straight, 2 right
+        heading = (heading + (1, 0, -1)[turn]) % 4
+        c, r = grid.position(node)
+        dc, dr = _DELTA[heading]
+        nxt = grid.node_at(c + dc, r + dr)
+        route.append(node + nxt)
+        node = nxt
+        crossed += 1
+    return tuple(route)
+
+
+def generate_demand(grid: Grid, demand: DemandConfig, horizon_s: float, seed: int) -> list[Vehicle]:
+    """Seeded trips departing in ``[0, horizon_s)``, sorted by departure time.
+
+    Per profile piece of length D [s] and rate λ [veh/s]: K ~ Poisson(λ·D) arrivals at uniform
+    times within the piece, rounded down to whole seconds, each at an entry road drawn with
+    probability proportional to the weight of its side (``side_weights``).
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x7AFF1C]))
+    entries = [grid.roads[r] for r in grid.entry_roads]
+    side_of = {EAST: "west", NORTH: "south", WEST: "east", SOUTH: "north"}  # heading -> side
+    shares = demand.turning.probabilities()
+    trips: list[tuple[float, int, tuple[str, ...]]] = []
+    t0 = 0.0
+    for piece in demand.profile:
+        t1 = min(t0 + piece.duration_s, horizon_s)
+        if t1 > t0:
+            sw = piece.side_weights or demand.side_weights
+            w = np.array([getattr(sw, side_of[e.heading]) for e in entries], np.float64)
+            k = int(rng.poisson(piece.rate_veh_per_s * (t1 - t0)))
+            times = np.floor(rng.uniform(t0, t1, size=k))
+            for t in np.sort(times):
+                e = entries[int(rng.choice(len(entries), p=w / w.sum()))]
+                trips.append((float(t), len(trips), _route_from(grid, e, rng, shares)))
+        t0 += piece.duration_s
+    trips.sort(key=lambda x: (x[0], x[1]))
+    return [Vehicle(f"v{k}", t, route) for k, (t, _, route) in enumerate(trips)]
+
+
+# --------------------------------------------------------------------------------------------
+# SUMO writers
+# --------------------------------------------------------------------------------------------
+def write_sumo_net(cfg: GridConfig, path: str | Path) -> Path:
+    """Run ``netgenerate --grid`` for ``cfg`` and write the network to ``path``.
+
+    Raises:
+        ScenarioError: when ``netgenerate`` is missing or fails.
+    """
+    path = Path(path)
+    exe = sumo_binary("netgenerate")
+    length = f"{cfg.road_length_m:.2f}"
+    tls = ",".join(Grid.build(cfg).intersections)  # --tls.guess skips thin grids (1 x n)
+    cmd = [
+        str(exe),
+        "--grid",
+        "--grid.x-number",
+        str(cfg.cols),
+        "--grid.y-number",
+        str(cfg.rows),
+        "--grid.length",
+        length,
+        "--grid.attach-length",
+        length,
+        "--default.lanenumber",
+        str(cfg.lanes),
+        "--default.speed",
+        f"{cfg.speed_limit_m_per_s}",
+        "--tls.set",
+        tls,
+        "--no-turnarounds",
+        "true",
+        "--seed",
+        "0",
+        "--xml-validation",
+        "never",
+        "-o",
+        str(path),
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0 or not path.exists():
+        raise ScenarioError(f"netgenerate failed ({proc.returncode}): {proc.stderr.strip()[-400:]}")
+    return path
+
+
+def write_sumo_routes(vehicles: list[Vehicle], grid: Grid, path: str | Path) -> Path:
+    """SUMO route file: one vehicle type, one ``<vehicle>`` with an explicit route per trip."""
+    root = ET.Element("routes")
+    ET.SubElement(
+        root,
+        "vType",
+        id="car",
+        accel="2.6",
+        decel="4.5",
+        length="5",
+        minGap="2.5",
+        maxSpeed=f"{grid.cfg.speed_limit_m_per_s}",
+        sigma="0.5",
+    )
+    for v in vehicles:
+        el = ET.SubElement(
+            root,
+            "vehicle",
+            id=v.id,
+            type="car",
+            depart=f"{v.depart_s:.2f}",
+            departLane="best",
+            departSpeed="max",
+        )
+        ET.SubElement(el, "route", edges=" ".join(v.route))
+    tree = ET.ElementTree(root)
+    ET.indent(tree)
+    return atomic_write(path, lambda p: tree.write(p, encoding="utf-8", xml_declaration=True))
+
+
+# --------------------------------------------------------------------------------------------
+# CityFlow writers
+# --------------------------------------------------------------------------------------------
+def _turn_of(a: Road, b: Road) -> str:
+    d = (b.heading - a.heading) % 4
+    return {0: "go_straight", 1: "turn_left", 3: "turn_right"}[d]
+
+
+def _pt(xy: tuple[float, float]) -> dict[str, float]:
+    return {"x": float(xy[0]), "y": float(xy[1])}
+
+
+def cityflow_roadnet(grid: Grid) -> dict:
+    """CityFlow roadnet dict (documented format: ``intersections`` and ``roads``).
+
+    CityFlow numbers lanes from the inner (left) lane: CityFlow lane k = SUMO lane
+    ``lanes - 1 - k``.  Light phase 0 (no road links) is the change interval; phase ``j + 1``
+    is green phase ``j`` (0 = north-south, 1 = east-west).
+    """
+    lanes = grid.cfg.lanes
+    width = 4.0 * lanes + 4.0  # [m] intersection box, about a lane width per lane and side
+    roads = []
+    for road in sorted(grid.roads.values(), key=lambda r: r.id):
+        roads.append(
+            {
+                "id": road.id,
+                "startIntersection": road.src,
+                "endIntersection": road.dst,
+                "points": [_pt(grid.nodes[road.src]), _pt(grid.nodes[road.dst])],
+                "lanes": [
+                    {"width": 4.0, "maxSpeed": grid.cfg.speed_limit_m_per_s} for _ in range(lanes)
+                ],
+            }
+        )
+    inters = []
+    for nid in sorted(grid.nodes):
+        touching = sorted(r.id for r in grid.roads.values() if nid in (r.src, r.dst))
+        if nid not in grid.intersections:
+            inters.append(
+                {
+                    "id": nid,
+                    "point": _pt(grid.nodes[nid]),
+                    "width": 0,
+                    "roads": touching,
+                    "roadLinks": [],
+                    "trafficLight": {
+                        "roadLinkIndices": [],
+                        "lightphases": [{"time": 30, "availableRoadLinks": []}],
+                    },
+                    "virtual": True,
+                }
+            )
+            continue
+        links, phase_links = [], ([], [])
+        for a in grid.incoming(nid):
+            for b in (r for r in grid.roads.values() if r.src == nid):
+                if (b.heading - a.heading) % 4 == 2:
+                    continue  # no U-turns
+                kind = _turn_of(a, b)
+                if kind == "go_straight":
+                    pairs = [(k, k) for k in range(lanes)]
+                elif kind == "turn_left":
+                    pairs = [(0, 0)]
+                else:
+                    pairs = [(lanes - 1, lanes - 1)]
+                idx = len(links)
+                links.append(
+                    {
+                        "type": kind,
+                        "startRoad": a.id,
+                        "endRoad": b.id,
+                        "direction": b.heading,
+                        "laneLinks": [
+                            {
+                                "startLaneIndex": s,
+                                "endLaneIndex": e,
+                                "points": [_pt(grid.nodes[nid]), _pt(grid.nodes[nid])],
+                            }
+                            for s, e in pairs
+                        ],
+                    }
+                )
+                phase_links[0 if a.heading in (NORTH, SOUTH) else 1].append(idx)
+        inters.append(
+            {
+                "id": nid,
+                "point": _pt(grid.nodes[nid]),
+                "width": width,
+                "roads": touching,
+                "roadLinks": links,
+                "trafficLight": {
+                    "roadLinkIndices": list(range(len(links))),
+                    "lightphases": [
+                        {"time": 5, "availableRoadLinks": []},
+                        {"time": 30, "availableRoadLinks": phase_links[0]},
+                        {"time": 30, "availableRoadLinks": phase_links[1]},
+                    ],
+                },
+                "virtual": False,
+            }
+        )
+    return {"intersections": inters, "roads": roads}
+
+
+def cityflow_flow(vehicles: list[Vehicle], grid: Grid) -> list[dict]:
+    """CityFlow flow list (documented format): one single-vehicle flow per trip."""
+    veh = {
+        "length": 5.0,
+        "width": 2.0,
+        "maxPosAcc": 2.6,
+        "maxNegAcc": 4.5,
+        "usualPosAcc": 2.0,
+        "usualNegAcc": 4.5,
+        "minGap": 2.5,
+        "maxSpeed": grid.cfg.speed_limit_m_per_s,
+        "headwayTime": 1.5,
+    }
+    return [
+        {
+            "vehicle": dict(veh),
+            "route": list(v.route),
+            "interval": 1.0,
+            "startTime": int(v.depart_s),
+            "endTime": int(v.depart_s),
+        }
+        for v in vehicles
+    ]
+
+
+def write_cityflow_roadnet(grid: Grid, path: str | Path) -> Path:
+    """Write ``cityflow_roadnet(grid)`` as JSON."""
+    return write_json(path, cityflow_roadnet(grid))
+
+
+def write_cityflow_flow(vehicles: list[Vehicle], grid: Grid, path: str | Path) -> Path:
+    """Write ``cityflow_flow(vehicles, grid)`` as JSON."""
+    return write_json(path, cityflow_flow(vehicles, grid))
+
+
+def write_cityflow_config(folder: str | Path, roadnet: str, flow: str, seed: int) -> Path:
+    """CityFlow engine config (``interval`` 1 s, signals controlled from Python)."""
+    folder = Path(folder)
+    cfg = {
+        "interval": 1.0,
+        "seed": int(seed),
+        "dir": str(folder.resolve()) + os.sep,
+        "roadnetFile": roadnet,
+        "flowFile": flow,
+        "rlTrafficLight": True,
+        "laneChange": False,
+        "saveReplay": False,
+        "roadnetLogFile": "",
+        "replayLogFile": "",
+    }
+    return write_json(folder / "cityflow_config.json", cfg)
+
+
+# --------------------------------------------------------------------------------------------
+# Signal layout (what the env and the controllers need to know about the network)
+# --------------------------------------------------------------------------------------------
+@dataclass
+class SignalLayout:
+    """Incoming lanes, movements and phase states of every intersection.
+
+    Attributes:
+        grid: the abstract grid.
+        tls: intersection (= traffic light) ids, agent order.
+        lanes: ``[N][L]`` incoming lanes as (road id, SUMO lane index), approach order N, E, S,
+            W, lane 0 (rightmost) first; ``L = 4 · lanes``.
+        n_phases: ``[N]`` green phases per intersection.
+        green_states: ``[N][P]`` SUMO state string of each green phase.
+        link_lane: ``[N][links]`` slot (index into ``lanes[i]``) of each SUMO link's from-lane.
+        movements: ``[N][M]`` (slot of the incoming lane, outgoing road id) pairs.
+        phase_movements: ``[N, P, M]`` bool, movement green (G or g) in the phase.
+    """
+
+    grid: Grid
+    tls: list[str]
+    lanes: list[list[tuple[str, int]]]
+    n_phases: list[int]
+    green_states: list[list[str]]
+    link_lane: list[list[int]]
+    movements: list[list[tuple[int, str]]]
+    phase_movements: np.ndarray
+
+    @property
+    def max_lanes(self) -> int:
+        """``L``: incoming lanes of the widest intersection."""
+        return max(len(x) for x in self.lanes)
+
+    @property
+    def max_phases(self) -> int:
+        """``P``: green phases of the intersection with most."""
+        return max(self.n_phases)
+
+    def yellow_state(self, i: int, frm: int, to: int) -> str:
+        """SUMO state shown while intersection ``i`` changes from green ``frm`` to ``to``:
+        links green in both keep their state, links losing green turn yellow, others red."""
+        a, b = self.green_states[i][frm], self.green_states[i][to]
+        return "".join(
+            x if (x in "Gg" and y in "Gg") else ("y" if x in "Gg" else "r")
+            for x, y in zip(a, b, strict=True)
+        )
+
+    def sumo_lane_ids(self) -> list[list[str]]:
+        """``[N][L]`` SUMO lane ids of the incoming lanes."""
+        return [[f"{road}_{k}" for road, k in row] for row in self.lanes]
+
+    def cityflow_lane_ids(self) -> list[list[str]]:
+        """``[N][L]`` CityFlow lane ids (``<road>_<k>``, k counted from the inner lane)."""
+        n = self.grid.cfg.lanes
+        return [[f"{road}_{n - 1 - k}" for road, k in row] for row in self.lanes]
+
+
+def read_signal_layout(net_path: str | Path, grid: Grid) -> SignalLayout:
+    """Parse a SUMO network written for ``grid`` into its ``SignalLayout``.
+
+    Raises:
+        ScenarioError: when the file is missing, not valid XML, or does not match the grid
+            (missing traffic lights, roads or connections).
+    """
+    net_path = Path(net_path)
+    if not net_path.exists():
+        raise ScenarioError(f"{net_path}: network file not found")
+    try:
+        root = ET.parse(net_path).getroot()
+    except ET.ParseError as exc:
+        raise ScenarioError(f"{net_path}: broken SUMO network file (XML error: {exc})") from None
+    if root.tag != "net":
+        raise ScenarioError(f"{net_path}: not a SUMO network (top element <{root.tag}>)")
+    tl_ids = {el.get("id") for el in root.iter("tlLogic")}
+    want = set(grid.intersections)
+    if tl_ids != want:
+        missing = sorted(want - tl_ids)[:5]
+        raise ScenarioError(
+            f"{net_path}: broken network: expected {len(want)} traffic lights "
+            f"for a {grid.cfg.rows} x {grid.cfg.cols} grid, found {len(tl_ids)}"
+            + (f" (missing {missing})" if missing else "")
+        )
+    edges = {el.get("id") for el in root.iter("edge") if el.get("function") != "internal"}
+    if not set(grid.roads) <= edges:
+        raise ScenarioError(
+            f"{net_path}: broken network: roads {sorted(set(grid.roads) - edges)[:5]} are missing"
+        )
+    conns: dict[str, list[tuple[int, str, int, str, str]]] = {t: [] for t in grid.intersections}
+    for el in root.iter("connection"):
+        tl = el.get("tl")
+        if tl in conns:
+            conns[tl].append(
+                (
+                    int(el.get("linkIndex")),
+                    el.get("from"),
+                    int(el.get("fromLane")),
+                    el.get("to"),
+                    el.get("dir"),
+                )
+            )
+    lanes, link_lane, greens, movements, n_ph = [], [], [], [], []
+    mov_masks = []
+    for nid in grid.intersections:
+        rows = sorted(conns[nid])
+        if not rows or [r[0] for r in rows] != list(range(len(rows))):
+            raise ScenarioError(
+                f"{net_path}: broken network: traffic light {nid} has missing or "
+                "non-contiguous link indices"
+            )
+        slots = [(road.id, k) for road in grid.incoming(nid) for k in range(grid.cfg.lanes)]
+        slot_of = {s: j for j, s in enumerate(slots)}
+        ll, states, movs = [], ["", ""], []
+        for _, frm, lane, to, d in rows:
+            if (frm, lane) not in slot_of:
+                raise ScenarioError(
+                    f"{net_path}: broken network: link from {frm}_{lane} at {nid} "
+                    "is not an incoming lane of the grid"
+                )
+            ll.append(slot_of[(frm, lane)])
+            phase = 0 if grid.roads[frm].heading in (NORTH, SOUTH) else 1
+            for p in range(N_PHASES):
+                states[p] += ("G" if d in ("s", "r") else "g") if p == phase else "r"
+            if (slot_of[(frm, lane)], to) not in movs:
+                movs.append((slot_of[(frm, lane)], to))
+        mask = np.zeros((N_PHASES, len(movs)), dtype=bool)
+        for (_, frm, lane, to, _), _j in zip(rows, ll, strict=True):
+            m = movs.index((slot_of[(frm, lane)], to))
+            phase = 0 if grid.roads[frm].heading in (NORTH, SOUTH) else 1
+            mask[phase, m] = True
+        lanes.append(slots)
+        link_lane.append(ll)
+        greens.append(states)
+        movements.append(movs)
+        n_ph.append(N_PHASES)
+        mov_masks.append(mask)
+    m_max = max(m.shape[1] for m in mov_masks)
+    pm = np.zeros((len(grid.intersections), N_PHASES, m_max), dtype=bool)
+    for i, m in enumerate(mov_masks):
+        pm[i, :, : m.shape[1]] = m
+    return SignalLayout(
+        grid, list(grid.intersections), lanes, n_ph, greens, link_lane, movements, pm
+    )
+
+
+def build_network(
+    cfg: GridConfig, folder: str | Path, net_file: str | Path | None = None
+) -> tuple[Grid, Path, SignalLayout]:
+    """Write (or copy ``net_file``) the SUMO network into ``folder`` and read its layout."""
+    grid = Grid.build(cfg)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    net = folder / "grid.net.xml"
+    if net_file is not None:
+        if not Path(net_file).exists():
+            raise ScenarioError(f"{net_file}: network file not found")
+        shutil.copyfile(net_file, net)
+    else:
+        write_sumo_net(cfg, net)
+    return grid, net, read_signal_layout(net, grid)
+
+
+def demand_json(vehicles: list[Vehicle]) -> str:
+    """Compact JSON of the trips (for manifests and debugging)."""
+    return json.dumps([[v.id, v.depart_s, list(v.route)] for v in vehicles])

@@ -1,0 +1,1 @@
+"""Traffic-domain tests."""

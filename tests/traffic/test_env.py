@@ -1,0 +1,112 @@
+"""TrafficEnv on the core contract: shapes, masks, seeding, PettingZoo conformance."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from pettingzoo.test import parallel_api_test, parallel_seed_test
+
+from gridmarl.core.pettingzoo_adapter import PettingZooParallelEnv
+from gridmarl.core.types import Action
+from gridmarl.experiment import run_episode
+from gridmarl.traffic.env import TrafficEnv
+from gridmarl.traffic.rules import FixedTime, MaxPressure
+
+
+def test_shapes_mask_and_done(make_tiny):
+    env = TrafficEnv(make_tiny())
+    try:
+        obs = env.reset(seed=1)
+        s = env.spec
+        assert (s.n_agents, s.n_discrete, s.local_dim) == (4, 2, 2 + 16)
+        assert obs.local.shape == (1, 4, 18) and obs.action_mask.shape == (1, 4, 2)
+        assert s.neighbors.tolist() == [
+            [2, 1, -1, -1],
+            [3, -1, -1, 0],
+            [-1, 3, 0, -1],
+            [-1, -1, 1, 2],
+        ]
+        assert s.groups.tolist() == [0, 0, 0, 0]
+        assert obs.action_mask.all()  # every phase allowed at the start
+        step = env.step(
+            Action(discrete=torch.ones(1, 4, dtype=torch.long), continuous=torch.zeros(1, 4, 0))
+        )
+        # switched to phase 1: its green is 7 s old < min green 10 s -> only phase 1 allowed
+        assert step.obs.action_mask[0, :, 1].all() and not step.obs.action_mask[0, :, 0].any()
+        assert torch.equal(step.obs.local[0, :, :2], torch.tensor([[0.0, 1.0]] * 4))
+        assert torch.equal(step.reward, -step.obs.local[..., 10:].sum(-1))
+        for _ in range(env.episode_len - 1):
+            step = env.step(
+                Action(
+                    discrete=torch.zeros(1, 4, dtype=torch.long), continuous=torch.zeros(1, 4, 0)
+                )
+            )
+        assert bool(step.done.all())
+        rec = env.records()
+        assert list(rec.columns[:3]) == ["step", "agent", "time_s"]
+        assert len(rec) == env.episode_len * 4
+        # the masked request at step 1 (back to phase 0) was overridden: phase 1 kept
+        assert rec[rec.step == 1].phase.tolist() == [1, 1, 1, 1]
+        assert rec[rec.step == 1].overridden.all()
+        with pytest.raises(RuntimeError, match="reset"):
+            env.step(
+                Action(
+                    discrete=torch.zeros(1, 4, dtype=torch.long), continuous=torch.zeros(1, 4, 0)
+                )
+            )
+    finally:
+        env.close()
+
+
+def test_same_seed_same_result_other_seed_differs(make_tiny):
+    env = TrafficEnv(make_tiny())
+    try:
+        rec_a, _ = run_episode(env, MaxPressure(), seed=7)
+        k_a = env.episode_kpis()[0]
+        rec_b, _ = run_episode(env, MaxPressure(), seed=7)
+        k_b = env.episode_kpis()[0]
+        run_episode(env, MaxPressure(), seed=8)
+        k_c = env.episode_kpis()[0]
+    finally:
+        env.close()
+    assert rec_a.equals(rec_b) and k_a == k_b
+    assert k_a != k_c
+
+
+def test_worker_processes_match_in_process(make_tiny):
+    sc = make_tiny()
+    local = TrafficEnv(sc)
+    try:
+        rec_l, _ = run_episode(local, FixedTime(), seed=4)
+    finally:
+        local.close()
+    par = TrafficEnv(sc, num_envs=2)
+    try:
+        rec_w, _ = run_episode(par, FixedTime(), seed=4)
+        kp = par.episode_kpis()
+    finally:
+        par.close()
+    assert rec_l.equals(rec_w)  # env 0 of the workers = the in-process run
+    assert len(kp) == 2 and kp[0] != kp[1]  # env 1 draws another demand
+
+
+def test_pettingzoo_api_and_seed(make_tiny):
+    sc = make_tiny(traffic={"horizon_s": 60, "decision_s": 10})
+    pz = PettingZooParallelEnv(lambda: TrafficEnv(sc, in_process=False))
+    try:
+        parallel_api_test(pz, num_cycles=8)
+    finally:
+        pz.close()
+    parallel_seed_test(lambda: PettingZooParallelEnv(lambda: TrafficEnv(sc, in_process=False)))
+
+
+def test_two_in_process_sumo_envs_conflict_clearly(make_tiny):
+    a = TrafficEnv(make_tiny())
+    b = TrafficEnv(make_tiny())
+    try:
+        a.reset(seed=0)
+        with pytest.raises(RuntimeError, match="one simulation per process"):
+            b.reset(seed=0)
+    finally:
+        a.close()
+        b.close()
