@@ -28,7 +28,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Multi-agent RL scheduling for smart infrastructure, measured against the MILP optimum.",
 )
-console = Console()
+# Piped output (CI logs, files) gets a wide table instead of rich's 80-column default.
+console = Console() if sys.stdout.isatty() else Console(width=200)
 err_console = Console(stderr=True, soft_wrap=True)
 
 SIMULATORS = {
@@ -63,8 +64,17 @@ def _simulator(domain: str):
         ) from None
 
 
-UNITS = {"_usd": "$", "_kwh": "kWh", "_kw": "kW", "_pct": "%", "_c_h": "°C·h", "_s": "s",
-         "_veh": "veh", "_pkt": "pkt", "_steps": "steps"}
+UNITS = {
+    "_usd": "$",
+    "_kwh": "kWh",
+    "_kw": "kW",
+    "_pct": "%",
+    "_c_h": "°C·h",
+    "_s": "s",
+    "_veh": "veh",
+    "_pkt": "pkt",
+    "_steps": "steps",
+}
 
 
 def column_label(name: str) -> str:
@@ -83,8 +93,11 @@ def kpi_rich_table(result: Any) -> Table:
     cols = ["controller"] + [c for c in result.headline if c in df.columns]
     table = Table(title=f"{result.scenario.name}", show_lines=False)
     for c in cols:
-        table.add_column(escape(column_label(c)), justify="left" if c == "controller" else "right",
-                         no_wrap=c == "controller")
+        table.add_column(
+            escape(column_label(c)),
+            justify="left" if c == "controller" else "right",
+            no_wrap=c == "controller",
+        )
     for _, row in df.iterrows():
         table.add_row(*[format_value(row[c]) for c in cols])
     return table

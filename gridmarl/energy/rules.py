@@ -93,9 +93,11 @@ class RuleBased(Controller):
       every hour on a flat tariff).
     * heat pump: the thermostat, thresholds raised by ``preheat_c`` in cheap hours (capped so
       the off threshold stays ``0.5 C`` below θ_hi).
-    * EV (when home and short of its target): full power when cheap or when the full-power
-      charging time still needed reaches the time left minus ``slack_h``; otherwise off
-      (u_ev = −1).
+    * EV (when home and short of its target): in cheap hours, the average rate that reaches the
+      target by departure, share = need_h / max(left_h − slack_h, 1 h) of the charger power
+      (spreads charging over the night instead of stacking every EV on the first cheap hour);
+      full power whenever the full-power charging time still needed reaches the time left minus
+      ``slack_h``; otherwise off (u_ev = −1).
     * battery: covers the planned own residual r = load + P_hp + p_ev − pv [kW] (P_hp from the
       chosen mode, p_ev = charger power when charging): ``u_b = clip(−r / battery_kw, −1, 1)``
       — charge from surplus, discharge to cover the deficit — but it never discharges in cheap
@@ -132,11 +134,17 @@ class RuleBased(Controller):
         present = loc[..., F["ev_present"]] > 0.5
         need_h = loc[..., F["ev_need_hours"]] * hs
         left_h = loc[..., F["ev_hours_left"]] * hs
-        charge = present & (need_h > 0) & (cheap | (need_h >= left_h - self.slack_h))
-        u_ev = torch.where(charge, torch.ones_like(need_h), -torch.ones_like(need_h))
+        urgent = present & (need_h > 0) & (need_h >= left_h - self.slack_h)
+        spread = (need_h / (left_h - self.slack_h).clamp_min(1.0)).clamp(0.0, 1.0)
+        share = torch.where(
+            urgent,
+            torch.ones_like(need_h),
+            torch.where(present & cheap, spread, torch.zeros_like(need_h)),
+        )
+        u_ev = 2.0 * share - 1.0
 
         p_hp = loc[..., F["hp_kw"]] * ps * mode.to(loc.dtype) / (m - 1)
-        p_ev = torch.where(charge, loc[..., F["ev_kw"]] * ps, torch.zeros_like(need_h))
+        p_ev = share * loc[..., F["ev_kw"]] * ps
         resid = loc[..., F["load"]] * ps + p_hp + p_ev - loc[..., F["pv"]] * ps
         p_max = loc[..., F["battery_kw"]] * ps
         has_b = (loc[..., F["has_battery"]] > 0.5) & (p_max > 0)

@@ -95,7 +95,14 @@ def test_rule_based_ev_cheap_hours_and_deadline(community: Community) -> None:
     ctl = RuleBased()
     hs = CommunityEnv.HOURS_SCALE_H
     act = ctl.act(obs)
-    assert act.continuous[0, :, 1].tolist() == [1.0, 1.0, -1.0, -1.0]
+    # off-peak: the average rate that meets the target by departure, need / (left - slack)
+    loc = obs.local[0]
+    need = loc[:, CommunityEnv.F["ev_need_hours"]] * hs
+    left = loc[:, CommunityEnv.F["ev_hours_left"]] * hs
+    share = (need / (left - 1.0).clamp_min(1.0)).clamp(0.0, 1.0)
+    share[2:] = 0.0  # prosumers 2, 3 have no EV at home
+    assert 0.0 < share[0] < 1.0
+    np.testing.assert_allclose(act.continuous[0, :, 1].numpy(), (2 * share - 1).numpy())
     # expensive hour, 6 h left, 2 h of charging needed -> wait; 5.5 h needed -> charge now
     obs = with_features(
         obs,
