@@ -1,0 +1,1 @@
+"""Packet routing on real (Topology Zoo) and generated router networks; see docs/routing.md."""

@@ -1,13 +1,145 @@
-"""Routing scenario schema (``domain: routing``).  Placeholder until the routing domain lands."""
+"""Routing scenario schema (``domain: routing``).
+
+Every field carries its unit in brackets.  A scenario names a Topology Zoo GraphML file
+(``network.topology``, overridable with ``--set network.topology=PATH``) or a generator
+(``network.generator``), a packet-arrival rate profile and the controllers ``simulate`` runs.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from gridmarl.config import ScenarioBase
+from pydantic import Field, model_validator
+
+from gridmarl.config import ScenarioBase, ScenarioError, StrictModel, resolve_path
+
+#: controller names the routing domain knows (``simulate`` runs them in the scenario's order)
+ROUTING_CONTROLLERS = ("shortest_path_hops", "shortest_path_distance", "mcf")
+
+
+class GeneratorConfig(StrictModel):
+    """A synthetic topology (networkx generators, positions in a square of ``side_km``)."""
+
+    kind: Literal["waxman", "grid", "random_geometric"] = Field(description="generator")
+    routers: int = Field(40, ge=2, le=5000, description="routers N (grid: rows * cols)")
+    rows: int | None = Field(None, ge=1, description="grid rows (grid only)")
+    cols: int | None = Field(None, ge=1, description="grid columns (grid only)")
+    side_km: float = Field(4000.0, gt=0, description="side of the square the routers lie in [km]")
+    spacing_km: float = Field(500.0, gt=0, description="grid spacing [km] (grid only)")
+    seed: int = Field(0, ge=0, description="seed of the random layout")
+
+    @model_validator(mode="after")
+    def _grid_shape(self) -> GeneratorConfig:
+        if self.kind == "grid" and (self.rows is None or self.cols is None):
+            raise ValueError("a grid generator needs rows and cols")
+        return self
+
+
+class NetworkConfig(StrictModel):
+    """The router network and how gaps in a GraphML file are handled."""
+
+    topology: str | None = Field(
+        None, description="Topology Zoo GraphML file, relative to the repo or the scenario file"
+    )
+    generator: GeneratorConfig | None = Field(None, description="a synthetic topology instead")
+    km_per_step: float = Field(
+        500.0,
+        gt=0,
+        description="propagation distance per step "
+        "[km/step]; link delay = max(1, ceil(km / km_per_step)) [steps]",
+    )
+    missing_coordinates: Literal["neighbour_mean", "error"] = Field(
+        "neighbour_mean",
+        description="nodes without Latitude/Longitude: placed at the mean of "
+        "their neighbours, or refused",
+    )
+    external_nodes: Literal["keep", "drop"] = Field(
+        "keep", description="nodes marked Internal=0: kept as routers, or removed"
+    )
+    components: Literal["error", "largest"] = Field(
+        "error", description="a network in several parts: refused, or the largest part kept"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> NetworkConfig:
+        if (self.topology is None) == (self.generator is None):
+            raise ValueError(
+                "give exactly one of network.topology (a GraphML file) and network.generator"
+            )
+        return self
+
+
+class RateSegment(StrictModel):
+    """A stretch of the episode with a constant Poisson arrival rate."""
+
+    steps: int = Field(ge=1, description="length of the segment [steps]")
+    rate_pkt_per_step: float = Field(
+        ge=0, description="mean new packets per step, whole network [pkt/step]"
+    )
+
+
+def _ltos_profile() -> list[RateSegment]:
+    # LToS's routing setting: 1, 10/3 and 1 packets per step over steps 0-100, 100-200, 200-300
+    return [
+        RateSegment(steps=100, rate_pkt_per_step=1.0),
+        RateSegment(steps=100, rate_pkt_per_step=10.0 / 3.0),
+        RateSegment(steps=100, rate_pkt_per_step=1.0),
+    ]
+
+
+class TrafficConfig(StrictModel):
+    """Packet arrivals and queues."""
+
+    profile: list[RateSegment] = Field(
+        default_factory=_ltos_profile,
+        min_length=1,
+        description="rate segments, in order; the episode is their total length [steps]",
+    )
+    buffer_pkt: int | None = Field(
+        None,
+        ge=1,
+        description="queue limit per router [pkt]; a "
+        "packet arriving at a full queue is dropped (None = unbounded)",
+    )
+
+    @property
+    def episode_steps(self) -> int:
+        """Episode length T [steps]."""
+        return sum(s.steps for s in self.profile)
+
+
+class EvaluationConfig(StrictModel):
+    """How ``simulate`` measures each controller."""
+
+    episodes: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="traffic seeds seed, seed+1, ... (one "
+        "episode each); KPIs are reported as mean and std over them",
+    )
 
 
 class RoutingScenario(ScenarioBase):
-    """``domain: routing``."""
+    """``domain: routing``: packets routed hop by hop over a router network."""
 
     domain: Literal["routing"]
+    network: NetworkConfig
+    traffic: TrafficConfig = Field(default_factory=TrafficConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+
+    def check_resources(self) -> None:
+        """The topology loads (or is refused with what is missing); controllers are known."""
+        from gridmarl.routing.simulate import load_topology
+
+        load_topology(self)
+        for entry in self.controllers:
+            if entry.name not in ROUTING_CONTROLLERS:
+                raise ScenarioError(
+                    f"controllers: unknown routing controller {entry.name!r}; "
+                    f"allowed: {', '.join(ROUTING_CONTROLLERS)}"
+                )
+            if entry.checkpoint is not None and not resolve_path(self, entry.checkpoint).exists():
+                raise ScenarioError(
+                    f"controllers[{entry.name}].checkpoint: file not found: {entry.checkpoint}"
+                )

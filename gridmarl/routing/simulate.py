@@ -1,0 +1,221 @@
+"""``gridmarl simulate`` for ``domain: routing``: every listed controller through the same env.
+
+Each controller runs ``evaluation.episodes`` episodes, one per traffic seed ``seed + i``
+(``B = 1`` each, the same packets for every controller), and is reported as mean and std over
+them.  Outputs: KPIs (``avg_delay_steps`` first), a next-hop table per controller
+(``next_hop_<controller>``: router, destination, next_hop, share, ...), and a figure of the
+topology with each controller's mean link loads (``link_loads``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from gridmarl.config import ControllerEntry, ScenarioError, resolve_path
+from gridmarl.core.controller import Controller
+from gridmarl.experiment import ControllerResult, SimulationResult, run_episode
+from gridmarl.routing.config import RoutingScenario
+from gridmarl.routing.env import RoutingEnv, rates_from_profile
+from gridmarl.routing.kpis import (
+    KPI_ORDER,
+    episode_kpis,
+    format_mean_std,
+    link_load_figure,
+    summarise,
+)
+from gridmarl.routing.rules import SplitController, shortest_path_controller, shortest_path_slots
+from gridmarl.routing.topology import (
+    ReadOptions,
+    Topology,
+    grid,
+    random_geometric,
+    read_graphml,
+    waxman,
+)
+
+
+def load_topology(scenario: RoutingScenario) -> Topology:
+    """The scenario's topology (file or generator).
+
+    Raises:
+        ScenarioError: the file is missing, unreadable, or has a gap the options refuse.
+    """
+    net = scenario.network
+    if net.generator is not None:
+        g = net.generator
+        if g.kind == "grid":
+            return grid(int(g.rows or 1), int(g.cols or 1), g.spacing_km, net.km_per_step)
+        make = waxman if g.kind == "waxman" else random_geometric
+        return make(g.routers, g.seed, side_km=g.side_km, km_per_step=net.km_per_step)
+    assert net.topology is not None
+    path = resolve_path(scenario, net.topology)
+    opts = ReadOptions(
+        km_per_step=net.km_per_step,
+        missing_coordinates=net.missing_coordinates,
+        external_nodes=net.external_nodes,
+        components=net.components,
+    )
+    return read_graphml(path, opts)
+
+
+def scenario_rates(scenario: RoutingScenario) -> np.ndarray:
+    """``[T]`` arrival rate of each step [pkt/step]."""
+    return rates_from_profile([(s.steps, s.rate_pkt_per_step) for s in scenario.traffic.profile])
+
+
+def mcf_controller(
+    entry: ControllerEntry,
+    topology: Topology,
+    scenario: RoutingScenario,
+) -> tuple[SplitController, str, float]:
+    """Solve one multicommodity flow per distinct rate of the profile and return the split
+    controller, a note (solver status, times) and the total solve time [s].
+
+    Options (``entry.options``): ``congestion_weight`` (default 1.0),
+    ``traffic``: ``per_segment`` (default: a table per rate segment, switched at the segment's
+    first step) or ``mean`` (one table for the episode's mean rate).
+    """
+    from baselines_opt.routing_mcf import solve_mcf, split_shares, uniform_demand
+    from baselines_opt.solve import SolveOptions
+
+    opts = dict(entry.options)
+    weight = float(opts.pop("congestion_weight", 1.0))
+    mode = opts.pop("traffic", "per_segment")
+    if opts:
+        raise ScenarioError(
+            f"controllers[{entry.name}].options: unknown option(s) "
+            f"{', '.join(sorted(opts))}; allowed: congestion_weight, traffic"
+        )
+    if mode not in ("per_segment", "mean"):
+        raise ScenarioError(
+            f"controllers[{entry.name}].options.traffic: {mode!r}; allowed: per_segment, mean"
+        )
+    segs = [(s.steps, s.rate_pkt_per_step) for s in scenario.traffic.profile]
+    if mode == "mean":
+        total = sum(n for n, _ in segs)
+        segs = [(total, sum(n * r for n, r in segs) / total)]
+    solve_opts = SolveOptions(
+        time_limit_s=entry.time_limit_s or 60.0, mip_gap=None, threads=entry.threads
+    )
+    fallback = shortest_path_slots(topology, "distance")
+    cache: dict[float, np.ndarray] = {}
+    shares, starts, notes, solve_s, step = [], [], [], 0.0, 0
+    for n_steps, rate in segs:
+        if rate not in cache:
+            sol = solve_mcf(
+                topology,
+                uniform_demand(topology.n_routers, max(rate, 1e-9)),
+                congestion_weight=weight,
+                options=solve_opts,
+            )
+            cache[rate] = split_shares(topology, sol.flow, fallback)
+            solve_s += sol.build_s + sol.solve_s
+            notes.append(
+                f"rate {rate:.3g} pkt/step: {sol.report.message}; model build "
+                f"{sol.build_s:.2f} s; max router load {sol.node_load.max():.3f} "
+                "pkt/step"
+            )
+        shares.append(cache[rate])
+        starts.append(step)
+        step += n_steps
+    ctrl = SplitController(entry.display_name, shares, starts, seed=scenario.seed)
+    return ctrl, "; ".join(notes), solve_s
+
+
+def build_controller(
+    entry: ControllerEntry, topology: Topology, scenario: RoutingScenario
+) -> tuple[Controller, str, float]:
+    """The controller named by ``entry``, a note for the report and its setup time [s]."""
+    if entry.name in ("shortest_path_hops", "shortest_path_distance"):
+        t0 = time.perf_counter()
+        weight = "hops" if entry.name.endswith("hops") else "distance"
+        ctrl = shortest_path_controller(topology, weight, entry.display_name)
+        return ctrl, f"shortest path by {weight} (networkx)", time.perf_counter() - t0
+    if entry.name == "mcf":
+        return mcf_controller(entry, topology, scenario)
+    raise ScenarioError(f"controllers: unknown routing controller {entry.name!r}")
+
+
+def simulate(scenario: RoutingScenario, console: Any = None) -> SimulationResult:
+    """Run every controller of the scenario (module docstring)."""
+
+    def say(msg: str) -> None:
+        if console is not None:
+            console.print(msg)
+
+    topo = load_topology(scenario)
+    rates = scenario_rates(scenario)
+    seeds = [scenario.seed + i for i in range(scenario.evaluation.episodes)]
+    results: list[ControllerResult] = []
+    loads: dict[str, np.ndarray] = {}
+    for entry in scenario.controllers:
+        name = entry.display_name
+        say(f"routing: {name} on {topo.name} ({topo.n_routers} routers), seeds {seeds}")
+        ctrl, note, setup_s = build_controller(entry, topo, scenario)
+        rows, wall, link = [], setup_s, np.zeros(topo.n_links)
+        for seed in seeds:
+            env = RoutingEnv(
+                topo, rates, num_envs=1, buffer_pkt=scenario.traffic.buffer_pkt, seed=seed
+            )
+            _, w = run_episode(env, ctrl, seed=seed)
+            wall += w
+            rows += episode_kpis(env)
+            link += env.link_packets()[0].cpu().numpy() / env.episode_len
+        loads[name] = link / len(seeds)
+        results.append(
+            ControllerResult(
+                name=name,
+                kpis=summarise(rows),
+                tables={f"next_hop_{name}": ctrl.table(topo)},
+                wall_s=wall,
+                notes=note,
+            )
+        )
+    summary = _summary(topo, scenario, seeds, results)
+    figures = {"link_loads": link_load_figure(topo, loads)} if loads else {}
+    return SimulationResult(
+        scenario=scenario,
+        controllers=results,
+        headline=list(KPI_ORDER[:4]),
+        figures=figures,
+        summary=summary,
+        extra_manifest={
+            "topology": topo.source,
+            "routers": topo.n_routers,
+            "links": topo.n_links,
+            "traffic_seeds": seeds,
+            "topology_notes": list(topo.notes),
+        },
+    )
+
+
+def _summary(
+    topo: Topology, scenario: RoutingScenario, seeds: list[int], results: list[ControllerResult]
+) -> str:
+    lines = [
+        f"Routing on **{topo.name}** ({topo.n_routers} routers, {topo.n_links // 2} links, "
+        f"link delay 1-{int(topo.delay_steps.max())} steps at "
+        f"{scenario.network.km_per_step:g} km/step), {scenario.traffic.episode_steps} steps, "
+        f"traffic seeds {seeds}; mean ± std over the seeds.",
+        "",
+    ]
+    if topo.notes:
+        lines += ["Topology defaults applied: " + "; ".join(topo.notes) + ".", ""]
+    lines += [
+        "| controller | avg delay (steps) | throughput (pkt) | drops (pkt) | loops (pkt) |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        k = r.kpis
+        lines.append(
+            f"| {r.name} | "
+            + " | ".join(
+                format_mean_std(k[n], k[f"{n}_std"], 2 if n == "avg_delay_steps" else 1)
+                for n in KPI_ORDER[:4]
+            )
+            + " |"
+        )
+    return "\n".join(lines)
