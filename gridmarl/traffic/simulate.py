@@ -7,9 +7,11 @@ Controllers (``controllers[].name``):
 |---|---|---|
 | ``fixed_time`` | cycle the green phases, ``green_s`` each (default 30 s) | ``green_s`` |
 | ``max_pressure`` | Varaiya's max pressure every decision step | |
-| ``sf_plan`` | store-and-forward splits (Pyomo/HiGHS), open loop | ``period_s``, ``cycle_s`` |
+| ``sf_plan`` | store-and-forward splits, cycle, offsets (Pyomo/HiGHS) | see below |
 
-``sf_plan`` options: ``period_s`` (default 300), ``cycle_s`` (60); entry key ``time_limit_s``.
+``sf_plan`` options: ``period_s`` (default 300), ``cycle_s`` (60; a list = candidate common
+cycles, the one of least modelled delay is run), ``offsets`` (true: optimise the offsets; false:
+all intersections in step); entry key ``time_limit_s``.
 Each controller runs once per demand seed (``seed``, ``seed + 1``, … ``demand.seeds`` of them);
 its KPIs are the mean over seeds, with the standard deviation in ``<kpi>_std`` columns.
 """
@@ -61,14 +63,16 @@ def _controller(entry: ControllerEntry, env: TrafficEnv, seed: int) -> Controlle
         trips = generate_demand(
             env.layout.grid, env.scenario.demand, env.scenario.traffic.horizon_s, seed
         )
+        cycle = opts.pop("cycle_s", 60.0)
         ctrl, _ = sf_controller(
             env.layout,
             env.scenario,
             trips,
             name=entry.display_name,
             period_s=float(opts.pop("period_s", 300.0)),
-            cycle_s=float(opts.pop("cycle_s", 60.0)),
+            cycle_s=[float(c) for c in cycle] if isinstance(cycle, list) else float(cycle),
             time_limit_s=entry.time_limit_s or 60.0,
+            offsets=bool(opts.pop("offsets", True)),
         )
     else:
         raise ScenarioError(

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from baselines_opt.traffic_sf import SFProblem, plan_steps, solve_sf
+from baselines_opt.traffic_sf import (
+    SFProblem,
+    _cyclic_queue,
+    coordinate,
+    plan_steps,
+    slot_splits,
+    solve_sf,
+)
 from gridmarl.core.types import Observation
 from gridmarl.traffic.rules import MaxPressure, PressureModel
 
@@ -107,3 +114,52 @@ def test_plan_steps_follow_the_split(make_tiny):
     green = np.array([[[36.0], [18.0]]])  # 2/3 of the cycle to phase 0
     steps = plan_steps(green, sc, period_s=120.0, cycle_s=60.0)
     assert steps[:, 0].tolist() == [0, 0, 0, 0, 1, 1] * 2
+
+
+def test_slot_splits_by_hand():
+    # 60 s cycle of 10 s steps, min 2 steps per phase: 36/18 s -> shares 4 / 2 steps;
+    # 27/27 -> 3 / 3; 50/4 -> the min-green floor holds phase 1 at 2 steps.
+    green = np.array([[[36.0, 27.0, 50.0], [18.0, 27.0, 4.0]]])
+    assert slot_splits(green, 6, 2)[0].T.tolist() == [[4, 2], [3, 3], [4, 2]]
+    # 40 s cycle: 4 steps, 2 + 2 whatever the split
+    assert slot_splits(green, 4, 2)[0].T.tolist() == [[2, 2]] * 3
+
+
+def test_cyclic_queue_by_hand():
+    # 0.25 veh/s arrive every second of a 4 s cycle, green only in the last second (1 veh/s):
+    # queue after each second .25, .5, .75, 0 -> mean 0.375 veh; 1 veh leaves in second 3.
+    q, dep = _cyclic_queue(np.full((1, 4), 0.25), np.array([[0, 0, 0, 1]], bool), np.ones(1))
+    assert q == pytest.approx([0.375])
+    assert dep[0].tolist() == pytest.approx([0.0, 0.0, 0.0, 1.0])
+
+
+def test_offsets_give_progression_by_hand(make_tiny):
+    # two intersections in a row, 20 s apart; east-west traffic enters at node 0 (road 0,
+    # 0.3 veh/s), crosses to node 1 (road 1); a light north-south entry at node 1 (road 2).
+    # 40 s cycle of 10 s steps = 2 + 2 steps; phase 1 (east-west) is green in [23, 40) s of
+    # each intersection's cycle.  Platoons leave node 0 in [23, 40) and reach node 1 20 s
+    # later, so node 1 must run 20 s = 2 steps after node 0: offsets [0, 2], and then road 1
+    # never queues (arrivals <= saturation flow, all in green).
+    sc = make_tiny(traffic={"horizon_s": 120, "decision_s": 10, "min_green_s": 10, "yellow_s": 3})
+    pb = SFProblem(
+        node=np.array([0, 1, 1]),
+        serves=np.array([[False, True], [False, True], [True, False]]),
+        sat_veh_per_s=np.ones(3),
+        demand_veh_per_s=np.array([[0.3], [0.0], [0.1]]),
+        turn=np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]),
+        n_nodes=2,
+        period_s=120.0,
+        cycle_s=40.0,
+        lost_s=6.0,
+        min_green_s=10.0,
+        up_node=np.array([-1, 0, -1]),
+        travel_s=np.full(3, 20.0),
+    )
+    sol = solve_sf(pb, time_limit_s=20)
+    co = coordinate(pb, sol, sc, time_limit_s=20)
+    assert co.offset_steps.tolist() == [0, 2]
+    in_step = coordinate(pb, sol, sc, optimise_offsets=False)
+    assert co.delay_veh_s < in_step.delay_veh_s
+    steps = plan_steps(sol.green_s, sc, 120.0, 40.0, co.offset_steps)
+    assert steps[:, 0].tolist() == [0, 0, 1, 1] * 3
+    assert steps[:, 1].tolist() == [1, 1, 0, 0] * 3
