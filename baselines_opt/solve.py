@@ -102,6 +102,8 @@ class SolveReport:
         gap: relative gap ``(objective − bound) / max(|objective|, 1e-9)`` [-] (0 when equal).
         solve_s: wall time of the solve call, including the model update [s].
         message: one line for logs and reports.
+        duals: constraint -> dual value (∂ objective / ∂ right-hand side) for the constraints
+            asked for with ``duals_of`` (LPs only), else None.
     """
 
     status: str
@@ -110,6 +112,7 @@ class SolveReport:
     gap: float
     solve_s: float
     message: str = ""
+    duals: dict | None = None
 
 
 def relative_gap(objective: float, bound: float) -> float:
@@ -154,6 +157,7 @@ def solve_highs(
     options: SolveOptions,
     solver: Highs | None = None,
     what: str = "model",
+    duals_of: list | None = None,
 ) -> SolveReport:
     """Solve ``model`` (minimisation) with HiGHS and load the incumbent into its variables.
 
@@ -163,6 +167,7 @@ def solve_highs(
         solver: a persistent interface to reuse (its model is updated, not rebuilt); a fresh
             one by default.
         what: name of the model for error messages.
+        duals_of: constraints whose duals to return in the report (a pure LP only).
 
     Returns:
         The report; the model's variables hold the incumbent.
@@ -221,8 +226,20 @@ def solve_highs(
         f"HiGHS {status}: objective {objective:.6g}, bound {bound:.6g}, gap {gap:.3%}, "
         f"{solve_s:.2f} s"
     )
+    duals = None
+    if duals_of is not None:
+        try:
+            duals = res.solution_loader.get_duals(duals_of)
+        except Exception:  # noqa: BLE001 - no duals (e.g. a MIP): the caller does without
+            duals = None
     return SolveReport(
-        status=status, objective=objective, bound=bound, gap=gap, solve_s=solve_s, message=msg
+        status=status,
+        objective=objective,
+        bound=bound,
+        gap=gap,
+        solve_s=solve_s,
+        message=msg,
+        duals=duals,
     )
 
 

@@ -373,3 +373,85 @@ def test_mpc_rejects_batched_envs() -> None:
     )
     with pytest.raises(ValueError, match="B = 1"):
         MPCController().reset(env)
+
+
+def _burn_case(price_1: float = 0.30) -> Community:
+    """One prosumer, a full lossy battery (η_c = η_d = 0.8) and 10 kW of PV against a 2 kW
+    transformer limit on steps 0 and 1: charging and discharging at once would burn
+    1 − η_c η_d of the throughput and save c_over = 1 $/kWh of excess export, but the env's
+    single battery setpoint cannot do that."""
+    load = np.array([[0.0], [0.0], [0.0]])
+    pv = np.array([[10.0], [10.0], [0.0]])
+    return make_community(
+        load,
+        pv,
+        np.array([0.30, price_1, 0.30]),
+        battery_kwh=np.array([10.0]),
+        battery_kw=np.array([5.0]),
+        battery_min_kwh=np.array([0.0]),
+        battery_init_kwh=np.array([10.0]),
+        eta_charge=0.8,
+        eta_discharge=0.8,
+        degradation_usd_per_kwh=0.01,
+        transformer_kw=2.0,
+    )
+
+
+def test_lazy_battery_binaries_keep_the_schedule_exclusive() -> None:
+    """The battery exclusivity binaries start relaxed and are added where a solution charges
+    and discharges at once.  Here the relaxation would burn energy, so binaries must be added;
+    the result is the exclusive optimum, proven, and the env agrees.  Hand-solved: discharge
+    3.2 kW at step 0 (making 3.2 / 0.8 = 4 kWh of room; export 13.2 kW: −0.66 + 11.2 over +
+    0.032 wear = 10.572 $) to charge 5 kW at step 1 (0.8 · 5 = 4 kWh; export 5 kW: −0.25 + 3 +
+    0.05 = 2.8 $): 13.372 $ against 15 $ idle (discharging more raises the export at step 0
+    by more than step 1 can absorb)."""
+    c = _burn_case()
+    res = solve_community_milp(c, start=0, steps=2, time_limit_s=10, mip_gap=0.0)
+    assert res.extra.get("lazy_battery_binaries", 0) > 0
+    assert res.status == "optimal"
+    assert res.objective_usd == pytest.approx(13.372, abs=1e-9)
+    assert res.bound_usd == pytest.approx(13.372, abs=1e-6)
+    np.testing.assert_allclose(res.battery_kw[:, 0], [-3.2, 5.0], atol=1e-9)
+    acc = schedule_cost(c, res.discrete, res.continuous)
+    assert acc["cost_usd"].sum() == pytest.approx(res.objective_usd, rel=1e-9)
+    assert acc["clipped_kw"].max() < 1e-7
+    if not env_missing:
+        cost = _env_cost(c, res.to_controller(), steps=2)
+        assert abs(cost - res.objective_usd) <= 1e-6 * abs(res.objective_usd)
+
+
+@pytest.mark.parametrize("warm_start", [True, False])
+def test_grid_binary_kept_where_feed_in_beats_the_price(warm_start: bool) -> None:
+    """Where π_fi > π (step 1: 0.02 < 0.05) importing and exporting at once would earn money,
+    so the grid exclusivity stays binary there; elsewhere it is relaxed (it cannot pay).
+    Replaying the schedule gives the objective, with and without the decomposition start."""
+    c = replace(
+        rich_community(),
+        price_usd_per_kwh=np.array([0.10, 0.02, 0.15, 0.20, 0.30, 0.45, 0.45, 0.30, 0.15, 0.10]),
+    )
+    res = solve_community_milp(
+        c, start=0, steps=EPISODE, time_limit_s=20, mip_gap=0.0, warm_start=warm_start
+    )
+    assert res.status == "optimal"
+    np.testing.assert_allclose(np.minimum(res.import_kw, res.export_kw), 0.0, atol=1e-12)
+    acc = schedule_cost(c, res.discrete, res.continuous)
+    assert acc["cost_usd"].sum() == pytest.approx(res.objective_usd, rel=1e-9, abs=1e-9)
+    assert acc["clipped_kw"].max() < 1e-7
+    if not env_missing:
+        cost = _env_cost(c, res.to_controller())
+        assert abs(cost - res.objective_usd) <= 1e-6 * abs(res.objective_usd)
+
+
+def test_decomposition_bound_is_valid_and_start_is_used() -> None:
+    """The per-heat-pump Lagrangian bound never exceeds the proven optimum (solved without
+    the warm start, gap 0), and with it the solve ends at the same optimum."""
+    c = rich_community()
+    exact = solve_community_milp(
+        c, start=0, steps=EPISODE, time_limit_s=20, mip_gap=0.0, warm_start=False
+    )
+    warm = solve_community_milp(c, start=0, steps=EPISODE, time_limit_s=20, mip_gap=0.0)
+    assert exact.status == "optimal" and warm.status == "optimal"
+    assert warm.extra["hp_subproblems"] == 3
+    assert warm.extra["lp_bound_usd"] <= exact.objective_usd + 1e-7
+    assert warm.objective_usd == pytest.approx(exact.objective_usd, rel=1e-7)
+    assert warm.bound_usd <= exact.objective_usd + 1e-6 * abs(exact.objective_usd)
