@@ -125,6 +125,58 @@ def simulate(
 
 
 @app.command()
+def train(
+    scenario: ScenarioArg,
+    controller: Annotated[str, typer.Option(help="learned controller to train")] = "matppo",
+    device: Annotated[str, typer.Option(help="auto (GPU when present) | cpu | cuda")] = "auto",
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            help="agent-steps budget (env steps x agents); default: the scenario's train.steps"
+        ),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="default: the scenario's seed")] = None,
+    out: Annotated[Path, typer.Option(help="root folder of run folders")] = Path("runs"),
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="run folder of an earlier train to continue from its last checkpoint"),
+    ] = None,
+    warm_start: Annotated[
+        str | None, typer.Option(help="clone a rule baseline first: rule_based | no_control")
+    ] = None,
+    validate_every: Annotated[
+        int | None, typer.Option(help="PPO updates between validations and checkpoints")
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Train a learned controller on the scenario's training window, validating against the
+    MILP on the validation days; checkpoints are written atomically and --resume continues."""
+    from gridmarl.core.seeding import resolve_device
+    from gridmarl.train import train as run_training
+
+    try:
+        resolve_device(device)
+    except ValueError as exc:
+        raise UsageError(f"--device {device}: {exc}") from None
+    sc = _load(scenario, set_)
+    run_dir = run_training(
+        sc,
+        controller=controller,
+        device=device,
+        steps=steps,
+        seed=seed,
+        out=out,
+        resume=resume,
+        console=console,
+        validate_every=validate_every,
+        threads=threads,
+        warm_start=warm_start,
+    )
+    console.print(f"[green]trained[/green] {run_dir}")
+
+
+@app.command()
 def validate(
     scenario: ScenarioArg,
     set_: SetOpt = None,
