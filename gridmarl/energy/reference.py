@@ -12,6 +12,22 @@ from collections.abc import Sequence
 
 from gridmarl.energy.community import Community
 
+# Per-step quantities the reference returns, named like the env's ``Step.info`` keys.
+INFO_KEYS = (
+    "cost_usd",
+    "grid_kw",
+    "import_kw",
+    "export_kw",
+    "grid_cost_usd",
+    "p2p_traded_kwh",
+    "over_kwh",
+    "peak_kw",
+    "degradation_usd",
+    "comfort_c_h",
+    "ev_unmet_kwh",
+    "clipped_kw",
+)
+
 
 class ReferenceCommunityEnv:
     """Reference stepping of ``len(starts)`` envs with fixed start offsets.
@@ -63,25 +79,7 @@ class ReferenceCommunityEnv:
         dt = c.step_h
         m_max = c.hp_modes - 1
         fi = c.feed_in_usd_per_kwh
-        out: dict[str, list] = {
-            k: []
-            for k in (
-                "reward",
-                "team_reward",
-                "cost_usd",
-                "grid_kw",
-                "import_kw",
-                "export_kw",
-                "grid_cost_usd",
-                "p2p_traded_kwh",
-                "over_kwh",
-                "peak_kw",
-                "degradation_usd",
-                "comfort_c_h",
-                "ev_unmet_kwh",
-                "clipped_kw",
-            )
-        }
+        out: dict[str, list] = {k: [] for k in ("reward", "team_reward", *INFO_KEYS)}
         for b, start in enumerate(self.starts):
             s = start + self.t
             price = float(c.price_usd_per_kwh[s])

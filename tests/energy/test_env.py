@@ -15,23 +15,9 @@ from gridmarl.core.types import Action
 from gridmarl.energy.community import Community
 from gridmarl.energy.env import CommunityEnv
 from gridmarl.energy.kpis import KPI_KEYS, community_kpis, share_of_optimal_savings
-from gridmarl.energy.reference import ReferenceCommunityEnv
+from gridmarl.energy.reference import INFO_KEYS, ReferenceCommunityEnv
 
 T64 = torch.float64
-INFO_KEYS = (
-    "cost_usd",
-    "grid_kw",
-    "import_kw",
-    "export_kw",
-    "grid_cost_usd",
-    "p2p_traded_kwh",
-    "over_kwh",
-    "peak_kw",
-    "degradation_usd",
-    "comfort_c_h",
-    "ev_unmet_kwh",
-    "clipped_kw",
-)
 
 
 def random_action(g: torch.Generator, b: int, n: int, m: int) -> Action:
