@@ -35,7 +35,7 @@ def community(**changes) -> dict:
 def test_shipped_scenario_validates() -> None:
     sc = load_scenario(COMMUNITY)
     assert sc.domain == "energy" and sc.community.prosumers == 50
-    assert [c.name for c in sc.controllers][:2] == ["no_control", "rule_based"]
+    assert [c.name for c in sc.controllers][:3] == ["matppo", "no_control", "rule_based"]
 
 
 def test_overrides_are_typed() -> None:

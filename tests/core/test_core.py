@@ -76,6 +76,13 @@ def test_atomic_write_leaves_no_partial_file(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
 
 
+def test_atomic_write_gives_normal_permissions(tmp_path: Path) -> None:
+    path = write_text(tmp_path / "a.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
 def test_run_dirs_are_never_reused(tmp_path: Path) -> None:
     dirs = {new_run_dir(tmp_path, "sc") for _ in range(5)}
     assert len(dirs) == 5 and all(d.is_dir() and d.parent.name == "sc" for d in dirs)

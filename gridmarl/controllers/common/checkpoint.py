@@ -1,0 +1,74 @@
+"""Reading learned-controller checkpoints safely, with errors for people.
+
+A checkpoint is a ``torch.save`` of a dict of tensors and plain Python values with at least
+``format`` (``"<family>/<version>"``), ``shapes`` (spec field -> int) and ``meta`` (which may hold
+``policy_hash``); it is read with ``torch.load(weights_only=True)``, so no code is unpickled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gridmarl.config import ScenarioError
+from gridmarl.core.types import AgentSpec
+
+
+def read_checkpoint(path: str | Path, fmt: str, what: str) -> dict[str, Any]:
+    """``torch.load(path, weights_only=True)``; checks ``state["format"] == fmt``.
+
+    Raises:
+        ScenarioError: missing file, unreadable file, or another format (``what`` names the
+            expected kind, e.g. ``MATPPO``).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ScenarioError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is the same user error
+        raise ScenarioError(
+            f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        got = state.get("format") if isinstance(state, dict) else "?"
+        raise ScenarioError(f"{path}: not a {what} checkpoint (format {got!r}, expected {fmt!r})")
+    return state
+
+
+def check_compatible(
+    state: dict[str, Any],
+    spec: AgentSpec,
+    shape_fields: Iterable[str],
+    path: str | Path,
+    policy_hash: str | None,
+) -> None:
+    """Raise ``ScenarioError`` naming every shape (and the scenario) that does not match.
+
+    Args:
+        state: a checkpoint read by :func:`read_checkpoint`.
+        spec: the env's spec.
+        shape_fields: spec fields that fix weight shapes.
+        path: for the message.
+        policy_hash: when given, must equal ``state["meta"]["policy_hash"]`` (if recorded).
+    """
+    problems = [
+        f"{f}={state['shapes'][f]} in the checkpoint but {getattr(spec, f)} in the env"
+        for f in shape_fields
+        if int(state["shapes"][f]) != int(getattr(spec, f))
+    ]
+    if problems:
+        raise ScenarioError(
+            f"{path}: checkpoint does not fit this env: "
+            + "; ".join(problems)
+            + ". Train a policy for this scenario with `gridmarl train`."
+        )
+    have = state.get("meta", {}).get("policy_hash")
+    if policy_hash is not None and have is not None and have != policy_hash:
+        raise ScenarioError(
+            f"{path}: checkpoint was trained on a different scenario (policy hash {have[:12]}… "
+            f"vs {policy_hash[:12]}…); resume only with the scenario the run started with"
+        )

@@ -1,0 +1,84 @@
+"""On-policy rollout collection from a batched ``MultiAgentEnv``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from gridmarl.controllers.common.buffer import RolloutBuffer
+from gridmarl.controllers.common.distributions import env_continuous
+from gridmarl.core.env import MultiAgentEnv
+from gridmarl.core.types import Action, Observation
+
+#: ``policy(obs) -> (discrete [B, N], raw continuous [B, N, C], log π [B, N], V(s) [B, V])``
+PolicyFn = Callable[[Observation], tuple[Tensor, Tensor, Tensor, Tensor]]
+
+
+@dataclass
+class RolloutStats:
+    """What one rollout saw.
+
+    Attributes:
+        episode_returns: undiscounted team returns of the episodes that ended [reward units].
+        env_s: wall time inside ``env.step`` [s].
+        policy_s: wall time in the policy forward pass [s].
+    """
+
+    episode_returns: list[float] = field(default_factory=list)
+    env_s: float = 0.0
+    policy_s: float = 0.0
+
+
+def collect_rollout(
+    env: MultiAgentEnv,
+    obs: Observation,
+    buffer: RolloutBuffer,
+    policy: PolicyFn,
+    team: bool,
+    reward_scale: float,
+    running_return: Tensor,
+    reset_seed: Callable[[], int],
+) -> tuple[Observation, RolloutStats]:
+    """Fill ``buffer`` with ``buffer.horizon`` steps of every env, starting from ``obs``.
+
+    Args:
+        env: the batched env; when every env's episode has ended it is reset here (fixed-horizon
+            envs end together; an env that auto-resets returns the new episode's observation).
+        obs: the current observation.
+        buffer: cleared and refilled.
+        policy: samples the action and evaluates the critic (no grad).
+        team: store the team reward ``[B, 1]`` (True) or per-agent rewards ``[B, N]``.
+        reward_scale: multiplies the stored reward (the logged returns are unscaled).
+        running_return: ``[B]`` team return so far of each env's current episode; updated in place.
+        reset_seed: gives the seed of each ``env.reset``.
+
+    Returns:
+        The observation after the last step (for bootstrapping) and the rollout's stats.
+    """
+    stats = RolloutStats()
+    buffer.clear()
+    for _ in range(buffer.horizon):
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            disc, raw, logp, value = policy(obs)
+        t1 = time.perf_counter()
+        step = env.step(Action(discrete=disc, continuous=env_continuous(raw)))
+        t2 = time.perf_counter()
+        stats.policy_s += t1 - t0
+        stats.env_s += t2 - t1
+        reward = step.team_reward.unsqueeze(-1) if team else step.reward
+        buffer.add(obs, disc, raw, logp, value, reward * reward_scale, step.done)
+        running_return += step.team_reward.to(running_return.dtype)
+        if bool(step.done.any()):
+            stats.episode_returns += running_return[step.done].tolist()
+            running_return[step.done] = 0.0
+        obs = step.obs
+        if bool(step.done.all()):
+            t3 = time.perf_counter()
+            obs = env.reset(seed=reset_seed())
+            stats.env_s += time.perf_counter() - t3
+    return obs, stats

@@ -1,0 +1,554 @@
+"""MATPPO: multi-agent PPO with a shared LSTM actor and a Transformer critic.
+
+Papers (equation numbers are cited where the code implements them):
+
+* [PPO]  Schulman et al. 2017, "Proximal Policy Optimization Algorithms", arXiv:1707.06347.
+* [GAE]  Schulman et al. 2016, "High-dimensional continuous control using generalized advantage
+  estimation", arXiv:1506.02438 (in ``controllers/common/gae.py``).
+* [MAPPO] Yu et al. 2022, "The surprising effectiveness of PPO in cooperative multi-agent games",
+  NeurIPS Datasets & Benchmarks, arXiv:2103.01955 (centralised value, shared actor, value
+  normalisation).
+* [Transformer] Vaswani et al. 2017, "Attention is all you need" (the critic's encoder).
+
+Networks
+--------
+**Actor** (one set of weights shared by every agent; decentralised execution):
+``forecast [M, H, f] → LSTM → h_H [M, d_h]``; ``concat(local [M, local_dim], h_H) → Linear →
+local feature [M, d_feat] → MLP (tanh) → hybrid head`` (masked categorical logits ``[M, K]`` and a
+Gaussian mean ``[M, C]`` with a state-independent log-std ``[C]``).  ``M = B·N``: agents are
+folded into the batch, so an agent's action depends on its own observation only, and the same
+actor runs on any number of agents.  The design (DESIGN §7) names the device triplet as the
+actor's non-forecast input; the actor takes all of ``local`` (which contains the triplet at
+``CommunityEnv.TRIPLET_IDX``, plus e.g. time of day and current PV / load), so one actor serves
+every domain.  The continuous part is a **clipped** Gaussian (see
+``controllers/common/distributions.py``): exact log-prob and entropy of the raw sample; the env
+receives ``clamp(u, −1, 1)``.
+
+**Critic** (training only): per-agent tokens ``Linear(state [B, N, state_dim])`` plus one global
+token ``Linear(global_ [B, global_dim]) + type embedding``, a Transformer encoder with no
+positional encoding, then either mean pooling over all ``N + 1`` tokens → MLP → ``V(s) [B, 1]``
+(team value: invariant to permuting the agents) or the same MLP on each agent's output token →
+``V_n(s) [B, N]`` (per-agent values: permuting the agents permutes them).
+
+Rewards and advantages (``value_target``).  The critic is always centralised: every agent token
+attends to every other agent and to the global token.
+* ``"team"``: global pooling → the team value V(s) of the **team reward** (community cost,
+  divided by ``N`` so the scale does not depend on the community size); every agent's action is
+  credited with the same team advantage ([MAPPO] §3).
+* ``"agent"`` (default): the same encoder, but the value head reads each agent's output token →
+  V_n(s), regressed on the **per-agent reward** (own bill + own penalties + share of the
+  transformer penalty; the per-agent rewards sum to the team reward), and agent n's action gets
+  its own GAE advantage.  With 50 agents the team advantage mixes each agent's contribution
+  with the other 49 agents' noise (its variance grows with N), which is why the per-agent
+  variant is the default; a short from-scratch A/B on community_50 did not separate the two
+  (docs/matppo.md).  The transformer excess is charged to the importers in proportion to their
+  import, so each agent still feels the coupling constraint.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from gridmarl.config import ScenarioError
+from gridmarl.controllers.common.buffer import RolloutBuffer
+from gridmarl.controllers.common.checkpoint import check_compatible, read_checkpoint
+from gridmarl.controllers.common.distributions import HybridDistribution, env_continuous
+from gridmarl.controllers.common.gae import compute_gae
+from gridmarl.controllers.common.layers import (
+    ForecastEncoder,
+    SetTransformerEncoder,
+    mlp,
+    orthogonal_init,
+)
+from gridmarl.controllers.common.normalizers import RunningMeanStd, ValueNorm
+from gridmarl.controllers.common.rollout import collect_rollout
+from gridmarl.core.controller import Trainable
+from gridmarl.core.env import MultiAgentEnv
+from gridmarl.core.io import atomic_write
+from gridmarl.core.seeding import make_generator
+from gridmarl.core.types import Action, AgentSpec, Observation
+
+CHECKPOINT_FORMAT = "gridmarl.matppo/1"
+#: spec fields whose value fixes a weight shape (``n_agents`` and ``forecast_len`` do not).
+SHAPE_FIELDS = (
+    "local_dim",
+    "forecast_dim",
+    "state_dim",
+    "global_dim",
+    "n_discrete",
+    "n_continuous",
+)
+
+
+@dataclass
+class MATPPOConfig:
+    """Hyper-parameters (``scenario.train.options`` overrides any of them by name).
+
+    Attributes:
+        num_envs: parallel envs ``B`` in a rollout.
+        rollout_steps: steps ``T`` per env per rollout.
+        epochs: passes over each rollout.
+        minibatches: minibatches per epoch (split of ``T·B·N`` actor and ``T·B`` critic samples).
+        lr: initial Adam learning rate; decays linearly to ``lr_final_frac · lr`` over the budget.
+        lr_final_frac: final learning rate as a fraction of ``lr`` [-].
+        gamma: discount γ per step [-].
+        gae_lambda: GAE λ [-].
+        clip: PPO ratio clip ε [-].
+        ent_coef: entropy bonus coefficient c₂ [-].
+        vf_coef: value loss coefficient c₁ [-].
+        max_grad_norm: global gradient-norm clip.
+        value_norm: regress the critic on running-normalised returns ([MAPPO] value norm).
+        value_target: ``team`` (pooled V(s), team reward) or ``agent`` (per-agent values/rewards).
+        reward_scale: extra multiplier on the reward used for learning.
+        lstm_hidden: LSTM hidden size d_h.
+        feat_dim: local feature width d_feat.
+        actor_hidden: actor MLP width.
+        init_log_std: initial Gaussian log σ.
+        critic_dim: Transformer width d_model.
+        critic_heads: attention heads.
+        critic_layers: encoder layers.
+    """
+
+    num_envs: int = 64
+    rollout_steps: int = 24
+    epochs: int = 4
+    minibatches: int = 2
+    lr: float = 3e-4
+    lr_final_frac: float = 0.1
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip: float = 0.2
+    ent_coef: float = 0.001
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    value_norm: bool = True
+    value_target: Literal["team", "agent"] = "agent"
+    reward_scale: float = 1.0
+    lstm_hidden: int = 32
+    feat_dim: int = 64
+    actor_hidden: int = 64
+    init_log_std: float = -1.0
+    critic_dim: int = 32
+    critic_heads: int = 2
+    critic_layers: int = 2
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> MATPPOConfig:
+        """Build from a mapping, rejecting unknown names with the list of allowed ones."""
+        names = {f.name for f in fields(cls)}
+        bad = sorted(set(options) - names)
+        if bad:
+            raise ScenarioError(
+                f"train.options: unknown MATPPO option(s) {', '.join(bad)}; "
+                f"allowed: {', '.join(sorted(names))}"
+            )
+        return cls(**options)
+
+
+class TrainingLogger(Protocol):
+    """Receives the metrics after every PPO update (the driver adds progress, TensorBoard,
+    validation and checkpoints)."""
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        """``step`` = agent-steps so far; ``metrics`` = name -> value."""
+
+
+class Actor(nn.Module):
+    """Shared decentralised actor (see the module docstring for the shapes)."""
+
+    def __init__(self, spec: AgentSpec, cfg: MATPPOConfig) -> None:
+        super().__init__()
+        self.n_discrete = spec.n_discrete
+        self.n_continuous = spec.n_continuous
+        self.local_norm = RunningMeanStd((spec.local_dim,))
+        self.forecast_norm = RunningMeanStd((spec.forecast_dim,))
+        self.encoder = ForecastEncoder(spec.forecast_dim, cfg.lstm_hidden)
+        self.to_feature = nn.Linear(spec.local_dim + cfg.lstm_hidden, cfg.feat_dim)
+        self.body = mlp(cfg.feat_dim, cfg.actor_hidden, cfg.actor_hidden, layers=1)
+        self.act_fn = nn.Tanh()
+        # a missing action part has no head (its tensors are [M, 0])
+        self.logits = nn.Linear(cfg.actor_hidden, spec.n_discrete) if spec.n_discrete else None
+        self.mean = nn.Linear(cfg.actor_hidden, spec.n_continuous) if spec.n_continuous else None
+        self.log_std = nn.Parameter(torch.full((spec.n_continuous,), cfg.init_log_std))
+        orthogonal_init(self)
+        # small output layers: a near-uniform categorical and μ ≈ 0 at the start
+        for head in (self.logits, self.mean):
+            if head is not None:
+                nn.init.orthogonal_(head.weight, 0.01)
+
+    def forward(self, local: Tensor, forecast: Tensor, mask: Tensor | None) -> HybridDistribution:
+        """``local [M, local_dim]``, ``forecast [M, H, f]``, ``mask [M, K]`` -> the policy."""
+        h = self.encoder(self.forecast_norm.normalize(forecast))
+        feat = self.to_feature(torch.cat([self.local_norm.normalize(local), h], dim=-1))
+        z = self.act_fn(self.body(feat))
+        logits = self.logits(z) if self.logits is not None else z.new_zeros(z.shape[0], 0)
+        mean = self.mean(z) if self.mean is not None else z.new_zeros(z.shape[0], 0)
+        return HybridDistribution(logits, mask, mean, self.log_std)
+
+
+class Critic(nn.Module):
+    """Centralised Transformer critic over agent tokens plus a global token."""
+
+    def __init__(self, spec: AgentSpec, cfg: MATPPOConfig) -> None:
+        super().__init__()
+        d = cfg.critic_dim
+        self.team = cfg.value_target == "team"
+        self.state_norm = RunningMeanStd((spec.state_dim,))
+        self.global_norm = RunningMeanStd((spec.global_dim,))
+        self.agent_token = nn.Linear(spec.state_dim, d)
+        self.global_token = nn.Linear(spec.global_dim, d)
+        self.global_type = nn.Parameter(torch.zeros(d))  # marks the global token; not positional
+        self.encoder = SetTransformerEncoder(d, cfg.critic_heads, cfg.critic_layers, 2 * d)
+        self.head = mlp(d, d, 1, layers=1, act=nn.GELU)
+        orthogonal_init(self.head)
+        nn.init.orthogonal_(self.head[-1].weight, 1.0)
+
+    def forward(self, state: Tensor, global_: Tensor) -> Tensor:
+        """``state [M, N, state_dim]``, ``global_ [M, global_dim]`` -> values ``[M, V]``
+        (``V = 1`` team value, ``V = N`` per-agent values), in normalised units."""
+        agents = self.agent_token(self.state_norm.normalize(state))
+        glob = self.global_token(self.global_norm.normalize(global_)) + self.global_type
+        out = self.encoder(torch.cat([agents, glob.unsqueeze(1)], dim=1))
+        if self.team:
+            return self.head(out.mean(dim=1))  # global pooling -> [M, 1]
+        return self.head(out[:, :-1]).squeeze(-1)  # one value per agent [M, N]
+
+
+class MATPPO(Trainable):
+    """Multi-agent PPO with a shared hybrid LSTM actor and a Transformer critic.
+
+    Args:
+        spec: the env's agent spec (fixes the weight shapes, not the number of agents).
+        config: hyper-parameters.
+        device: where the networks live and the rollouts are collected.
+        seed: seeds the weights, the action sampling and the minibatch shuffles.
+    """
+
+    name = "matppo"
+
+    def __init__(
+        self,
+        spec: AgentSpec,
+        config: MATPPOConfig | None = None,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+    ) -> None:
+        self.spec = spec
+        self.cfg = config or MATPPOConfig()
+        self.device = torch.device(device)
+        self.seed = int(seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            self.actor = Actor(spec, self.cfg).to(self.device)
+            self.critic = Critic(spec, self.cfg).to(self.device)
+        self.value_norm = ValueNorm().to(self.device)
+        self.params = [*self.actor.parameters(), *self.critic.parameters()]
+        self.optimizer = torch.optim.Adam(self.params, lr=self.cfg.lr, eps=1e-5)
+        self.sample_gen = make_generator(self.seed + 1, self.device)
+        self.shuffle_gen = make_generator(self.seed + 2, self.device)
+        self.agent_steps = 0
+        self.updates = 0
+        self.meta: dict[str, Any] = {}  # written to the checkpoint's sidecar JSON
+
+    # -- acting ---------------------------------------------------------------------------------
+    def _dist(self, obs: Observation) -> HybridDistribution:
+        b, n = obs.batch_shape
+        mask = obs.action_mask.reshape(b * n, -1) if obs.action_mask is not None else None
+        return self.actor(
+            obs.local.reshape(b * n, -1), obs.forecast.reshape(b * n, *obs.forecast.shape[2:]), mask
+        )
+
+    @torch.no_grad()
+    def act(
+        self, obs: Observation, deterministic: bool = True, generator: torch.Generator | None = None
+    ) -> Action:
+        """Each agent's action from its own observation; ``[B, N]`` and ``[B, N, C]`` in [-1, 1].
+
+        ``generator`` (sampling only) defaults to the controller's own sampling generator.
+        """
+        b, n = obs.batch_shape
+        out_device, out_dtype = obs.local.device, obs.local.dtype
+        dtype = self.actor.log_std.dtype
+        obs = _cast(obs.to(self.device), dtype)
+        dist = self._dist(obs)
+        if deterministic:
+            k, u = dist.mode()
+        else:
+            k, u = dist.sample(generator or self.sample_gen)
+        cont = env_continuous(u).reshape(b, n, self.spec.n_continuous)
+        return Action(
+            discrete=k.reshape(b, n).to(out_device), continuous=cont.to(out_device, out_dtype)
+        )
+
+    @torch.no_grad()
+    def _policy_step(self, obs: Observation) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Sample for a rollout: discrete ``[B, N]``, raw continuous ``[B, N, C]``, log π
+        ``[B, N]``, de-normalised V(s) ``[B, V]``."""
+        b, n = obs.batch_shape
+        dist = self._dist(obs)
+        k, u = dist.sample(self.sample_gen)
+        logp = dist.log_prob(k, u)
+        value = self._denorm(self.critic(obs.state, obs.global_))
+        return (k.reshape(b, n), u.reshape(b, n, -1), logp.reshape(b, n), value)
+
+    def _denorm(self, v: Tensor) -> Tensor:
+        return self.value_norm.denormalize(v) if self.cfg.value_norm else v
+
+    # -- learning -------------------------------------------------------------------------------
+    def update(self, buffer: RolloutBuffer, last_obs: Observation) -> dict[str, float]:
+        """One PPO update from a full rollout; returns the loss statistics."""
+        cfg = self.cfg
+        with torch.no_grad():
+            last_v = self._denorm(self.critic(last_obs.state, last_obs.global_))
+        adv, ret = compute_gae(
+            buffer.rewards, buffer.values, buffer.dones, last_v, cfg.gamma, cfg.gae_lambda
+        )
+        buffer.advantages.copy_(adv)
+        buffer.returns.copy_(ret)
+        if cfg.value_norm:
+            self.value_norm.update(ret)
+            ret_n = self.value_norm.normalize(ret)
+        else:
+            ret_n = ret
+        agent_adv = buffer.actor_agent_advantages()
+        agent_adv = (agent_adv - agent_adv.mean()) / (agent_adv.std() + 1e-8)
+        sums: dict[str, float] = {}
+        count = 0
+        fwd_s = bwd_s = 0.0  # [s] loss forward vs backward + optimiser step (CPU timing)
+        for _ in range(cfg.epochs):
+            for a, c in buffer.minibatches(cfg.minibatches, self.shuffle_gen, agent_adv, ret_n):
+                t_mb = time.perf_counter()
+                dist = self.actor(a.local, a.forecast, a.mask)
+                logp = dist.log_prob(a.discrete, a.continuous)
+                log_ratio = logp - a.old_log_prob
+                # r_t(θ) = π_θ(a|o) / π_θold(a|o)                          ([PPO] Eq. 6)
+                ratio = log_ratio.exp()
+                # L^CLIP = E[min(r Â, clip(r, 1−ε, 1+ε) Â)]                ([PPO] Eq. 7)
+                surr = torch.min(
+                    ratio * a.advantage, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * a.advantage
+                )
+                entropy = dist.entropy().mean()
+                value = self.critic(c.state, c.global_)
+                # L^VF = (V_θ(s_t) − V_t^targ)², V^targ = GAE λ-return ([PPO] Eq. 9, [GAE] Eq. 18;
+                # targets normalised as in [MAPPO] §4.1 "value normalization")
+                v_loss = (value - c.returns).pow(2).mean()
+                # L = −L^CLIP + c₁ L^VF − c₂ S[π]   (sign flipped to minimise; [PPO] Eq. 9)
+                loss = -surr.mean() + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
+                t_fwd = time.perf_counter()
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
+                self.optimizer.step()
+                t_bwd = time.perf_counter()
+                fwd_s += t_fwd - t_mb
+                bwd_s += t_bwd - t_fwd
+                with torch.no_grad():
+                    stats = {
+                        "loss/policy": -surr.mean(),
+                        "loss/value": v_loss,
+                        "policy/entropy": entropy,
+                        "policy/grad_norm": grad_norm,
+                        # k3 estimator of KL(π_old ‖ π) (Schulman 2020, "Approximating KL")
+                        "policy/approx_kl": ((ratio - 1) - log_ratio).mean(),
+                        "policy/clip_frac": ((ratio - 1).abs() > cfg.clip).float().mean(),
+                    }
+                for k, v in stats.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach())
+                count += 1
+        out = {k: v / count for k, v in sums.items()}
+        out["time/update_forward_s"], out["time/update_backward_s"] = fwd_s, bwd_s
+        var_r = float(buffer.returns.var())
+        out["value/explained_var"] = (
+            1.0 - float((buffer.returns - buffer.values).var()) / var_r
+            if var_r > 0
+            else float("nan")
+        )
+        if self.spec.n_continuous:
+            out["policy/std"] = float(self.actor.log_std.detach().exp().mean())
+        return out
+
+    def update_normalizers(self, buffer: RolloutBuffer) -> None:
+        """Merge the rollout's observations into the running statistics.
+
+        Called after the PPO update, so the update sees the statistics the rollout was
+        collected with (otherwise the ratio would not start at 1).
+        """
+        self.actor.local_norm.update(buffer.local)
+        self.actor.forecast_norm.update(buffer.forecast)
+        self.critic.state_norm.update(buffer.state)
+        self.critic.global_norm.update(buffer.global_)
+
+    def train(
+        self,
+        env_factory: Callable[[int], MultiAgentEnv],
+        budget: int,
+        logger: TrainingLogger | None = None,
+    ) -> dict[str, float]:
+        """Train until ``agent_steps >= budget`` (continues from ``agent_steps`` after a load).
+
+        Args:
+            env_factory: ``num_envs -> env`` on this controller's device.
+            budget: total agent-steps (env steps × agents), counting those already done.
+            logger: gets ``log(agent_steps, metrics)`` after every update.
+
+        Returns:
+            The metrics of the last update.
+        """
+        cfg = self.cfg
+        env = env_factory(cfg.num_envs)
+        team = cfg.value_target == "team"
+        n = env.spec.n_agents
+        scale = cfg.reward_scale / (n if team else 1)
+        buffer = RolloutBuffer(
+            env.spec, cfg.rollout_steps, env.num_envs, 1 if team else n, self.device
+        )
+        # a resumed run starts fresh episodes, seeded by how far training had come
+        self._episodes = 0
+        obs = env.reset(seed=self._next_reset_seed())
+        running = torch.zeros(env.num_envs, dtype=torch.float64, device=self.device)
+        metrics: dict[str, float] = {}
+        per_update = cfg.rollout_steps * env.num_envs * n
+        while self.agent_steps < budget:
+            frac = min(1.0, self.agent_steps / max(budget, 1))
+            lr = cfg.lr * (1.0 - (1.0 - cfg.lr_final_frac) * frac)  # linear decay
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            t0 = time.perf_counter()
+            obs, rs = collect_rollout(
+                env, obs, buffer, self._policy_step, team, scale, running, self._next_reset_seed
+            )
+            t1 = time.perf_counter()
+            metrics = self.update(buffer, obs)
+            self.update_normalizers(buffer)
+            t2 = time.perf_counter()
+            self.agent_steps += per_update
+            self.updates += 1
+            metrics.update(
+                {
+                    "time/env_s": rs.env_s,
+                    "time/policy_forward_s": rs.policy_s,
+                    "time/update_s": t2 - t1,
+                    "time/rollout_s": t1 - t0,
+                    "perf/agent_steps_per_s": per_update / max(t2 - t0, 1e-9),
+                    "train/lr": lr,
+                    "train/reward_per_step": float(buffer.rewards.mean()) / scale,
+                }
+            )
+            if rs.episode_returns:
+                metrics["train/episode_return"] = sum(rs.episode_returns) / len(rs.episode_returns)
+            if logger is not None:
+                logger.log(self.agent_steps, metrics)
+        env.close()
+        return metrics
+
+    def _next_reset_seed(self) -> int:
+        """Seed of the next ``env.reset``: a function of (seed, updates done, episodes begun)."""
+        self._episodes += 1
+        return (self.seed * 1_000_003 + self.updates * 1_009 + self._episodes) % (2**31 - 1)
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Everything a checkpoint holds (tensors and plain Python values only)."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": asdict(self.cfg),
+            "shapes": {f: int(getattr(self.spec, f)) for f in SHAPE_FIELDS},
+            "n_agents": self.spec.n_agents,
+            "seed": self.seed,
+            "agent_steps": self.agent_steps,
+            "updates": self.updates,
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "value_norm": self.value_norm.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": {"sample": self.sample_gen.get_state(), "shuffle": self.shuffle_gen.get_state()},
+            # plain JSON types only, so that weights_only loading accepts it
+            "meta": json.loads(json.dumps(self.meta, default=str)),
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write the checkpoint atomically, then its sidecar JSON (``path`` with ``.json``)."""
+        from gridmarl.core.io import write_json
+
+        path = Path(path)
+        state = self.state()
+        atomic_write(path, lambda p: torch.save(state, p))
+        write_json(
+            path.with_suffix(".json"),
+            {
+                "format": CHECKPOINT_FORMAT,
+                "controller": self.name,
+                "file": path.name,
+                "seed": self.seed,
+                "agent_steps": self.agent_steps,
+                "updates": self.updates,
+                "shapes": state["shapes"],
+                "n_agents": self.spec.n_agents,
+                "config": state["config"],
+                **self.meta,
+            },
+        )
+
+    def load(self, path: str | Path, scenario_hash: str | None = None) -> None:
+        """Read a checkpoint with ``torch.load(weights_only=True)``.
+
+        Raises:
+            ScenarioError: the file is not a MATPPO checkpoint, its weight shapes differ from
+                this env's, or ``scenario_hash`` is given and differs from the checkpoint's.
+        """
+        state = read_checkpoint(path, CHECKPOINT_FORMAT, "MATPPO")
+        check_compatible(state, self.spec, SHAPE_FIELDS, path, scenario_hash)
+        if state["config"] != asdict(self.cfg):
+            raise ScenarioError(
+                f"{path}: checkpoint hyper-parameters differ from this "
+                "controller's; build it with MATPPO.from_checkpoint"
+            )
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.value_norm.load_state_dict(state["value_norm"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.sample_gen.set_state(state["rng"]["sample"].cpu())
+        self.shuffle_gen.set_state(state["rng"]["shuffle"].cpu())
+        self.seed = int(state["seed"])
+        self.agent_steps = int(state["agent_steps"])
+        self.updates = int(state["updates"])
+        self.meta = dict(state.get("meta", {}))
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        spec: AgentSpec,
+        device: torch.device | str = "cpu",
+        scenario_hash: str | None = None,
+    ) -> MATPPO:
+        """A controller built with the checkpoint's hyper-parameters and loaded from it.
+
+        ``spec.n_agents`` may differ from the training community's (the actor is size-free).
+        """
+        state = read_checkpoint(path, CHECKPOINT_FORMAT, "MATPPO")
+        check_compatible(state, spec, SHAPE_FIELDS, path, scenario_hash)
+        ctrl = cls(spec, MATPPOConfig(**state["config"]), device=device, seed=int(state["seed"]))
+        ctrl.load(path, scenario_hash)
+        return ctrl
+
+
+def _cast(obs: Observation, dtype: torch.dtype) -> Observation:
+    """The observation with its float tensors in ``dtype`` (an accounting env may run float64)."""
+    if obs.local.dtype == dtype:
+        return obs
+    return Observation(
+        local=obs.local.to(dtype),
+        forecast=obs.forecast.to(dtype),
+        state=obs.state.to(dtype),
+        global_=obs.global_.to(dtype),
+        action_mask=obs.action_mask,
+    )

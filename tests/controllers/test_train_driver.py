@@ -1,0 +1,87 @@
+"""The training driver on a tiny energy scenario: run folder, checkpoints, resume, refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from rich.console import Console
+
+from gridmarl.config import ScenarioError, load_scenario
+from gridmarl.controllers.matppo import MATPPO
+from gridmarl.controllers.registry import load_policy
+
+SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "community_50.yaml"
+TINY = [
+    "community.prosumers=3",
+    "window.train.days=3",
+    "window.validate.days=1",
+    "train.episode_days=1",
+    "train.num_envs=2",
+    "train.options={rollout_steps: 6, epochs: 1, minibatches: 1, lstm_hidden: 4, feat_dim: 8,"
+    " actor_hidden: 8, critic_dim: 8, critic_heads: 1, critic_layers: 1}",
+    "controllers=[{name: milp, time_limit_s: 20}]",
+]
+PER_UPDATE = 6 * 2 * 3  # rollout_steps × num_envs × prosumers
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    pytest.importorskip("gridmarl.energy.env")
+    from gridmarl.train import train
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("runs")
+    run = train(
+        load_scenario(SCENARIO, TINY),
+        device="cpu",
+        steps=2 * PER_UPDATE,
+        out=out,
+        validate_every=1,
+        console=Console(quiet=True),
+    )
+    return run
+
+
+def test_run_folder_has_checkpoints_sidecar_and_logs(tiny_run):
+    ck = tiny_run / "checkpoints"
+    for name in ("last", "best", f"step_{2 * PER_UPDATE:012d}"):
+        assert (ck / f"{name}.pt").exists() and (ck / f"{name}.json").exists()
+    side = json.loads((ck / "last.json").read_text())
+    assert side["agent_steps"] == 2 * PER_UPDATE and side["seed"] == 7
+    assert len(side["policy_hash"]) == 64 and "torch" in side["versions"]
+    assert (tiny_run / "validation.csv").read_text().count("\n") == 3  # header + 2 rows
+    assert any((tiny_run / "tb").iterdir())
+
+
+def test_resume_continues_and_refuses_another_scenario(tiny_run):
+    from gridmarl.train import train
+
+    quiet = Console(quiet=True)
+    train(
+        load_scenario(SCENARIO, TINY),
+        device="cpu",
+        steps=3 * PER_UPDATE,
+        resume=tiny_run,
+        validate_every=1,
+        console=quiet,
+    )
+    side = json.loads((tiny_run / "checkpoints" / "last.json").read_text())
+    assert side["agent_steps"] == 3 * PER_UPDATE and side["updates"] == 3
+    other = load_scenario(SCENARIO, [*TINY, "community.battery.soc_init=0.9"])
+    with pytest.raises(ScenarioError, match="different scenario"):
+        train(other, device="cpu", resume=tiny_run, console=quiet)
+
+
+def test_shipped_policy_loads_on_another_community_size(tiny_run):
+    from gridmarl.energy.data import build_community
+    from gridmarl.energy.env import CommunityEnv
+
+    scenario = load_scenario(SCENARIO, [*TINY, "community.prosumers=5"])
+    env = CommunityEnv(build_community(scenario, "validate"), num_envs=1, dtype=torch.float64)
+    ctrl = load_policy("matppo", tiny_run / "checkpoints" / "last.pt", env=env)
+    assert isinstance(ctrl, MATPPO)
+    act = ctrl.act(env.reset(seed=0))
+    assert act.continuous.shape == (1, 5, 2) and act.continuous.dtype == torch.float64
