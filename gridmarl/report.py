@@ -98,6 +98,8 @@ def format_value(v: Any) -> str:
     if isinstance(v, float):
         if v != v:  # NaN
             return "n/a"
+        if abs(v) < 1e-9:  # solver / float round-off, e.g. 1.7e-13 kWh of excess
+            return "0"
         if abs(v) >= 1000:
             return f"{v:,.0f}"
         if abs(v) >= 10:
