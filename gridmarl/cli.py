@@ -55,6 +55,18 @@ def _load(path: Path, overrides: list[str] | None):
     return load_scenario(path, overrides or [])
 
 
+def _check_writable(out: Path) -> None:
+    """Fail fast (exit 2) when the output folder cannot be written, before any long run."""
+    import tempfile
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".gridmarl-write-check-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+
+
 def _simulator(domain: str):
     try:
         return import_module(SIMULATORS[domain])
@@ -114,6 +126,7 @@ def simulate(
     from gridmarl.report import write_run
 
     sc = _load(scenario, set_)
+    _check_writable(out)
     sim = _simulator(sc.domain)
     t0 = time.perf_counter()
     result = sim.simulate(sc, console=console)
@@ -142,16 +155,24 @@ def train(
         typer.Option(help="run folder of an earlier train to continue from its last checkpoint"),
     ] = None,
     warm_start: Annotated[
-        str | None, typer.Option(help="clone a rule baseline first: rule_based | no_control")
+        str | None,
+        typer.Option(
+            help="clone a rule baseline first: energy rule_based | no_control; routing "
+            "shortest_path_distance | shortest_path_hops; traffic max_pressure | fixed_time"
+        ),
     ] = None,
+    warm_start_epochs: Annotated[
+        int, typer.Option(help="passes of the warm start over the teacher's episodes")
+    ] = 4,
     validate_every: Annotated[
         int | None, typer.Option(help="PPO updates between validations and checkpoints")
     ] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch")] = None,
     set_: SetOpt = None,
 ) -> None:
-    """Train a learned controller on the scenario's training window, validating against the
-    MILP on the validation days; checkpoints are written atomically and --resume continues."""
+    """Train a learned controller on the scenario (energy: the training window, validated against
+    the MILP; routing: vs shortest path; traffic: vs MaxPressure); checkpoints are written
+    atomically and --resume continues."""
     from gridmarl.core.seeding import resolve_device
     from gridmarl.train import train as run_training
 
@@ -160,6 +181,7 @@ def train(
     except ValueError as exc:
         raise UsageError(f"--device {device}: {exc}") from None
     sc = _load(scenario, set_)
+    _check_writable(out)
     run_dir = run_training(
         sc,
         controller=controller,
@@ -172,6 +194,7 @@ def train(
         validate_every=validate_every,
         threads=threads,
         warm_start=warm_start,
+        warm_start_epochs=warm_start_epochs,
     )
     console.print(f"[green]trained[/green] {run_dir}")
 

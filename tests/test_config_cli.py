@@ -17,8 +17,13 @@ COMMUNITY = ROOT / "scenarios" / "community_50.yaml"
 
 
 def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gridmarl.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "gridmarl.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def write(tmp_path: Path, data, name: str = "s.yaml") -> Path:
@@ -39,8 +44,9 @@ def test_shipped_scenario_validates() -> None:
 
 
 def test_overrides_are_typed() -> None:
-    sc = load_scenario(COMMUNITY, ["seed=3", "community.prosumers=80",
-                                   "community.battery.capacity_kwh=[5, 6]"])
+    sc = load_scenario(
+        COMMUNITY, ["seed=3", "community.prosumers=80", "community.battery.capacity_kwh=[5, 6]"]
+    )
     assert sc.seed == 3 and sc.community.prosumers == 80
     assert sc.community.battery.capacity_kwh == (5.0, 6.0)
 
@@ -50,15 +56,23 @@ BAD_CASES = {
     "not_mapping": ("- a\n- b\n", "top level must be a mapping"),
     "unknown_key": (community(**{"community.batery": "{}"}), "community.batery: unknown key"),
     "wrong_type": (community(**{"community.prosumers": "many"}), "community.prosumers"),
-    "negative_capacity": (community(**{"community.battery.capacity_kwh": "[-5, 6]"}),
-                          "community.battery.capacity_kwh"),
-    "unknown_dataset": (community(**{"community.dataset": "no_such_data"}),
-                        "community.dataset: unknown dataset 'no_such_data'"),
-    "window_outside_data": (community(**{"window.evaluate.start": "2019-01-01"}),
-                            "window.evaluate: 2019-01-01 + 7 days lies outside the data"),
+    "negative_capacity": (
+        community(**{"community.battery.capacity_kwh": "[-5, 6]"}),
+        "community.battery.capacity_kwh",
+    ),
+    "unknown_dataset": (
+        community(**{"community.dataset": "no_such_data"}),
+        "community.dataset: unknown dataset 'no_such_data'",
+    ),
+    "window_outside_data": (
+        community(**{"window.evaluate.start": "2019-01-01"}),
+        "window.evaluate: 2019-01-01 + 7 days lies outside the data",
+    ),
     "unknown_domain": ({"name": "x", "domain": "water"}, "unknown domain; allowed: energy"),
-    "eval_overlaps_train": (community(**{"window.evaluate.start": "2016-08-03"}),
-                            "overlaps window.train"),
+    "eval_overlaps_train": (
+        community(**{"window.evaluate.start": "2016-08-03"}),
+        "overlaps window.train",
+    ),
 }
 
 
@@ -112,3 +126,11 @@ def test_cli_validate_ok_and_schema() -> None:
     assert "energy scenario 'community_50'" in proc.stdout
     proc = run_cli("validate", str(COMMUNITY), "--schema")
     assert proc.returncode == 0 and '"energy"' in proc.stdout
+
+
+def test_cli_unwritable_out_fails_fast(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    proc = run_cli("simulate", str(COMMUNITY), "--out", str(blocker / "runs"))
+    assert proc.returncode == 2, proc.stderr
+    assert "cannot write there" in proc.stderr and "Traceback" not in proc.stderr
