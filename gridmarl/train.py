@@ -1,6 +1,10 @@
-"""``gridmarl train``: train a learned controller on a scenario's training window.
+"""``gridmarl train``: train a learned controller on a scenario (any domain in ``DOMAINS``).
 
-One function, :func:`train`, drives everything; ``gridmarl.cli`` maps the flags onto it.
+One function, :func:`train`, drives everything; ``gridmarl.cli`` maps the flags onto it.  The
+algorithm code is the same for every domain; what differs (the training env, the validation KPI
+and its baselines, the rule baselines ``--warm-start`` may clone) comes from the domain's
+``gridmarl/<domain>/training.py``, chosen by ``scenario.domain`` (interface:
+``gridmarl.core.training``).
 
 Run folder ``<out>/<scenario>/<UTC stamp>/`` (``out`` defaults to ``runs``):
 
@@ -9,12 +13,9 @@ Run folder ``<out>/<scenario>/<UTC stamp>/`` (``out`` defaults to ``runs``):
 | ``train_manifest.json`` | scenario (as validated), hashes, seed, device, budget, versions |
 | ``checkpoints/step_<agent-steps>.pt`` + ``.json`` | periodic checkpoints + sidecar JSON |
 | ``checkpoints/last.pt`` + ``.json`` | the newest checkpoint (what ``resume`` reads) |
-| ``checkpoints/best.pt`` + ``.json`` | the best on the validation window so far |
-| ``validation.csv`` | one row per validation: agent-steps, cost [$], share of optimal savings |
-| ``validation_reference.json`` | no_control, rule_based and MILP cost on the validation window |
-
-The validation references depend only on the scenario, so they are also cached beside the run
-folders (``.validation_reference_<policy hash>.json``) and reused by later runs.
+| ``checkpoints/best.pt`` + ``.json`` | the best on the validation episodes so far |
+| ``validation.csv`` | one row per validation: agent-steps, updates, wall [s], the domain's KPIs |
+| ``validation_reference.json`` | the domain's baselines on the validation episodes |
 | ``tb/`` | TensorBoard scalars (``tensorboard --logdir runs``) |
 
 Every file is written atomically (temp file + rename).  Killing the process loses at most the
@@ -23,10 +24,17 @@ updates since the last checkpoint; ``train(..., resume=RUN_DIR)`` continues from
 (episodes restart from fresh env resets, so a resumed curve is not bit-identical to an
 uninterrupted one).
 
-Validation: the deterministic policy runs the whole validation window (B = 1, float64, the
-same accounting env as ``simulate``); its cost is compared with no_control and with the
-perfect-foresight MILP on the same days (solved once per run and cached):
-share = (C_no_control − C_policy) / (C_no_control − C_MILP).
+Validation, per domain (the deterministic policy; ``best.pt`` = the best score so far):
+
+* energy: the whole validation window (B = 1, float64, the accounting env of ``simulate``);
+  cost [$] vs no_control, rule_based and the perfect-foresight MILP (solved once, cached beside
+  the run folders as ``.validation_reference_<policy hash>.json``); score = share of optimal
+  savings = (C_no_control − C_policy) / (C_no_control − C_MILP).
+* routing: ``evaluation.episodes`` episodes of held-out traffic; avg delay [steps] and
+  throughput [pkt] vs shortest path (distance, hops); score = −delay × max(1, throughput_SP /
+  throughput).
+* traffic: one held-out demand seed; avg travel time [s] (finished trips / all vehicles) vs
+  MaxPressure; score = −avg travel time including the vehicles still on the road.
 
 Checkpoint compatibility: the sidecar records ``scenario_hash`` (the full validated scenario)
 and ``policy_hash`` (the scenario without its ``controllers`` list and ``train`` block, i.e.
@@ -52,9 +60,39 @@ import torch
 from gridmarl.config import ScenarioError, load_scenario, scenario_hash
 from gridmarl.core.io import new_run_dir, write_json, write_text
 from gridmarl.core.seeding import resolve_device, seed_everything
+from gridmarl.core.training import ValidationResult, Validator
+from gridmarl.energy.training import (  # noqa: F401 - re-exported (benchmarks, old imports)
+    MILP_TIME_LIMIT_S,
+    EnergyValidator,
+    energy_env_factory,
+)
 
 DEFAULT_VALIDATE_EVERY = 10  # [updates] between validations (and checkpoints)
-MILP_TIME_LIMIT_S = 300.0  # [s] least time for the once-per-run validation MILP
+
+#: ``scenario.domain`` -> module with ``train_env_factory``, ``make_validator`` and ``TEACHERS``
+#: (``gridmarl.core.training``); imported when a scenario of that domain is trained
+DOMAINS: dict[str, str] = {
+    "energy": "gridmarl.energy.training",
+    "routing": "gridmarl.routing.training",
+    "traffic": "gridmarl.traffic.training",
+}
+
+
+def domain_training(scenario: Any) -> Any:
+    """The training module of ``scenario.domain`` (see ``DOMAINS``).
+
+    Raises:
+        ScenarioError: a domain without training support.
+    """
+    from importlib import import_module
+
+    domain = getattr(scenario, "domain", None)
+    if domain not in DOMAINS:
+        raise ScenarioError(
+            f"{scenario.source}: gridmarl train supports domain: {', '.join(DOMAINS)} "
+            f"(got {domain!r})"
+        )
+    return import_module(DOMAINS[domain])
 
 
 def policy_hash(scenario: Any) -> str:
@@ -80,144 +118,6 @@ def versions() -> dict[str, str]:
     }
 
 
-# -- energy domain ----------------------------------------------------------------------------
-def _forecast_steps(scenario: Any) -> int:
-    return max(1, round(scenario.community.forecast.horizon_h / scenario.window.step_h))
-
-
-def energy_env_factory(scenario: Any, device: torch.device, seed: int):
-    """``num_envs -> CommunityEnv`` over the training window, random episode starts."""
-    from gridmarl.energy.data import build_community
-    from gridmarl.energy.env import CommunityEnv
-
-    community = build_community(scenario, "train")
-    fc = scenario.community.forecast
-    steps = round(scenario.train.episode_days * 24 / scenario.window.step_h)
-    h = _forecast_steps(scenario)
-    max_steps = community.steps - h - 1
-    if steps > max_steps:
-        raise ScenarioError(
-            f"train.episode_days: {scenario.train.episode_days} days do not fit "
-            f"the training window ({scenario.window.train.days} days)"
-        )
-
-    def make(num_envs: int) -> CommunityEnv:
-        return CommunityEnv(
-            community,
-            num_envs=num_envs,
-            device=device,
-            dtype=torch.float32,
-            episode_steps=steps,
-            forecast_steps=h,
-            forecast_kind=fc.kind,
-            noise_std=fc.noise_std,
-            random_start=True,
-            seed=seed,
-            record=False,
-        )
-
-    return make
-
-
-class EnergyValidator:
-    """Cost of a policy on the validation window, against no_control, rule_based and the MILP.
-
-    Args:
-        scenario: the energy scenario.
-        cache: JSON file holding the reference costs (reused when it exists).
-        say: prints a line for a person.
-    """
-
-    def __init__(
-        self, scenario: Any, cache: Path, say=print, shared_cache: Path | None = None
-    ) -> None:
-        from gridmarl.energy.data import build_community
-
-        self.scenario = scenario
-        self.community = build_community(scenario, "validate")
-        if not cache.exists() and shared_cache is not None and shared_cache.exists():
-            write_text(cache, shared_cache.read_text())
-        self.ref = self._references(cache, say)
-        if shared_cache is not None and math.isfinite(self.ref["milp_usd"]):
-            write_json(shared_cache, self.ref)
-
-    def _env(self):
-        from gridmarl.energy.env import CommunityEnv
-
-        fc = self.scenario.community.forecast
-        steps = round(self.scenario.window.validate_.days * 24 / self.scenario.window.step_h)
-        return CommunityEnv(
-            self.community,
-            num_envs=1,
-            device="cpu",
-            dtype=torch.float64,
-            episode_steps=steps,
-            forecast_steps=_forecast_steps(self.scenario),
-            forecast_kind=fc.kind,
-            noise_std=fc.noise_std,
-            random_start=False,
-            seed=self.scenario.seed,
-            record=False,
-        )
-
-    @torch.no_grad()
-    def cost(self, controller: Any) -> float:
-        """Community cost [$] of ``controller`` (deterministic) over the validation window."""
-        env = self._env()
-        obs = env.reset(seed=self.scenario.seed)
-        controller.reset(env)
-        total = 0.0
-        for _ in range(env.episode_len):
-            step = env.step(controller.act(obs, deterministic=True))
-            total += float(step.info["cost_usd"].sum())
-            obs = step.obs
-        return total
-
-    def _references(self, cache: Path, say) -> dict[str, float]:
-        if cache.exists():
-            return json.loads(cache.read_text())
-        from gridmarl.energy.rules import NoControl, RuleBased
-
-        ref: dict[str, float] = {
-            "no_control_usd": self.cost(NoControl()),
-            "rule_based_usd": self.cost(RuleBased()),
-        }
-        try:
-            from baselines_opt.community_milp import solve_community_milp
-
-            entry = next((c for c in self.scenario.controllers if c.name == "milp"), None)
-            say("[dim]solving the MILP on the validation window (once per run) …[/dim]")
-            t0 = time.perf_counter()
-            res = solve_community_milp(
-                self.community,
-                start=0,
-                steps=self._env().episode_len,
-                time_limit_s=max(
-                    entry.time_limit_s if entry and entry.time_limit_s else 0.0, MILP_TIME_LIMIT_S
-                ),
-                mip_gap=(entry.mip_gap if entry and entry.mip_gap is not None else 1e-3),
-            )
-            ref["milp_usd"] = self.cost(res.to_controller())
-            ref["milp_status"] = res.status  # type: ignore[assignment]
-            ref["milp_gap"] = res.gap
-            ref["milp_wall_s"] = time.perf_counter() - t0
-        except Exception as exc:  # noqa: BLE001 - the run continues with savings in $ only
-            say(
-                f"[yellow]MILP on the validation window failed ({type(exc).__name__}: {exc}); "
-                "reporting savings vs no_control only[/yellow]"
-            )
-            ref["milp_usd"] = math.nan
-        write_json(cache, ref)
-        return ref
-
-    def share(self, cost: float) -> float:
-        """Share of optimal savings captured [-] (NaN without a MILP reference)."""
-        den = self.ref["no_control_usd"] - self.ref["milp_usd"]
-        if not math.isfinite(den) or abs(den) < 1e-9:
-            return math.nan
-        return (self.ref["no_control_usd"] - cost) / den
-
-
 # -- the driver -------------------------------------------------------------------------------
 class _DriverLogger:
     """Progress bar, TensorBoard, periodic validation and checkpoints (``TrainingLogger``)."""
@@ -226,7 +126,7 @@ class _DriverLogger:
         self,
         ctrl: Any,
         run_dir: Path,
-        validator: EnergyValidator | None,
+        validator: Validator | None,
         validate_every: int,
         progress: Any,
         task: Any,
@@ -236,11 +136,11 @@ class _DriverLogger:
         self.validate_every = validate_every
         self.progress, self.task, self.writer = progress, task, writer
         self.last_return = math.nan
-        self.last_share = math.nan
+        self.last_display = "—"
         self.best = -math.inf
         best_json = run_dir / "checkpoints" / "best.json"
-        if best_json.exists():
-            self.best = json.loads(best_json.read_text()).get("validation_share", -math.inf)
+        if best_json.exists() and validator is not None:
+            self.best = validator.score_from_meta(json.loads(best_json.read_text()))
         self.t_start = time.perf_counter()
         self.steps_start = ctrl.agent_steps
 
@@ -258,57 +158,63 @@ class _DriverLogger:
             completed=step,
             rate=f"{rate:,.0f}",
             ret=f"{self.last_return:,.1f}",
-            share=_pct(self.last_share),
+            share=self.last_display,
         )
 
-    def validate(self, step: int) -> dict[str, float]:
+    def validate(self, step: int) -> ValidationResult | None:
+        """Run the validator; append its row to ``validation.csv`` and log its scalars."""
         if self.validator is None:
-            return {}
-        cost = self.validator.cost(self.ctrl)
-        share = self.validator.share(cost)
-        self.last_share = share
+            return None
+        res = self.validator.evaluate(self.ctrl)
+        self.last_display = res.display
         row = {
             "agent_steps": step,
             "updates": self.ctrl.updates,
             "wall_s": round(time.perf_counter() - self.t_start, 1),
-            "cost_usd": cost,
-            "savings_vs_no_control_usd": self.validator.ref["no_control_usd"] - cost,
-            "share_of_optimal_savings": share,
+            **res.row,
         }
         _append_csv(self.run_dir / "validation.csv", row)
-        self.writer.add_scalar("validate/cost_usd", cost, step)
-        if math.isfinite(share):
-            self.writer.add_scalar("validate/share_of_optimal_savings", share, step)
-        return row
+        for k, v in res.scalars.items():
+            if math.isfinite(v):
+                self.writer.add_scalar(f"validate/{k}", v, step)
+        return res
 
     def checkpoint(self, step: int) -> None:
         """Validate, then write ``step_*.pt``, ``last.pt`` and (if better) ``best.pt``."""
-        row = self.validate(step)
+        res = self.validate(step)
         ck = self.run_dir / "checkpoints"
-        share = row.get("share_of_optimal_savings", math.nan)
         self.ctrl.meta.update(
             {
-                "validation_cost_usd": row.get("cost_usd"),
-                "validation_share": share if math.isfinite(share) else None,
+                **(res.meta if res is not None else {}),
                 "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
         )
         self.ctrl.save(ck / f"step_{step:012d}.pt")
         self.ctrl.save(ck / "last.pt")
-        score = share if math.isfinite(share) else -row.get("cost_usd", math.inf)
-        if row and score > self.best:
+        score = res.score if res is not None else -math.inf
+        if res is not None and score > self.best:
             self.best = score
             self.ctrl.save(ck / "best.pt")
 
 
-def _warm_start(ctrl: Any, make_env: Any, teacher: str, seed: int) -> dict[str, float]:
+def _warm_start(
+    ctrl: Any,
+    make_env: Any,
+    teacher: str,
+    seed: int,
+    teachers: dict[str, Any],
+    scenario: Any,
+    epochs: int = 4,
+) -> dict[str, float]:
     from gridmarl.controllers.common.warm_start import warm_start
-    from gridmarl.energy.rules import NoControl, RuleBased
 
-    teachers = {"rule_based": RuleBased, "no_control": NoControl}
     if teacher not in teachers:
         raise ScenarioError(f"--warm-start {teacher!r}; allowed: {', '.join(teachers)}")
-    return warm_start(ctrl, make_env(ctrl.cfg.num_envs), teachers[teacher](), seed=seed)
+    env = make_env(ctrl.cfg.num_envs)
+    try:
+        return warm_start(ctrl, env, teachers[teacher](scenario), epochs=epochs, seed=seed)
+    finally:
+        env.close()
 
 
 def _pct(x: float) -> str:
@@ -337,6 +243,7 @@ def train(
     threads: int | None = None,
     overrides: list[str] | None = None,
     warm_start: str | None = None,
+    warm_start_epochs: int = 4,
 ) -> Path:
     """Train ``controller`` on the scenario's training window; returns the run folder.
 
@@ -353,13 +260,16 @@ def train(
         validate_every: updates between validations + checkpoints (default 10).
         threads: ``torch.set_num_threads`` for CPU training (default: torch's choice).
         overrides: ``--set key=value`` items applied when ``scenario`` is a path.
-        warm_start: name of a rule baseline (``rule_based`` | ``no_control``) to clone before PPO
+        warm_start: name of a rule baseline of the domain (``TEACHERS`` of its training module:
+            energy ``rule_based`` | ``no_control``, routing ``shortest_path_distance`` |
+            ``shortest_path_hops``, traffic ``max_pressure`` | ``fixed_time``) to clone before PPO
             starts (``controllers/common/warm_start.py``); None = learn from scratch.  Ignored
             on resume.
+        warm_start_epochs: passes of the warm start over the teacher's episodes.
 
     Raises:
-        ScenarioError: unknown controller, non-energy scenario, or a checkpoint / run that does
-            not match the scenario.
+        ScenarioError: unknown controller, a domain without training support, or a checkpoint /
+            run that does not match the scenario.
     """
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -369,11 +279,7 @@ def train(
     console = console or Console()
     if isinstance(scenario, str | Path):
         scenario = load_scenario(scenario, overrides)
-    if getattr(scenario, "domain", None) != "energy":
-        raise ScenarioError(
-            f"{scenario.source}: gridmarl train supports domain: energy for now "
-            f"(got {getattr(scenario, 'domain', '?')!r})"
-        )
+    dom = domain_training(scenario)
     try:
         info = registry.get(controller)
     except KeyError as exc:
@@ -411,8 +317,10 @@ def train(
     steps = int(scenario.train.steps if steps is None else steps)
     seed_everything(seed)
 
-    make_env = energy_env_factory(scenario, dev, seed)
-    spec = make_env(1).spec
+    make_env = dom.train_env_factory(scenario, dev, seed)
+    probe = make_env(1)
+    spec = probe.spec
+    probe.close()
     cls = info.load_class()
     if resume is not None:
         ctrl = cls.from_checkpoint(
@@ -457,27 +365,21 @@ def train(
         f"{steps:,} agent-steps, device {dev}, seed {seed} → {run_dir}"
         + (f" (resuming at {ctrl.agent_steps:,})" if resume is not None else "")
     )
-    # the references depend only on the scenario: runs of the same scenario share them
-    shared = run_dir.parent / f".validation_reference_{p_hash[:16]}.json"
-    validator = EnergyValidator(
-        scenario, run_dir / "validation_reference.json", say=console.print, shared_cache=shared
-    )
-    ref = validator.ref
-    console.print(
-        f"validation window: no_control {ref['no_control_usd']:.2f} $, rule_based "
-        f"{ref['rule_based_usd']:.2f} $ (share "
-        f"{_pct(validator.share(ref['rule_based_usd']))}), MILP "
-        f"{ref['milp_usd']:.2f} $"
-    )
+    validator = dom.make_validator(scenario, run_dir, say=console.print)
+    console.print(validator.describe())
 
     from torch.utils.tensorboard import SummaryWriter
 
     warm: dict[str, float] = {}
     if warm_start is not None and resume is None:
-        warm = _warm_start(ctrl, make_env, warm_start, seed)
+        warm = _warm_start(
+            ctrl, make_env, warm_start, seed, dom.TEACHERS, scenario, warm_start_epochs
+        )
         ctrl.meta["warm_start"] = warm_start
+        unit = validator.return_unit
         console.print(
-            f"warm start from {warm_start}: teacher return {warm['warm/teacher_return']:.1f} $ "
+            f"warm start from {warm_start}: teacher return {warm['warm/teacher_return']:.1f} "
+            f"{unit} "
             f"per episode; CE {warm['warm/actor_ce']:.3f}, MSE {warm['warm/actor_mse']:.4f}, "
             f"value loss {warm['warm/value_loss']:.3f}"
         )
@@ -488,8 +390,8 @@ def train(
         BarColumn(),
         TextColumn("{task.completed:,}/{task.total:,} agent-steps"),
         TextColumn("{task.fields[rate]} steps/s"),
-        TextColumn("return {task.fields[ret]} $"),
-        TextColumn("val share {task.fields[share]}"),
+        TextColumn("return {task.fields[ret]} " + validator.return_unit),
+        TextColumn(validator.label + " {task.fields[share]}"),
         TimeElapsedColumn(),
     ]
     t0 = time.perf_counter()
@@ -526,11 +428,11 @@ def train(
         "agent_steps": ctrl.agent_steps,
         "updates": ctrl.updates,
         "wall_s_last_session": round(wall, 1),
-        "best_validation_share": logger.best,
+        f"best_validation_{validator.score_name}": logger.best,
     }
     write_json(run_dir / "train_manifest.json", final)
     console.print(
         f"done: {ctrl.agent_steps:,} agent-steps in {wall:.0f} s; last validation "
-        f"share {_pct(logger.last_share)}; checkpoints in {run_dir / 'checkpoints'}"
+        f"({validator.label}) {logger.last_display}; checkpoints in {run_dir / 'checkpoints'}"
     )
     return run_dir

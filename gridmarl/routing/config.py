@@ -120,6 +120,30 @@ class EvaluationConfig(StrictModel):
     )
 
 
+class EnvOptions(StrictModel):
+    """What learned controllers see and are rewarded for (the baselines ignore both)."""
+
+    path_features: bool = Field(
+        False,
+        description="append to each router's observation, per neighbour slot, the link delay + "
+        "shortest-path delay from that neighbour to the head-of-line packet's destination [steps]",
+    )
+    reward: Literal["queue", "queue_and_flight"] = Field(
+        "queue",
+        description="reward of a router: -(its queue) [pkt], or -(its queue + packets in flight "
+        "on its outgoing links) [pkt] (the team's sum over an episode is then -(total delay) "
+        "[steps])",
+    )
+
+
+class TrainConfig(StrictModel):
+    """Defaults for ``gridmarl train`` on a routing scenario (command-line flags override)."""
+
+    steps: int = Field(2_000_000, ge=1, description="agent-steps budget (env steps x routers)")
+    num_envs: int = Field(64, ge=1, description="parallel episodes B")
+    options: dict = Field(default_factory=dict, description="controller hyper-parameters")
+
+
 class RoutingScenario(ScenarioBase):
     """``domain: routing``: packets routed hop by hop over a router network."""
 
@@ -127,17 +151,25 @@ class RoutingScenario(ScenarioBase):
     network: NetworkConfig
     traffic: TrafficConfig = Field(default_factory=TrafficConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    env: EnvOptions = Field(default_factory=EnvOptions, description="learned-controller view")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="gridmarl train")
 
     def check_resources(self) -> None:
         """The topology loads (or is refused with what is missing); controllers are known."""
+        from gridmarl.controllers import registry
         from gridmarl.routing.simulate import load_topology
 
         load_topology(self)
+        learned = registry.names()
         for entry in self.controllers:
-            if entry.name not in ROUTING_CONTROLLERS:
+            if entry.name not in ROUTING_CONTROLLERS and entry.name not in learned:
                 raise ScenarioError(
                     f"controllers: unknown routing controller {entry.name!r}; "
-                    f"allowed: {', '.join(ROUTING_CONTROLLERS)}"
+                    f"allowed: {', '.join(ROUTING_CONTROLLERS + tuple(learned))}"
+                )
+            if entry.name in learned and entry.checkpoint is None:
+                raise ScenarioError(
+                    f"controllers[{entry.name}]: a learned controller needs 'checkpoint'"
                 )
             if entry.checkpoint is not None and not resolve_path(self, entry.checkpoint).exists():
                 raise ScenarioError(

@@ -15,6 +15,12 @@ Spaces (per agent, ``K`` = largest router degree, ``N`` routers):
                         link to neighbour slot ``k`` [pkt]; padded slots are 0.
                         ``local_dim = 1 + N + 2K``.  Raw counts, not normalised.
 ``state``               same as ``local``
+``path_delay`` [K]       only with ``path_features=True``, appended to ``local``: for neighbour
+                        slot ``k``, link delay + shortest-path delay (by link delay) from that
+                        neighbour to the head-of-line packet's destination [steps]; 0 for
+                        padded slots and empty queues.  Static topology knowledge, local to the
+                        router (what a distance-vector routing table holds).
+                        ``local_dim = 1 + N + 3K`` then.
 ``global_`` [3]         packets queued [pkt], packets in flight [pkt], current arrival rate
                         [pkt/step]
 ``action``              ``Discrete(K)``: neighbour slot (slot ``k`` = ``k``-th neighbour in
@@ -24,7 +30,9 @@ Spaces (per agent, ``K`` = largest router degree, ``N`` routers):
 
 An invalid action (a padded slot or outside ``[0, K)``) falls back to slot ``a mod degree``
 and is counted in ``info["invalid_actions"]``.  Reward of router ``r`` = −(its queue after the
-step) [pkt]; team reward = −(all queued packets) [pkt].
+step) [pkt]; team reward = −(all queued packets) [pkt].  With ``reward="queue_and_flight"`` the
+packets in flight on the router's outgoing links count too, so the team reward is −(all packets
+in the network) [pkt] and its sum over an episode is −(total delay of all packets) [steps].
 
 Timing (one step, clock ``t`` -> ``t + 1``; the reference simulator implements the same):
 
@@ -134,6 +142,9 @@ class RoutingEnv(MultiAgentEnv):
         pool_init: initial packet slots per env (doubles on demand).
         log_packets: keep a per-packet log of env 0 (``packet_log()``), for differential tests;
             it costs a host synchronisation per step.
+        path_features: append the per-slot path delay to ``local`` and ``state`` (module
+            docstring).
+        reward: ``queue`` (default) or ``queue_and_flight`` (module docstring).
     """
 
     def __init__(
@@ -146,7 +157,13 @@ class RoutingEnv(MultiAgentEnv):
         seed: int = 0,
         pool_init: int = 128,
         log_packets: bool = False,
+        path_features: bool = False,
+        reward: str = "queue",
     ) -> None:
+        if reward not in ("queue", "queue_and_flight"):
+            raise ValueError(f"reward: {reward!r}; allowed: queue, queue_and_flight")
+        self.path_features = bool(path_features)
+        self.reward_kind = reward
         self.topology = topology
         self.device = torch.device(device)
         self.num_envs = int(num_envs)
@@ -174,12 +191,19 @@ class RoutingEnv(MultiAgentEnv):
         self.link_delay = torch.as_tensor(topology.delay_steps, dtype=torch.long, device=dev)
         self.router_ids = torch.arange(n, device=dev)
         self.words = (n + 63) // 64  # int64 words of the visited-router bit set
+        dim = 1 + n + (3 if self.path_features else 2) * k
+        if self.path_features:
+            dist = _all_pairs_delay(topology)  # [N, N] steps
+            ld = topology.delay_steps[ol.clamp(min=0).numpy()].astype(np.float64)  # [N, K]
+            via = ld[:, :, None] + dist[nb.clamp(min=0).numpy()]  # [N, K, N(dst)]
+            via = np.where((nb >= 0).numpy()[:, :, None], via, 0.0)
+            self.via_delay = torch.as_tensor(via, dtype=torch.float32, device=dev)
         self.spec = AgentSpec(
             n_agents=n,
-            local_dim=1 + n + 2 * k,
+            local_dim=dim,
             forecast_len=0,
             forecast_dim=0,
-            state_dim=1 + n + 2 * k,
+            state_dim=dim,
             global_dim=3,
             n_discrete=k,
             n_continuous=0,
@@ -392,6 +416,8 @@ class RoutingEnv(MultiAgentEnv):
         self.t = t + 1
         obs = self._observe()
         reward = -self.qlen.float()
+        if self.reward_kind == "queue_and_flight":
+            reward = reward - self._out_load
         self._record(t, has, nxt, deliv0, placed, drops, reward)
         done = torch.full((b,), self.t >= self.episode_len, dtype=torch.bool, device=self.device)
         info = {
@@ -430,7 +456,11 @@ class RoutingEnv(MultiAgentEnv):
         )
         load[:, self.n_links] = 0.0
         lo = load[:, self.outl_pad].view(b, n, k)
-        local = torch.cat([q[..., None], onehot, nq, lo], -1)
+        parts = [q[..., None], onehot, nq, lo]
+        if self.path_features:
+            rows = self.via_delay[self.router_ids[None, :].expand(b, n), :, hdst]  # [B, N, K]
+            parts.append(rows * self.has_head[..., None].float())
+        local = torch.cat(parts, -1)
         rate = float(self.rates[min(self.t, self.episode_len - 1)])
         glob = torch.stack(
             [q.sum(1), flying.sum(1).float(), torch.full((b,), rate, device=self.device)], 1
@@ -548,6 +578,22 @@ class RoutingEnv(MultiAgentEnv):
             self.arr_src[env].cpu().numpy(),
             self.arr_dst[env].cpu().numpy(),
         )
+
+
+def _all_pairs_delay(topology: Topology) -> np.ndarray:
+    """``[N, N]`` shortest-path delay between routers, weighted by link delay [steps]."""
+    import networkx as nx
+
+    n = topology.n_routers
+    g = nx.DiGraph()
+    g.add_nodes_from(range(n))
+    for s, d, w in zip(topology.link_src, topology.link_dst, topology.delay_steps, strict=True):
+        g.add_edge(int(s), int(d), w=float(w))
+    out = np.zeros((n, n), dtype=np.float64)
+    for src, lengths in nx.all_pairs_dijkstra_path_length(g, weight="w"):
+        for dst, v in lengths.items():
+            out[src, dst] = v
+    return out
 
 
 def rates_from_profile(profile: Sequence[tuple[int, float]]) -> np.ndarray:

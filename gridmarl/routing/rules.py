@@ -165,3 +165,42 @@ def _frame(
             "next_hop_label": lab[nh],
         }
     )
+
+
+class DecisionRecorder(Controller):
+    """Wraps any controller and counts its (router, head destination, slot) decisions, so a
+    learned policy gets a next-hop table like the baselines (shares = observed frequencies).
+
+    Args:
+        inner: the controller that acts.
+        n_routers: ``N``.
+        max_degree: ``K``.
+    """
+
+    def __init__(self, inner: Controller, n_routers: int, max_degree: int) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.counts = np.zeros((n_routers, n_routers, max_degree), dtype=np.int64)
+
+    def reset(self, env: MultiAgentEnv) -> None:
+        """Reset the wrapped controller (the counts accumulate over episodes)."""
+        self.inner.reset(env)
+
+    def act(self, obs: Observation, deterministic: bool = True) -> Action:
+        """The wrapped controller's action; its decisions for head-of-line packets are counted."""
+        act = self.inner.act(obs, deterministic=deterministic)
+        n = self.counts.shape[0]
+        dst, has = head_destination(obs, n)
+        r = torch.arange(n, device=dst.device).expand_as(dst)
+        a = act.discrete.to(dst.device).long().clamp(0, self.counts.shape[2] - 1)
+        np.add.at(
+            self.counts, (r[has].cpu().numpy(), dst[has].cpu().numpy(), a[has].cpu().numpy()), 1
+        )
+        return act
+
+    def table(self, topology: Topology) -> pd.DataFrame:
+        """Observed next hops: router, destination, next_hop, share of that pair's decisions."""
+        tot = self.counts.sum(-1, keepdims=True)
+        share = np.divide(self.counts, np.maximum(tot, 1))
+        r, d, k = np.nonzero(self.counts)
+        return _frame(topology, r, d, topology.neighbors[r, k], share[r, d, k])

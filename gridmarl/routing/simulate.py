@@ -5,6 +5,10 @@ Each controller runs ``evaluation.episodes`` episodes, one per traffic seed ``se
 them.  Outputs: KPIs (``avg_delay_steps`` first), a next-hop table per controller
 (``next_hop_<controller>``: router, destination, next_hop, share, ...), and a figure of the
 topology with each controller's mean link loads (``link_loads``).
+
+A learned controller is listed as ``{name: matppo, checkpoint: PATH}`` (any name in
+``gridmarl.controllers.registry``); it is read with ``registry.load_policy`` and must fit the
+scenario's env (routers' degree, ``env.path_features``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,12 @@ from gridmarl.routing.kpis import (
     link_load_figure,
     summarise,
 )
-from gridmarl.routing.rules import SplitController, shortest_path_controller, shortest_path_slots
+from gridmarl.routing.rules import (
+    DecisionRecorder,
+    SplitController,
+    shortest_path_controller,
+    shortest_path_slots,
+)
 from gridmarl.routing.topology import (
     ReadOptions,
     Topology,
@@ -64,6 +73,27 @@ def load_topology(scenario: RoutingScenario) -> Topology:
 def scenario_rates(scenario: RoutingScenario) -> np.ndarray:
     """``[T]`` arrival rate of each step [pkt/step]."""
     return rates_from_profile([(s.steps, s.rate_pkt_per_step) for s in scenario.traffic.profile])
+
+
+def make_env(
+    scenario: RoutingScenario,
+    topology: Topology,
+    num_envs: int = 1,
+    seed: int = 0,
+    device: Any = "cpu",
+    rates: np.ndarray | None = None,
+) -> RoutingEnv:
+    """The scenario's env (rate profile, buffer, ``env`` options) with ``num_envs`` episodes."""
+    return RoutingEnv(
+        topology,
+        scenario_rates(scenario) if rates is None else rates,
+        num_envs=num_envs,
+        buffer_pkt=scenario.traffic.buffer_pkt,
+        device=device,
+        seed=seed,
+        path_features=scenario.env.path_features,
+        reward=scenario.env.reward,
+    )
 
 
 def mcf_controller(
@@ -136,7 +166,27 @@ def build_controller(
         return ctrl, f"shortest path by {weight} (networkx)", time.perf_counter() - t0
     if entry.name == "mcf":
         return mcf_controller(entry, topology, scenario)
-    raise ScenarioError(f"controllers: unknown routing controller {entry.name!r}")
+    from gridmarl.controllers import registry
+
+    if entry.name in registry.names():
+        if entry.checkpoint is None:
+            raise ScenarioError(
+                f"controllers[{entry.name}]: a learned controller needs 'checkpoint'"
+            )
+        t0 = time.perf_counter()
+        path = resolve_path(scenario, entry.checkpoint)
+        policy = registry.load_policy(entry.name, path, make_env(scenario, topology), scenario)
+        policy.name = entry.display_name
+        ctrl = DecisionRecorder(policy, topology.n_routers, topology.max_degree)
+        return (
+            ctrl,
+            f"learned policy {entry.checkpoint}, local observations only",
+            (time.perf_counter() - t0),
+        )
+    raise ScenarioError(
+        f"controllers: unknown routing controller {entry.name!r}; allowed: "
+        "shortest_path_hops, shortest_path_distance, mcf, " + ", ".join(registry.names())
+    )
 
 
 def simulate(scenario: RoutingScenario, console: Any = None) -> SimulationResult:
@@ -157,9 +207,7 @@ def simulate(scenario: RoutingScenario, console: Any = None) -> SimulationResult
         ctrl, note, setup_s = build_controller(entry, topo, scenario)
         rows, wall, link = [], setup_s, np.zeros(topo.n_links)
         for seed in seeds:
-            env = RoutingEnv(
-                topo, rates, num_envs=1, buffer_pkt=scenario.traffic.buffer_pkt, seed=seed
-            )
+            env = make_env(scenario, topo, seed=seed, rates=rates)
             _, w = run_episode(env, ctrl, seed=seed)
             wall += w
             rows += episode_kpis(env)

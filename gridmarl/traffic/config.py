@@ -166,6 +166,16 @@ class SignalConfig(StrictModel):
         return self.horizon_s // self.decision_s
 
 
+class TrainConfig(StrictModel):
+    """Defaults for ``gridmarl train`` on a traffic scenario (command-line flags override)."""
+
+    steps: int = Field(
+        1_000_000, ge=1, description="agent-steps budget (decisions x intersections)"
+    )
+    num_envs: int = Field(4, ge=1, description="parallel simulations B (one worker process each)")
+    options: dict = Field(default_factory=dict, description="controller hyper-parameters")
+
+
 class TrafficScenario(ScenarioBase):
     """``domain: traffic``: a signalised grid, its demand and the controllers to compare."""
 
@@ -176,9 +186,23 @@ class TrafficScenario(ScenarioBase):
     grid: GridConfig = Field(default_factory=GridConfig, description="road grid")
     demand: DemandConfig = Field(default_factory=DemandConfig, description="seeded demand")
     traffic: SignalConfig = Field(default_factory=SignalConfig, description="signal control")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="gridmarl train")
 
     def check_resources(self) -> None:
         """Raise ``ScenarioError`` when the chosen engine cannot run here."""
         from gridmarl.traffic.engines import check_engine
 
         check_engine(self.engine)
+        from gridmarl.config import ScenarioError, resolve_path
+        from gridmarl.controllers import registry
+
+        for entry in self.controllers:
+            if entry.name in registry.names():
+                if entry.checkpoint is None:
+                    raise ScenarioError(
+                        f"controllers[{entry.name}]: a learned controller needs 'checkpoint'"
+                    )
+                if not resolve_path(self, entry.checkpoint).exists():
+                    raise ScenarioError(
+                        f"controllers[{entry.name}].checkpoint: file not found: {entry.checkpoint}"
+                    )

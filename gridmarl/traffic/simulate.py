@@ -12,6 +12,9 @@ Controllers (``controllers[].name``):
 ``sf_plan`` options: ``period_s`` (default 300), ``cycle_s`` (60; a list = candidate common
 cycles, the one of least modelled delay is run), ``offsets`` (true: optimise the offsets; false:
 all intersections in step); entry key ``time_limit_s``.
+A learned controller is listed as ``{name: matppo, checkpoint: PATH}`` (any name in
+``gridmarl.controllers.registry``), read with ``registry.load_policy``; it must fit the grid's
+observation and phase sizes.
 Each controller runs once per demand seed (``seed``, ``seed + 1``, … ``demand.seeds`` of them);
 its KPIs are the mean over seeds, with the standard deviation in ``<kpi>_std`` columns.
 """
@@ -24,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gridmarl.config import ControllerEntry, ScenarioError
+from gridmarl.config import ControllerEntry, ScenarioError, resolve_path
 from gridmarl.core.controller import Controller
 from gridmarl.experiment import ControllerResult, SimulationResult, run_episode
 from gridmarl.traffic.config import TrafficScenario
@@ -74,14 +77,28 @@ def _controller(entry: ControllerEntry, env: TrafficEnv, seed: int) -> Controlle
             time_limit_s=entry.time_limit_s or 60.0,
             offsets=bool(opts.pop("offsets", True)),
         )
+    elif name in _learned():
+        from gridmarl.controllers import registry
+
+        if entry.checkpoint is None:
+            raise ScenarioError(f"controllers[{name}]: a learned controller needs 'checkpoint'")
+        path = resolve_path(env.scenario, entry.checkpoint)
+        ctrl = registry.load_policy(name, path, env, env.scenario)
     else:
         raise ScenarioError(
-            f"controllers: unknown traffic controller {name!r}; allowed: {', '.join(CONTROLLERS)}"
+            f"controllers: unknown traffic controller {name!r}; allowed: "
+            f"{', '.join(CONTROLLERS + tuple(_learned()))}"
         )
     if opts:
         raise ScenarioError(f"controllers.{name}.options: unknown keys {sorted(opts)}")
     ctrl.name = entry.display_name
     return ctrl
+
+
+def _learned() -> list[str]:
+    from gridmarl.controllers import registry
+
+    return registry.names()
 
 
 def _queue_figure(series: dict[str, pd.Series]):
@@ -115,10 +132,10 @@ def simulate(scenario: TrafficScenario, console: Any | None = None) -> Simulatio
     """
     entries = scenario.controllers or [ControllerEntry(name=n) for n in CONTROLLERS]
     for e in entries:
-        if e.name not in CONTROLLERS:
+        if e.name not in CONTROLLERS and e.name not in _learned():
             raise ScenarioError(
                 f"controllers: unknown traffic controller {e.name!r}; allowed: "
-                f"{', '.join(CONTROLLERS)}"
+                f"{', '.join(CONTROLLERS + tuple(_learned()))}"
             )
     seeds = [scenario.seed + i for i in range(scenario.demand.seeds)]
     env = TrafficEnv(scenario)

@@ -30,5 +30,8 @@ def test_simulate_tiny(make_tiny):
 
 
 def test_unknown_controller(make_tiny):
-    with pytest.raises(ScenarioError, match="unknown traffic controller 'matppo'"):
+    with pytest.raises(ScenarioError, match="unknown traffic controller 'nope'"):
+        simulate(make_tiny(controllers=[{"name": "nope"}]))
+    # a learned controller is known (gridmarl.controllers.registry) but needs its checkpoint
+    with pytest.raises(ScenarioError, match="needs 'checkpoint'"):
         simulate(make_tiny(controllers=[{"name": "matppo"}]))

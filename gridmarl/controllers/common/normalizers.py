@@ -33,6 +33,8 @@ class RunningMeanStd(nn.Module):
     def update(self, x: Tensor) -> None:
         """Merge a batch ``[..., *shape]`` into the statistics."""
         nd = self.mean.dim()
+        if x.numel() == 0:  # e.g. no forecast (H = 0): nothing to merge
+            return
         flat = (
             x.detach().reshape(-1, *x.shape[x.dim() - nd :]).to(torch.float64)
             if nd

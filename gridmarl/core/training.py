@@ -1,0 +1,77 @@
+"""What ``gridmarl train`` needs from a domain (``gridmarl/<domain>/training.py``).
+
+Each domain module provides
+
+* ``train_env_factory(scenario, device, seed) -> Callable[[int], MultiAgentEnv]``: builds the
+  training env for ``num_envs`` parallel episodes;
+* ``make_validator(scenario, run_dir, say) -> Validator``: the validation KPI and its
+  baselines (reference values cached in ``run_dir``);
+* ``TEACHERS``: ``name -> (scenario) -> Controller``, the rule baselines ``--warm-start`` may
+  clone.
+
+``gridmarl.train.DOMAINS`` maps ``scenario.domain`` to the module.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from gridmarl.core.controller import Controller
+from gridmarl.core.env import MultiAgentEnv
+
+EnvFactory = Callable[[int], MultiAgentEnv]
+
+
+@dataclass
+class ValidationResult:
+    """One validation of the policy.
+
+    Attributes:
+        row: columns appended to ``validation.csv`` after agent_steps, updates, wall_s.
+        scalars: TensorBoard scalars (logged as ``validate/<name>``); only finite values.
+        meta: keys written into the checkpoint sidecar (``validation_*``).
+        score: higher is better; picks ``best.pt``.
+        display: short text for the progress bar.
+    """
+
+    row: dict[str, Any]
+    scalars: dict[str, float] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    score: float = -math.inf
+    display: str = "—"
+
+
+class Validator(Protocol):
+    """Measures a policy on held-out episodes against the domain's baselines.
+
+    Attributes:
+        ref: the baselines' values on the validation episodes (JSON-serialisable).
+        label: progress-bar label of ``ValidationResult.display`` (e.g. ``val share``).
+        return_unit: unit of the team episode return shown while training.
+        score_name: names the best score in the final manifest (``best_validation_<name>``).
+    """
+
+    ref: dict[str, Any]
+    label: str
+    return_unit: str
+    score_name: str
+
+    def evaluate(self, controller: Controller) -> ValidationResult:
+        """Run ``controller`` (deterministic) on the validation episodes."""
+
+    def describe(self) -> str:
+        """One line about the references, printed when training starts."""
+
+    def score_from_meta(self, meta: dict[str, Any]) -> float:
+        """The score of a checkpoint from its sidecar (to continue ``best`` on resume)."""
+
+
+def cached_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None when it does not exist."""
+    import json
+
+    return json.loads(path.read_text()) if path.exists() else None

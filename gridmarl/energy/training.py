@@ -1,0 +1,226 @@
+"""``gridmarl train`` on ``domain: energy``: the training env over the training window and the
+validation of a policy on the validation window (cost [$], share of optimal savings vs the
+perfect-foresight MILP).  The interface is described in ``gridmarl.core.training``."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gridmarl.config import ScenarioError
+from gridmarl.core.io import write_json, write_text
+from gridmarl.core.training import ValidationResult
+
+MILP_TIME_LIMIT_S = 300.0  # [s] least time for the once-per-run validation MILP
+
+
+def _forecast_steps(scenario: Any) -> int:
+    return max(1, round(scenario.community.forecast.horizon_h / scenario.window.step_h))
+
+
+def energy_env_factory(scenario: Any, device: torch.device, seed: int):
+    """``num_envs -> CommunityEnv`` over the training window, random episode starts."""
+    from gridmarl.energy.data import build_community
+    from gridmarl.energy.env import CommunityEnv
+
+    community = build_community(scenario, "train")
+    fc = scenario.community.forecast
+    steps = round(scenario.train.episode_days * 24 / scenario.window.step_h)
+    h = _forecast_steps(scenario)
+    max_steps = community.steps - h - 1
+    if steps > max_steps:
+        raise ScenarioError(
+            f"train.episode_days: {scenario.train.episode_days} days do not fit "
+            f"the training window ({scenario.window.train.days} days)"
+        )
+
+    def make(num_envs: int) -> CommunityEnv:
+        return CommunityEnv(
+            community,
+            num_envs=num_envs,
+            device=device,
+            dtype=torch.float32,
+            episode_steps=steps,
+            forecast_steps=h,
+            forecast_kind=fc.kind,
+            noise_std=fc.noise_std,
+            random_start=True,
+            seed=seed,
+            record=False,
+        )
+
+    return make
+
+
+class EnergyValidator:
+    """Cost of a policy on the validation window, against no_control, rule_based and the MILP.
+
+    Args:
+        scenario: the energy scenario.
+        cache: JSON file holding the reference costs (reused when it exists).
+        say: prints a line for a person.
+    """
+
+    def __init__(
+        self, scenario: Any, cache: Path, say=print, shared_cache: Path | None = None
+    ) -> None:
+        from gridmarl.energy.data import build_community
+
+        self.scenario = scenario
+        self.community = build_community(scenario, "validate")
+        if not cache.exists() and shared_cache is not None and shared_cache.exists():
+            write_text(cache, shared_cache.read_text())
+        self.ref = self._references(cache, say)
+        if shared_cache is not None and math.isfinite(self.ref["milp_usd"]):
+            write_json(shared_cache, self.ref)
+
+    def _env(self):
+        from gridmarl.energy.env import CommunityEnv
+
+        fc = self.scenario.community.forecast
+        steps = round(self.scenario.window.validate_.days * 24 / self.scenario.window.step_h)
+        return CommunityEnv(
+            self.community,
+            num_envs=1,
+            device="cpu",
+            dtype=torch.float64,
+            episode_steps=steps,
+            forecast_steps=_forecast_steps(self.scenario),
+            forecast_kind=fc.kind,
+            noise_std=fc.noise_std,
+            random_start=False,
+            seed=self.scenario.seed,
+            record=False,
+        )
+
+    @torch.no_grad()
+    def cost(self, controller: Any) -> float:
+        """Community cost [$] of ``controller`` (deterministic) over the validation window."""
+        env = self._env()
+        obs = env.reset(seed=self.scenario.seed)
+        controller.reset(env)
+        total = 0.0
+        for _ in range(env.episode_len):
+            step = env.step(controller.act(obs, deterministic=True))
+            total += float(step.info["cost_usd"].sum())
+            obs = step.obs
+        return total
+
+    def _references(self, cache: Path, say) -> dict[str, float]:
+        if cache.exists():
+            return json.loads(cache.read_text())
+        from gridmarl.energy.rules import NoControl, RuleBased
+
+        ref: dict[str, float] = {
+            "no_control_usd": self.cost(NoControl()),
+            "rule_based_usd": self.cost(RuleBased()),
+        }
+        try:
+            from baselines_opt.community_milp import solve_community_milp
+
+            entry = next((c for c in self.scenario.controllers if c.name == "milp"), None)
+            say("[dim]solving the MILP on the validation window (once per run) …[/dim]")
+            t0 = time.perf_counter()
+            res = solve_community_milp(
+                self.community,
+                start=0,
+                steps=self._env().episode_len,
+                time_limit_s=max(
+                    entry.time_limit_s if entry and entry.time_limit_s else 0.0, MILP_TIME_LIMIT_S
+                ),
+                mip_gap=(entry.mip_gap if entry and entry.mip_gap is not None else 1e-3),
+            )
+            ref["milp_usd"] = self.cost(res.to_controller())
+            ref["milp_status"] = res.status  # type: ignore[assignment]
+            ref["milp_gap"] = res.gap
+            ref["milp_wall_s"] = time.perf_counter() - t0
+        except Exception as exc:  # noqa: BLE001 - the run continues with savings in $ only
+            say(
+                f"[yellow]MILP on the validation window failed ({type(exc).__name__}: {exc}); "
+                "reporting savings vs no_control only[/yellow]"
+            )
+            ref["milp_usd"] = math.nan
+        write_json(cache, ref)
+        return ref
+
+    label = "val share"
+    return_unit = "$"
+    score_name = "share"
+
+    def evaluate(self, controller: Any) -> ValidationResult:
+        """Cost [$] and share of optimal savings of ``controller`` on the validation window."""
+        cost = self.cost(controller)
+        share = self.share(cost)
+        scalars = {"cost_usd": cost}
+        if math.isfinite(share):
+            scalars["share_of_optimal_savings"] = share
+        return ValidationResult(
+            row={
+                "cost_usd": cost,
+                "savings_vs_no_control_usd": self.ref["no_control_usd"] - cost,
+                "share_of_optimal_savings": share,
+            },
+            scalars=scalars,
+            meta={
+                "validation_cost_usd": cost,
+                "validation_share": share if math.isfinite(share) else None,
+            },
+            score=share if math.isfinite(share) else -cost,
+            display=_pct(share),
+        )
+
+    def describe(self) -> str:
+        """The reference costs on the validation window."""
+        ref = self.ref
+        return (
+            f"validation window: no_control {ref['no_control_usd']:.2f} $, rule_based "
+            f"{ref['rule_based_usd']:.2f} $ (share "
+            f"{_pct(self.share(ref['rule_based_usd']))}), MILP "
+            f"{ref['milp_usd']:.2f} $"
+        )
+
+    def score_from_meta(self, meta: dict[str, Any]) -> float:
+        """``validation_share`` of a sidecar (−inf when absent)."""
+        v = meta.get("validation_share")
+        return -math.inf if v is None else float(v)
+
+    def share(self, cost: float) -> float:
+        """Share of optimal savings captured [-] (NaN without a MILP reference)."""
+        den = self.ref["no_control_usd"] - self.ref["milp_usd"]
+        if not math.isfinite(den) or abs(den) < 1e-9:
+            return math.nan
+        return (self.ref["no_control_usd"] - cost) / den
+
+
+def make_validator(scenario: Any, run_dir: Path, say: Any = print) -> EnergyValidator:
+    """The validator of a run; the references depend only on the scenario, so runs of the same
+    scenario share them (``.validation_reference_<policy hash>.json`` beside the run folders)."""
+    from gridmarl.train import policy_hash
+
+    shared = run_dir.parent / f".validation_reference_{policy_hash(scenario)[:16]}.json"
+    return EnergyValidator(
+        scenario, run_dir / "validation_reference.json", say=say, shared_cache=shared
+    )
+
+
+def _teacher(name: str):
+    def make(scenario: Any) -> Any:
+        from gridmarl.energy import rules
+
+        return {"rule_based": rules.RuleBased, "no_control": rules.NoControl}[name]()
+
+    return make
+
+
+#: rule baselines ``--warm-start`` may clone
+TEACHERS = {"rule_based": _teacher("rule_based"), "no_control": _teacher("no_control")}
+train_env_factory = energy_env_factory
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %" if math.isfinite(x) else "—"
