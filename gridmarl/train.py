@@ -11,7 +11,7 @@ Run folder ``<out>/<scenario>/<UTC stamp>/`` (``out`` defaults to ``runs``):
 | file | what |
 |---|---|
 | ``train_manifest.json`` | scenario (as validated), hashes, seed, device, budget, versions |
-| ``checkpoints/step_<agent-steps>.pt`` + ``.json`` | periodic checkpoints + sidecar JSON |
+| ``checkpoints/step_<agent-steps>.pt`` + ``.json`` | periodic checkpoints + JSON (newest 5 kept) |
 | ``checkpoints/last.pt`` + ``.json`` | the newest checkpoint (what ``resume`` reads) |
 | ``checkpoints/best.pt`` + ``.json`` | the best on the validation episodes so far |
 | ``validation.csv`` | one row per validation: agent-steps, updates, wall [s], the domain's KPIs |
@@ -76,6 +76,9 @@ DOMAINS: dict[str, str] = {
     "routing": "gridmarl.routing.training",
     "traffic": "gridmarl.traffic.training",
 }
+
+# Periodic checkpoints kept per run (best.pt and last.pt are always kept) [-].
+KEEP_STEP_CHECKPOINTS = 5
 
 
 def domain_training(scenario: Any) -> Any:
@@ -179,6 +182,13 @@ class _DriverLogger:
                 self.writer.add_scalar(f"validate/{k}", v, step)
         return res
 
+    def prune(self, ck: Path) -> None:
+        """Delete all but the newest ``KEEP_STEP_CHECKPOINTS`` periodic checkpoints."""
+        old = sorted(ck.glob("step_*.pt"))[:-KEEP_STEP_CHECKPOINTS]
+        for pt in old:
+            pt.unlink(missing_ok=True)
+            pt.with_suffix(".json").unlink(missing_ok=True)
+
     def checkpoint(self, step: int) -> None:
         """Validate, then write ``step_*.pt``, ``last.pt`` and (if better) ``best.pt``."""
         res = self.validate(step)
@@ -191,6 +201,7 @@ class _DriverLogger:
         )
         self.ctrl.save(ck / f"step_{step:012d}.pt")
         self.ctrl.save(ck / "last.pt")
+        self.prune(ck)
         score = res.score if res is not None else -math.inf
         if res is not None and score > self.best:
             self.best = score

@@ -227,3 +227,20 @@ def test_traffic_train_and_simulate_on_a_2x2_grid(tmp_path):
     assert res.controllers[0].kpis["throughput_veh"] > 0
     with pytest.raises(ScenarioError, match="unknown traffic controller 'nope'"):
         simulate(_tiny_traffic(controllers=[{"name": "nope"}]))
+
+
+def test_checkpoint_retention_keeps_newest(tmp_path) -> None:
+    """Only the newest KEEP_STEP_CHECKPOINTS periodic checkpoints (and their JSON) survive."""
+    from gridmarl import train as train_mod
+
+    for i in range(8):
+        (tmp_path / f"step_{i:012d}.pt").write_bytes(b"x")
+        (tmp_path / f"step_{i:012d}.json").write_text("{}")
+    (tmp_path / "best.pt").write_bytes(b"x")
+    (tmp_path / "last.pt").write_bytes(b"x")
+    train_mod._DriverLogger.prune(None, tmp_path)
+    kept = sorted(p.name for p in tmp_path.glob("step_*.pt"))
+    keep = train_mod.KEEP_STEP_CHECKPOINTS
+    assert kept == [f"step_{i:012d}.pt" for i in range(8 - keep, 8)]
+    assert len(list(tmp_path.glob("step_*.json"))) == keep
+    assert (tmp_path / "best.pt").exists() and (tmp_path / "last.pt").exists()
