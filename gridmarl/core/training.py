@@ -70,6 +70,12 @@ class Validator(Protocol):
         """The score of a checkpoint from its sidecar (to continue ``best`` on resume)."""
 
 
+def meta_score(meta: dict[str, Any], key: str) -> float:
+    """The validation score stored under ``key`` in a checkpoint sidecar (−inf when absent)."""
+    v = meta.get(key)
+    return -math.inf if v is None else float(v)
+
+
 def cached_json(path: Path) -> dict[str, Any] | None:
     """The JSON object in ``path``, or None when it does not exist."""
     import json

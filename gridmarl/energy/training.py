@@ -14,7 +14,7 @@ import torch
 
 from gridmarl.config import ScenarioError
 from gridmarl.core.io import write_json, write_text
-from gridmarl.core.training import ValidationResult
+from gridmarl.core.training import ValidationResult, meta_score
 
 MILP_TIME_LIMIT_S = 300.0  # [s] least time for the once-per-run validation MILP
 
@@ -186,8 +186,7 @@ class EnergyValidator:
 
     def score_from_meta(self, meta: dict[str, Any]) -> float:
         """``validation_share`` of a sidecar (−inf when absent)."""
-        v = meta.get("validation_share")
-        return -math.inf if v is None else float(v)
+        return meta_score(meta, "validation_share")
 
     def share(self, cost: float) -> float:
         """Share of optimal savings captured [-] (NaN without a MILP reference)."""

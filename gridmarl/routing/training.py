@@ -25,7 +25,7 @@ import torch
 
 from gridmarl.core.controller import Controller
 from gridmarl.core.io import write_json
-from gridmarl.core.training import ValidationResult, cached_json
+from gridmarl.core.training import ValidationResult, cached_json, meta_score
 from gridmarl.routing.env import RoutingEnv
 
 VALIDATION_SEED_OFFSET = 100_003  # validation traffic seed = scenario.seed + this
@@ -129,8 +129,7 @@ class RoutingValidator:
 
     def score_from_meta(self, meta: dict[str, Any]) -> float:
         """``validation_score`` of a sidecar (−inf when absent)."""
-        v = meta.get("validation_score")
-        return -math.inf if v is None else float(v)
+        return meta_score(meta, "validation_score")
 
 
 def make_validator(scenario: Any, run_dir: Path, say: Any = print) -> RoutingValidator:
