@@ -2,17 +2,16 @@
 
 Cases:
   * ``day``: 50 prosumers, one day hourly, to 0.1 % gap (target <= 10 s on 2 cores).
-
-Each line: model build and solve time separately (the solve split into the LP relaxation and
-the per-heat-pump subproblems of the decomposition start), status, objective, proven bound
-and gap.
   * ``week``: the default evaluation week with the scenario's MILP time limit and gap.
   * ``mpc`` (``--mpc``): the default week closed loop with the scenario's MPC entry
     (168 solves of a 24 h horizon), through ``CommunityEnv``.
 
-Data: ``gridmarl.energy.data.build_community(scenario, "evaluate")`` when that module exists
-(real CityLearn loads, pvlib PV, real tariff), else a synthetic community with plausible daily
-shapes (:func:`synthetic_community`); the output says which.
+Each line: model build and solve time separately (the solve split into the LP relaxation and
+the per-heat-pump subproblems of the decomposition start), status, objective, proven bound
+and gap.
+
+Data: ``gridmarl.energy.data.build_community(scenario, "evaluate")`` — real CityLearn loads,
+pvlib PV and the real tariff of community_50's evaluation week.
 
 Run: ``/work/venv/bin/python benchmarks/milp_solve_time.py [--mpc] [--threads 2]``
 """
@@ -20,7 +19,6 @@ Run: ``/work/venv/bin/python benchmarks/milp_solve_time.py [--mpc] [--threads 2]
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import time
 from pathlib import Path
 
@@ -34,96 +32,6 @@ REPO = Path(__file__).resolve().parents[1]
 SCENARIO = REPO / "scenarios" / "community_50.yaml"
 
 
-def synthetic_community(
-    n: int = 50,
-    days: int = 7,
-    seed: int = 7,
-    lookahead: int = 25,
-    transformer_kw: float = 120.0,
-    peak_usd_per_kw: float = 0.0,
-) -> Community:
-    """A plausible hourly winter community (the defaults of ``community_50.yaml``).
-
-    Loads: base + morning and evening peaks [kW]; PV: a clear-sky bell 7 h–17 h times a daily
-    cloud factor [kW]; price: time-of-use 0.21 / 0.28 / 0.36 $/kWh (off / mid / 16–21 h peak);
-    outdoor temperature 8 ± 6 C; 100 % batteries, 40 % EVs (home 16–20 h to 6–9 h), 50 % heat
-    pumps.  ``lookahead`` extra steps follow the ``days`` so departures and MPC horizons have
-    data.
-    """
-    rng = np.random.default_rng(seed)
-    S = days * 24 + lookahead
-    hour = np.arange(S) % 24
-    day = np.arange(S) // 24
-    shape = (
-        0.35 + 0.5 * np.exp(-((hour - 7.5) ** 2) / 2.0) + 0.9 * np.exp(-((hour - 19.0) ** 2) / 4.0)
-    )
-    load = shape[:, None] * rng.uniform(0.8, 1.2, n) * (1 + 0.15 * rng.standard_normal((S, n)))
-    load = np.maximum(load, 0.05)
-    bell = np.clip(np.sin(np.pi * (hour - 7) / 10), 0, None) ** 1.3
-    cloud = rng.uniform(0.4, 1.0, days + 2)[day]
-    pv = (bell * cloud)[:, None] * rng.uniform(3.0, 6.0, n) * 0.75
-    price = np.where(
-        (hour >= 16) & (hour < 21), 0.36, np.where((hour >= 8) & (hour < 16), 0.28, 0.21)
-    )
-    outdoor = 8.0 + 6.0 * np.sin(2 * np.pi * (hour - 9) / 24) + rng.normal(0, 1, days + 2)[day]
-    cop = np.repeat((3.5 + 0.05 * (outdoor - 7.0))[:, None], n, axis=1)
-
-    has_ev = rng.random(n) < 0.4
-    ev_kwh = np.where(has_ev, rng.uniform(40, 75, n), 0.0)
-    ev_kw = np.where(has_ev, rng.uniform(3.7, 7.4, n), 0.0)
-    present = np.zeros((S, n), bool)
-    arrival_kwh = np.zeros((S, n))
-    for i in np.flatnonzero(has_ev):
-        for d in range(-1, days + 2):
-            a = d * 24 + int(rng.integers(16, 21))
-            b = (d + 1) * 24 + int(rng.integers(6, 10))
-            lo, hi = max(a, 0), min(b, S)
-            if lo < hi:
-                present[lo:hi, i] = True
-                arrival_kwh[lo:hi, i] = rng.uniform(0.2, 0.5) * ev_kwh[i]
-    has_hp = rng.random(n) < 0.5
-    cap = rng.uniform(6.4, 13.5, n)
-    return Community(
-        step_h=1.0,
-        time=pd.date_range("2017-01-16", periods=S, freq="h"),
-        load_kw=load,
-        pv_kw=pv,
-        price_usd_per_kwh=price,
-        outdoor_c=outdoor,
-        cop=cop,
-        ev_present=present,
-        ev_arrival_kwh=arrival_kwh,
-        battery_kwh=cap,
-        battery_kw=rng.uniform(3.3, 5.0, n),
-        battery_min_kwh=0.1 * cap,
-        battery_init_kwh=0.5 * cap,
-        eta_charge=0.95,
-        eta_discharge=0.95,
-        degradation_usd_per_kwh=0.01,
-        has_ev=has_ev,
-        ev_kwh=ev_kwh,
-        ev_kw=ev_kw,
-        ev_target_kwh=0.8 * ev_kwh,
-        ev_eta=0.92,
-        unmet_usd_per_kwh=0.6,
-        has_hp=has_hp,
-        hp_kw=np.where(has_hp, rng.uniform(1.5, 3.0, n), 0.0),
-        hp_modes=3,
-        r_c_per_kw=np.where(has_hp, rng.uniform(4, 8, n), 0.0),
-        c_kwh_per_c=np.where(has_hp, rng.uniform(3, 6, n), 0.0),
-        theta_lo_c=np.full(n, 20.0),
-        theta_hi_c=np.full(n, 23.0),
-        theta_init_c=np.full(n, 21.0),
-        comfort_usd_per_c_h=0.5,
-        feed_in_usd_per_kwh=0.05,
-        transformer_kw=transformer_kw,
-        over_limit_usd_per_kwh=1.0,
-        peak_usd_per_kw=peak_usd_per_kw,
-        names=tuple(f"prosumer_{i:02d}" for i in range(n)),
-        sources=tuple("synthetic" for _ in range(n)),
-    )
-
-
 def load_case() -> tuple[Community, int, dict, str]:
     """(community, episode steps, scenario controller options, data description)."""
     from gridmarl.config import load_scenario
@@ -131,20 +39,13 @@ def load_case() -> tuple[Community, int, dict, str]:
     scenario = load_scenario(SCENARIO)
     opts = {e.name: e for e in scenario.controllers}
     episode = round(scenario.window.evaluate.days * 24 / scenario.window.step_h)
-    if importlib.util.find_spec("gridmarl.energy.data") is not None:
-        from gridmarl.energy.data import build_community
+    from gridmarl.energy.data import build_community
 
-        return (
-            build_community(scenario, "evaluate"),
-            episode,
-            opts,
-            "real data: build_community(community_50, 'evaluate')",
-        )
     return (
-        synthetic_community(scenario.community.prosumers, scenario.window.evaluate.days),
+        build_community(scenario, "evaluate"),
         episode,
         opts,
-        "synthetic community (gridmarl.energy.data not available)",
+        "real data: build_community(community_50, 'evaluate')",
     )
 
 

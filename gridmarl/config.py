@@ -57,6 +57,17 @@ class ControllerEntry(StrictModel):
         return self.label or self.name
 
 
+class TrainBase(StrictModel):
+    """Defaults for ``gridmarl train`` shared by every domain (command-line flags override).
+
+    Domains subclass it to set their own defaults and add keys (energy: ``episode_days``).
+    """
+
+    steps: int = Field(2_000_000, ge=1, description="agent-steps budget (env steps x agents)")
+    num_envs: int = Field(64, ge=1, description="parallel episodes B")
+    options: dict = Field(default_factory=dict, description="controller hyper-parameters")
+
+
 class ScenarioBase(StrictModel):
     """Keys shared by every domain."""
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from gridmarl.config import ScenarioBase, ScenarioError, StrictModel, resolve_path
+from gridmarl.config import ScenarioBase, ScenarioError, StrictModel, TrainBase, resolve_path
 
 Range = tuple[float, float]
 
@@ -195,13 +195,10 @@ class CommunityConfig(StrictModel):
     _r1 = field_validator("load_scale")(lambda v: _check_range(v, 0.0))
 
 
-class TrainConfig(StrictModel):
-    """Defaults for ``gridmarl train`` (command-line flags override)."""
+class TrainConfig(TrainBase):
+    """Defaults for ``gridmarl train`` on an energy scenario (command-line flags override)."""
 
-    steps: int = Field(2_000_000, ge=1, description="agent-steps budget")
-    num_envs: int = Field(64, ge=1, description="parallel episodes B")
     episode_days: int = Field(7, ge=1, description="episode length [d]")
-    options: dict = Field(default_factory=dict, description="controller hyper-parameters")
 
 
 class EnergyScenario(ScenarioBase):

@@ -118,23 +118,13 @@ def build_controller(
             if v is not None
         }
         ctrl = MPCController(**kwargs, **entry.options)
-        return (
-            ctrl,
-            f"rolling-horizon MPC ({ctrl.describe()})"
-            if hasattr(ctrl, "describe")
-            else "rolling-horizon MPC",
-            {},
-        )
+        return ctrl, f"rolling-horizon MPC ({ctrl.describe()})", {}
     from gridmarl.controllers.registry import load_policy
 
     if entry.checkpoint is None:
         raise ScenarioError(f"controllers[{name}]: a learned controller needs 'checkpoint'")
     ctrl = load_policy(name, resolve_path(scenario, entry.checkpoint), env=env, scenario=scenario)
     return ctrl, f"learned policy {entry.checkpoint}, local observations only", {}
-
-
-def _dispatch_table(records: pd.DataFrame) -> pd.DataFrame:
-    return records.reset_index(drop=True)
 
 
 def simulate(scenario: Any, console: Any = None) -> SimulationResult:
@@ -206,7 +196,7 @@ def simulate(scenario: Any, console: Any = None) -> SimulationResult:
             ControllerResult(
                 label,
                 kpis,
-                {f"dispatch_{label}": _dispatch_table(r["records"])},
+                {f"dispatch_{label}": r["records"].reset_index(drop=True)},
                 r["wall"],
                 r["notes"],
             )

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from gridmarl.config import ScenarioBase, ScenarioError, StrictModel, resolve_path
+from gridmarl.config import ScenarioBase, ScenarioError, StrictModel, TrainBase, resolve_path
 
 #: controller names the routing domain knows (``simulate`` runs them in the scenario's order)
 ROUTING_CONTROLLERS = ("shortest_path_hops", "shortest_path_distance", "mcf")
@@ -136,12 +136,8 @@ class EnvOptions(StrictModel):
     )
 
 
-class TrainConfig(StrictModel):
+class TrainConfig(TrainBase):
     """Defaults for ``gridmarl train`` on a routing scenario (command-line flags override)."""
-
-    steps: int = Field(2_000_000, ge=1, description="agent-steps budget (env steps x routers)")
-    num_envs: int = Field(64, ge=1, description="parallel episodes B")
-    options: dict = Field(default_factory=dict, description="controller hyper-parameters")
 
 
 class RoutingScenario(ScenarioBase):

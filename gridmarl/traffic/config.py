@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from gridmarl.config import ScenarioBase, StrictModel
+from gridmarl.config import ScenarioBase, StrictModel, TrainBase
 
 
 class GridConfig(StrictModel):
@@ -166,14 +166,13 @@ class SignalConfig(StrictModel):
         return self.horizon_s // self.decision_s
 
 
-class TrainConfig(StrictModel):
+class TrainConfig(TrainBase):
     """Defaults for ``gridmarl train`` on a traffic scenario (command-line flags override)."""
 
     steps: int = Field(
         1_000_000, ge=1, description="agent-steps budget (decisions x intersections)"
     )
     num_envs: int = Field(4, ge=1, description="parallel simulations B (one worker process each)")
-    options: dict = Field(default_factory=dict, description="controller hyper-parameters")
 
 
 class TrafficScenario(ScenarioBase):
