@@ -3,9 +3,12 @@
     python benchmarks/routing_env_throughput.py                      # IBM, B=256, CPU
     python benchmarks/routing_env_throughput.py --device cuda --num-envs 4096
 
-Both run full LToS episodes (300 steps: 1, 10/3, 1 pkt/step) under shortest path by hops.
-The env is timed with its controller (a table lookup on the observation); the reference with
-its policy function.  Env-steps/s = B x steps / s; agent-steps/s = env-steps/s x N.
+Both run full LToS episodes (300 steps: 1, 10/3, 1 pkt/step) under shortest path by hops, in
+the same process.  The env is timed with its resets (arrival sampling) and its controller (a
+table lookup on the observation); the reference with its policy function, on arrival schedules
+drawn beforehand.  Env-steps/s = B x steps / s; agent-steps/s = env-steps/s x N.  The last line
+splits the env's time into reset, controller and ``step`` [us per batched step] (without device
+synchronisation, so only indicative on a GPU).
 """
 
 from __future__ import annotations
@@ -32,20 +35,36 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=2, help="timed env episodes")
     ap.add_argument("--ref-episodes", type=int, default=20, help="timed reference episodes")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument(
+        "--pool-init", type=int, default=None, help="initial packet slots per env (env default)"
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     topo = read_graphml(args.topology)
     rates = rates_from_profile([(100, 1.0), (100, 10 / 3), (100, 1.0)])
     ctrl = shortest_path_controller(topo, "hops")
-    env = RoutingEnv(topo, rates, num_envs=args.num_envs, device=args.device, pool_init=128)
+    pool = {} if args.pool_init is None else {"pool_init": args.pool_init}
+    env = RoutingEnv(topo, rates, num_envs=args.num_envs, device=args.device, **pool)
+
+    split = [0.0, 0.0, 0.0]  # reset, controller, step [s]
 
     def episode(seed: int) -> None:
+        t0 = time.perf_counter()
         obs = env.reset(seed=seed)
+        t1 = time.perf_counter()
+        split[0] += t1 - t0
         for _ in range(env.episode_len):
-            obs = env.step(ctrl.act(obs)).obs
+            action = ctrl.act(obs)
+            t2 = time.perf_counter()
+            obs = env.step(action).obs
+            t3 = time.perf_counter()
+            split[1] += t2 - t1
+            split[2] += t3 - t2
+            t1 = t3
 
     episode(0)  # warm-up (allocations, pool growth)
+    split[:] = [0.0, 0.0, 0.0]
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -72,6 +91,11 @@ def main() -> None:
         f"{env_rate * n:,.0f} | {ref_rate:,.0f} | {env_rate / ref_rate:.1f}x |"
     )
     print(f"env pool {env.pool} slots/env; torch threads {torch.get_num_threads()}")
+    per_step = [1e6 * x / (args.episodes * env.episode_len) for x in split]
+    print(
+        "env time per batched step [us]: reset (amortised) {:.0f}, controller {:.0f}, "
+        "step {:.0f}".format(*per_step)
+    )
 
 
 if __name__ == "__main__":

@@ -47,9 +47,15 @@ Timing (one step, clock ``t`` -> ``t + 1``; the reference simulator implements t
    order.  With ``buffer_pkt``, a packet joining a queue that already holds ``buffer_pkt``
    packets is dropped.
 
-Packets live in a pool of slots per env (location, destination, birth step, FIFO stamp,
-remaining delay, visited routers as a bit set); the pool doubles when it would overflow, so
-queues are unbounded unless ``buffer_pkt`` is set.  The arrival schedule of the whole episode is
+Packets live in a pool of slots per env (32 slots at first, ``pool_init``): position (a bin:
+router queue, link in flight, or free), next position and arrival step while on a link,
+destination, birth step, FIFO key (stamp and slot), visited routers as a bit set.  The pool
+doubles when it would overflow (checked against a host-side bound, synchronising only when the
+bound reaches the pool size), so queues are unbounded unless ``buffer_pkt`` is set; results do
+not depend on the pool size.  Per step the pool is touched by a handful of full-width tensor ops
+(arrivals, free-slot ranks, one ``scatter_add`` for queue and link counts, one ``amin`` scatter
+for the heads of line); the rest works on ``[B, N]`` or ``[B, A]`` tensors.  Deliveries are
+booked at send time by arrival step.  The arrival schedule of the whole episode is
 drawn at ``reset`` on the CPU from the seed, so CPU and GPU runs see the same packets.
 """
 
@@ -70,6 +76,8 @@ from gridmarl.core.types import Action, AgentSpec, Observation, Step
 from gridmarl.routing.topology import Topology
 
 _INF = torch.iinfo(torch.int64).max
+_SLOT_BITS = 24  # a FIFO key is ``stamp << _SLOT_BITS | slot``: at most 2**24 - 1 slots per env
+_SLOT_MASK = (1 << _SLOT_BITS) - 1
 RECORD_COLUMNS = (
     "queue_pkt",
     "next_hop",
@@ -113,8 +121,9 @@ def sample_arrivals(
     ).long()
     a = max(int(counts.max()), 1)
     src = torch.randint(0, n_routers, (num_envs, t, a), generator=generator)
-    # uniform over the other N - 1 routers
-    dst = (src + torch.randint(1, n_routers, (num_envs, t, a), generator=generator)) % n_routers
+    # uniform over the other N - 1 routers: (src + U{1, N-1}) mod N, in place (large tensors)
+    dst = torch.randint(1, n_routers, (num_envs, t, a), generator=generator)
+    dst.add_(src).remainder_(n_routers)
     return Arrivals(counts=counts, src=src, dst=dst)
 
 
@@ -139,7 +148,8 @@ class RoutingEnv(MultiAgentEnv):
         buffer_pkt: queue limit per router [pkt]; None = unbounded.
         device: torch device of the state.
         seed: seed of the first ``reset`` without a seed.
-        pool_init: initial packet slots per env (doubles on demand).
+        pool_init: initial packet slots per env [slots] (doubles on demand; results do not
+            depend on it).
         log_packets: keep a per-packet log of env 0 (``packet_log()``), for differential tests;
             it costs a host synchronisation per step.
         path_features: append the per-slot path delay to ``local`` and ``state`` (module
@@ -155,7 +165,7 @@ class RoutingEnv(MultiAgentEnv):
         buffer_pkt: int | None = None,
         device: torch.device | str = "cpu",
         seed: int = 0,
-        pool_init: int = 128,
+        pool_init: int = 32,
         log_packets: bool = False,
         path_features: bool = False,
         reward: str = "queue",
@@ -176,22 +186,47 @@ class RoutingEnv(MultiAgentEnv):
         self.pool_init = max(int(pool_init), 8)
         self.log_packets = log_packets
         n, k, dev = topology.n_routers, topology.max_degree, self.device
-        self.n, self.k, self.n_links = n, k, topology.n_links
+        n_links = topology.n_links
+        self.n, self.k, self.n_links = n, k, n_links
         nb = torch.as_tensor(topology.neighbors, dtype=torch.long)
         ol = torch.as_tensor(topology.out_links, dtype=torch.long)
-        self.static_mask = (nb >= 0).to(dev)  # [N, K]
+        self.static_mask = (nb >= 0).to(dev)  # [N, K]; real slots come first (ascending ids)
         self.degree = torch.as_tensor(topology.degree, dtype=torch.long, device=dev)  # [N]
-        self.nbr_flat = nb.clamp(min=0).flatten().to(dev)  # [N*K]
-        self.outl_flat = ol.clamp(min=0).flatten().to(dev)  # [N*K]
-        self.nbr_pad = torch.where(nb >= 0, nb, n).flatten().to(dev)  # [N*K], pad -> N
-        self.outl_pad = torch.where(ol >= 0, ol, self.n_links).flatten().to(dev)  # pad -> L
-        self.link_src = (
-            torch.cat([torch.as_tensor(topology.link_src), torch.zeros(1)]).long().to(dev)
-        )  # [L+1], the dummy link L never carries a packet
-        self.link_delay = torch.as_tensor(topology.delay_steps, dtype=torch.long, device=dev)
+        link_delay = torch.as_tensor(topology.delay_steps, dtype=torch.long)  # [L] steps
+        self.max_delay = int(link_delay.max())
+        # Bins of a packet's position ``pos``: router r (queued there; bins N..NK-1 stay
+        # empty), NK + r * K + k (in flight on the link of neighbour slot k of router r), FREE
+        # (empty slot), DUMMY (the dummy slot), ZERO (never used: reads as 0).  Per-bin counts
+        # then hold the queues and, in slot order, the link loads of the observation.
+        nk = n * k
+        self.nk = nk
+        self.free_bin, self.dummy_bin, self.zero_bin = 2 * nk, 2 * nk + 1, 2 * nk + 2
+        self.n_bins = 2 * nk + 3
+        # per (router, neighbour slot), flattened to [N*K]; padded slots are never chosen:
+        # neighbour router, link id, delay [steps], visited bit and word of the neighbour, bin
+        nbc, olc = nb.clamp(min=0), ol.clamp(min=0)
+        bit = torch.bitwise_left_shift(torch.ones_like(nbc), nbc % 64)
+        self._hop_table = (
+            torch.stack(
+                [nbc, olc, link_delay[olc], bit, nbc // 64, nk + torch.arange(nk).view(n, k)], -1
+            )
+            .view(nk, 6)
+            .to(dev)
+        )
         self.router_ids = torch.arange(n, device=dev)
+        self.rk = self.router_ids * k  # [N] row offset into the flat tables
+        self._router_key = self.router_ids << _SLOT_BITS  # [N] sender id in FIFO key position
         self.words = (n + 63) // 64  # int64 words of the visited-router bit set
+        ids = torch.arange(n)
+        bitrows = torch.zeros(n, self.words, dtype=torch.long)
+        bitrows.scatter_(
+            1,
+            (ids // 64)[:, None],
+            torch.bitwise_left_shift(torch.ones(n, 1, dtype=torch.long), (ids % 64)[:, None]),
+        )
+        self.bitrows = bitrows.to(dev)  # [N, W] visited set {r} of a packet born at r
         dim = 1 + n + (3 if self.path_features else 2) * k
+        self.nbr_bin = torch.where(nb >= 0, nb, self.zero_bin).flatten().to(dev)  # [N*K]
         if self.path_features:
             dist = _all_pairs_delay(topology)  # [N, N] steps
             ld = topology.delay_steps[ol.clamp(min=0).numpy()].astype(np.float64)  # [N, K]
@@ -222,101 +257,134 @@ class RoutingEnv(MultiAgentEnv):
             self.seed = int(seed)
             self._gen = make_generator(self.seed)
         arr = sample_arrivals(self.rates, self.n, self.num_envs, self._gen)
-        self._host_cum_max = arr.counts.cumsum(1).max(0).values.tolist()  # [T] bound on pool use
-        self.arr_counts = arr.counts.to(self.device)
-        self.arr_src = arr.src.to(self.device)
-        self.arr_dst = arr.dst.to(self.device)
+        self._host_max_counts = arr.counts.max(0).values.tolist()  # [T] over the envs [pkt]
+        self._bound = 0  # upper bound on max_b (packets in env b) after the last admission
+        b, dev = self.num_envs, self.device
+        self.arr_counts = arr.counts.to(dev)
+        self.arr_src = arr.src.to(dev)
+        self.arr_dst = arr.dst.to(dev)
+        self._cnt_t = self.arr_counts.t().contiguous()  # [T, B]
         self.a_max = int(arr.src.shape[2])
         self.stamp_base = self.n + self.a_max  # stamp = time * stamp_base + order key
-        b, dev = self.num_envs, self.device
+        if (self.episode_len + self.max_delay + 1) * self.stamp_base >= 1 << (62 - _SLOT_BITS):
+            raise ValueError("episode too long for the packet order keys")
+        jr = torch.arange(self.a_max, device=dev)
+        self._arr_valid = jr < self.arr_counts[..., None]  # [B, T, A]
+        self._jq = (jr + 1).int().expand(b, self.a_max).contiguous()  # [B, A] free-slot ranks
+        self._jkey = jr << _SLOT_BITS  # [A] order key n + j of new packets, in key position
+        self._jr = jr
         self._alloc(self.pool_init)
         z = torch.zeros(b, dtype=torch.long, device=dev)
         self.delivered, self.delay_sum, self.dropped = z.clone(), z.clone(), z.clone()
         self.loops, self.generated, self.invalid = z.clone(), z.clone(), z.clone()
         self.link_sent = torch.zeros(b, self.n_links + 1, dtype=torch.long, device=dev)
+        horizon = self.episode_len + self.max_delay + 1
+        self._sched = torch.zeros(b, horizon, dtype=torch.long, device=dev)  # deliveries
         self._rec = torch.zeros(self.episode_len, self.n, len(RECORD_COLUMNS), device=dev)
+        self._zn = torch.zeros(self.n, device=dev)
+        self._no_forecast = torch.zeros(b, self.n, 0, 0, device=dev)  # holds no elements
         self._log: list[tuple[np.ndarray, ...]] = []
         self._drop_log: list[np.ndarray] = []
         self.t = 0
         self._started = True
         placed = self._admit_new(0)
         if self.buffer_pkt is not None:
-            self._apply_buffer(placed, 0)
+            self._apply_buffer(self._placed_mask(placed), 0)
         return self._observe()
 
     def _alloc(self, pool: int) -> None:
-        """Fresh per-slot state with ``pool`` real slots plus one dummy slot (index ``pool``)."""
+        """Fresh per-slot state with ``pool`` real slots plus one dummy slot (index ``pool``).
+
+        Per slot: ``pos`` (bin: router, link slot, free, dummy), ``npos`` (bin after the current
+        link: the next router, or free when that router is the destination), ``arrive``
+        (arrival time of the current link [step]), ``skey`` (FIFO key ``stamp << 24 | slot``),
+        destination, birth step, packet id, loop flag and the visited-router bit set.
+        """
         b, dev = self.num_envs, self.device
         self.pool = pool
         shape = (b, pool + 1)
-        self.active = torch.zeros(shape, dtype=torch.bool, device=dev)
-        self.loc = torch.zeros(shape, dtype=torch.long, device=dev)
+        self.pos = torch.full(shape, self.free_bin, dtype=torch.long, device=dev)
+        self.pos[:, pool] = self.dummy_bin
+        self.npos = torch.full(shape, self.dummy_bin, dtype=torch.long, device=dev)
+        self.arrive = torch.zeros(shape, dtype=torch.long, device=dev)
+        self.skey = torch.zeros(shape, dtype=torch.long, device=dev)
         self.dst = torch.zeros(shape, dtype=torch.long, device=dev)
         self.born = torch.zeros(shape, dtype=torch.long, device=dev)
-        self.stamp = torch.zeros(shape, dtype=torch.long, device=dev)
-        self.rem = torch.zeros(shape, dtype=torch.long, device=dev)
-        self.link = torch.full(shape, self.n_links, dtype=torch.long, device=dev)
-        self.looped = torch.zeros(shape, dtype=torch.bool, device=dev)
         self.pid = torch.zeros(shape, dtype=torch.long, device=dev)
+        self.looped = torch.zeros(shape, dtype=torch.bool, device=dev)
         self.visited = torch.zeros(b, (pool + 1) * self.words, dtype=torch.long, device=dev)
+        self._ones = torch.ones(shape, device=dev)
+        self._inf_key = (1 << 62) | pool  # "no packet": its slot bits name the dummy slot
 
     def _grow(self, pool: int) -> None:
         """Enlarge the pool to ``pool`` real slots, keeping every packet in its slot."""
-        old = {
-            k: getattr(self, k)
-            for k in ("active", "loc", "dst", "born", "stamp", "rem", "link", "looped", "pid")
-        }
+        if pool >= _SLOT_MASK:
+            raise RuntimeError(f"packet pool of {pool} slots per env exceeds the FIFO key")
+        names = ("pos", "npos", "arrive", "skey", "dst", "born", "pid", "looped")
+        old = {k: getattr(self, k) for k in names}
         vis, p_old = self.visited, self.pool
         self._alloc(pool)
         for k, v in old.items():
             getattr(self, k)[:, :p_old] = v[:, :p_old]
         self.visited[:, : p_old * self.words] = vis[:, : p_old * self.words]
 
-    def _admit_new(self, tau: int) -> Tensor:
-        """Place the new packets of time ``tau`` in free slots; returns the placed mask."""
-        if self._host_cum_max[tau] > self.pool:
-            need = self.active.sum(1) + self.arr_counts[:, tau]
-            top = int(need.max())
+    def _admit_new(self, tau: int) -> tuple[Tensor, Tensor]:
+        """Place the new packets of time ``tau`` in the first free slots.
+
+        Returns:
+            ``slot`` ``[B, A]`` slot of the ``j``-th new packet (the dummy slot when there is
+            none) and ``valid`` ``[B, A]`` bool (packet ``j`` exists).
+        """
+        self._bound += self._host_max_counts[tau]
+        if self._bound > self.pool:  # maybe full: count exactly (a host synchronisation)
+            busy = (self.pos < self.free_bin).sum(1)
+            top = int((busy + self._cnt_t[tau]).max())
+            self._bound = top
             if top > self.pool:
                 pool = self.pool
                 while pool < top:
                     pool *= 2
                 self._grow(pool)
-        p = self.pool
-        free = ~self.active
-        free[:, p] = False
-        rank = free.long().cumsum(1) - 1
-        place = free & (rank < self.arr_counts[:, tau : tau + 1])
-        j = torch.where(place, rank, 0)
-        s = self.arr_src[:, tau].gather(1, j)
-        d = self.arr_dst[:, tau].gather(1, j)
-        self.active |= place
-        self.loc = torch.where(place, s, self.loc)
-        self.dst = torch.where(place, d, self.dst)
-        self.born = torch.where(place, tau, self.born)
-        self.stamp = torch.where(place, tau * self.stamp_base + self.n + j, self.stamp)
-        self.rem = torch.where(place, 0, self.rem)
-        self.link = torch.where(place, self.n_links, self.link)
-        self.looped &= ~place
-        self.pid = torch.where(place, tau * self.a_max + j, self.pid)
-        slots = torch.arange(p + 1, device=self.device)
-        w = self.words
-        vis = self.visited.view(self.num_envs, p + 1, w)
-        vis.masked_fill_(place[..., None], 0)
-        idx = torch.where(place, slots * w + s // 64, p * w)  # non-placed -> dummy slot
-        bit = torch.bitwise_left_shift(torch.ones_like(s), s % 64)
-        self.visited.scatter_(1, idx, self.visited.gather(1, idx) | bit)
-        self.generated += place.sum(1)
-        self._new_mask = place
-        return place
+        p, w, b = self.pool, self.words, self.num_envs
+        free = self.pos == self.free_bin
+        rank = free.cumsum(1, dtype=torch.int32)
+        valid = self._arr_valid[:, tau]
+        slot = torch.where(valid, torch.searchsorted(rank, self._jq), p)  # j-th free slot
+        src = self.arr_src[:, tau]
+        self.pos.scatter_(1, slot, torch.where(valid, src, self.dummy_bin))
+        self.dst.scatter_(1, slot, self.arr_dst[:, tau])
+        self.born.scatter_(1, slot, tau)
+        self.skey.scatter_(
+            1, slot, slot + (self._jkey + ((tau * self.stamp_base + self.n) << _SLOT_BITS))
+        )
+        self.pid.scatter_(1, slot, (self._jr + tau * self.a_max).expand_as(slot))
+        self.looped.scatter_(1, slot, False)
+        if w == 1:
+            self.visited.scatter_(
+                1, slot, self.bitrows.view(-1).index_select(0, src.reshape(-1)).view_as(src)
+            )
+        else:
+            self.visited.view(b, p + 1, w).scatter_(
+                1, slot[..., None].expand(-1, -1, w), self.bitrows[src]
+            )
+        self.generated += self._cnt_t[tau]
+        return slot, valid
+
+    def _placed_mask(self, placed: tuple[Tensor, Tensor]) -> Tensor:
+        """``[B, P+1]`` bool mask of the slots filled by ``_admit_new``."""
+        slot, valid = placed
+        m = torch.zeros(self.num_envs, self.pool + 1, dtype=torch.bool, device=self.device)
+        return m.scatter_(1, slot, valid)
 
     def _apply_buffer(self, joining: Tensor, tau: int) -> Tensor:
         """Drop joining packets beyond ``buffer_pkt`` per queue, in FIFO order; returns drops."""
-        queued_stay = self.active & (self.rem == 0) & ~joining
-        qstay = torch.zeros(self.num_envs, self.n, dtype=torch.long, device=self.device)
-        qstay.scatter_add_(1, self.loc, queued_stay.long())
+        loc = self.pos
+        queued_stay = (loc < self.n) & ~joining
+        qstay = torch.zeros(self.num_envs, self.n_bins, dtype=torch.long, device=self.device)
+        qstay.scatter_add_(1, loc, queued_stay.long())
         base = self.stamp_base
-        key = torch.where(joining, self.loc * base + (self.stamp - tau * base), _INF)
+        stamp = self.skey >> _SLOT_BITS
+        key = torch.where(joining, loc * base + (stamp - tau * base), _INF)
         skey, perm = torch.sort(key, dim=1)
         sloc = torch.where(skey < _INF, skey // base, -1)
         pos = torch.arange(key.shape[1], device=self.device).expand_as(key)
@@ -324,8 +392,9 @@ class RoutingEnv(MultiAgentEnv):
         start[:, 1:] = sloc[:, 1:] != sloc[:, :-1]
         first = torch.cummax(torch.where(start, pos, 0), dim=1).values
         rank = torch.empty_like(pos).scatter_(1, perm, pos - first)
-        drop = joining & (rank + qstay.gather(1, self.loc) >= self.buffer_pkt)
-        self.active &= ~drop
+        drop = joining & (rank + qstay.gather(1, loc) >= self.buffer_pkt)
+        self._drop_rec = self._zn.scatter_add(0, loc[0].clamp(max=self.n - 1), drop[0].float())
+        self.pos = torch.where(drop, self.free_bin, self.pos)
         self.dropped += drop.sum(1)
         if self.log_packets and bool(drop[0].any()):
             self._drop_log.append(self.pid[0][drop[0]].cpu().numpy())
@@ -337,170 +406,148 @@ class RoutingEnv(MultiAgentEnv):
         if not self._started or self.t >= self.episode_len:
             raise RuntimeError("call reset() first: the episode has ended (or never started)")
         check_action(self.spec, action, self.num_envs)
-        a = action.discrete.to(self.device).long()
-        b, n, k, p, t = self.num_envs, self.n, self.k, self.pool, self.t
-        # 1. forward the heads of line
-        in_range = (a >= 0) & (a < k)
-        valid = (
-            in_range
-            & self.static_mask.expand(b, n, k).gather(2, a.clamp(0, k - 1)[..., None])[..., 0]
-        )
-        choice = torch.where(valid, a, torch.remainder(a, self.degree))
-        flat = self.router_ids * k + choice
-        nxt, lk = self.nbr_flat[flat], self.outl_flat[flat]  # [B, N]
-        has = self.has_head
-        self.invalid += (~valid & has).sum(1)
-        send = torch.where(has, self.head_slot, p)  # routers without a packet write the dummy
-        w = self.words
-        vidx = send * w + nxt // 64
-        bit = torch.bitwise_left_shift(torch.ones_like(nxt), nxt % 64)
+        a = action.discrete
+        if a.device != self.device or a.dtype != torch.long:
+            a = a.to(self.device).long()
+        b, n, p, t = self.num_envs, self.n, self.pool, self.t
+        # 1. forward the heads of line; an invalid slot falls back to a mod degree
+        choice = torch.remainder(a, self.degree)
+        has, send, hdst = self.has_head, self.head_slot, self.head_dst
+        invalid = (has & (choice != a)).sum(1)
+        self.invalid += invalid
+        hop = self._hop_table.index_select(0, (self.rk + choice).view(-1))  # [B*N, 6]
+        nxt, lk, delay, bit, word_i, lbin = (c.view(b, n) for c in hop.unbind(1))
+        arrive = delay + t  # [step] the packet arrives at time arrive
+        final = has & (nxt == hdst)
+        # routers without a packet write the dummy slot (send = p)
+        if self.words == 1:
+            vidx = send
+        else:
+            vidx = send * self.words + word_i
         word = self.visited.gather(1, vidx)
         was = (word & bit) != 0
-        first_loop = was & has & ~self.looped.gather(1, send)
-        self.loops += first_loop.sum(1)
-        self.looped.scatter_(1, send, self.looped.gather(1, send) | (was & has))
+        lg = self.looped.gather(1, send)
+        first_loop = (was & ~lg & has).sum(1)
+        self.loops += first_loop
+        self.looped.scatter_(1, send, lg | was)
         self.visited.scatter_(1, vidx, word | bit)
-        self.loc.scatter_(1, send, nxt)
-        self.rem.scatter_(1, send, self.link_delay[lk])
-        self.link.scatter_(1, send, torch.where(has, lk, self.n_links))
-        self.link_sent.scatter_add_(1, torch.where(has, lk, self.n_links), has.long())
-        self.active[:, p] = False
-        # 2. propagate and deliver
-        flying = self.active & (self.rem > 0)
-        self.rem = self.rem - flying.long()
-        arrived = flying & (self.rem == 0)
-        deliv = arrived & (self.loc == self.dst)
-        n_deliv = deliv.sum(1)
-        d_sum = torch.where(deliv, t + 1 - self.born, 0).sum(1)
-        self.delivered += n_deliv
-        self.delay_sum += d_sum
-        if self.log_packets and bool(deliv[0].any()):
-            m = deliv[0]
+        self.arrive.scatter_(1, send, arrive)
+        self.npos.scatter_(
+            1, send, torch.where(has, torch.where(final, self.free_bin, nxt), self.dummy_bin)
+        )
+        self.pos.scatter_(1, send, torch.where(has, lbin, self.dummy_bin))
+        self.skey.scatter_(
+            1, send, torch.add(self._router_key + send, arrive, alpha=self.stamp_base << _SLOT_BITS)
+        )
+        has_l = has.long()
+        self.link_sent.scatter_add_(1, lk, has_l)
+        # deliveries by arrival time: count << 32 | summed delay [steps]
+        self._sched.scatter_add_(
+            1, arrive, (arrive - self.born.gather(1, send) + (1 << 32)) * final
+        )
+        # 2. propagate and deliver: packets due at t + 1 leave their link
+        arrived = self.arrive == t + 1
+        deliv0 = arrived[0] & (self.npos[0] == self.free_bin)
+        if self.log_packets and bool(deliv0.any()):
             self._log.append(
                 (
-                    self.pid[0][m].cpu().numpy(),
-                    np.full(int(m.sum()), t + 1),
-                    self.looped[0][m].cpu().numpy(),
+                    self.pid[0][deliv0].cpu().numpy(),
+                    np.full(int(deliv0.sum()), t + 1),
+                    self.looped[0][deliv0].cpu().numpy(),
                 )
             )
-        self.active &= ~deliv
-        join = arrived & ~deliv
-        self.stamp = torch.where(
-            join, (t + 1) * self.stamp_base + self.link_src[self.link], self.stamp
-        )
-        self.link = torch.where(arrived, self.n_links, self.link)
-        zn = torch.zeros(self.n, device=self.device)
-        deliv0 = zn.scatter_add(0, self.loc[0], deliv[0].float())  # env 0, per router
+        deliv0_r = self._zn.scatter_add(0, self.dst[0], deliv0.float())  # env 0, per router
+        self.pos = torch.where(arrived, self.npos, self.pos)
+        due = self._sched[:, t + 1]
+        n_deliv = due >> 32
+        d_sum = due & 0xFFFFFFFF
+        self.delivered += n_deliv
+        self.delay_sum += d_sum
+        join = arrived & (self.pos < n) if self.buffer_pkt is not None else None
         # 3. new packets, 4. buffer
         if t + 1 < self.episode_len:
             placed = self._admit_new(t + 1)
-            if placed.shape[1] != join.shape[1]:  # the pool grew
-                join = torch.cat(
-                    [
-                        join,
-                        torch.zeros(
-                            b, placed.shape[1] - join.shape[1], dtype=torch.bool, device=self.device
-                        ),
-                    ],
-                    1,
-                )
-                join[:, p] = False
-            join = join | placed
+            new0 = self._zn.scatter_add(0, self.arr_src[0, t + 1], placed[1][0].float())
         else:
-            placed = torch.zeros_like(join)
-        drops = (
-            self._apply_buffer(join, t + 1)
-            if self.buffer_pkt is not None
-            else torch.zeros_like(join)
-        )
+            placed = None
+            new0 = self._zn
+        if join is not None:
+            if self.pool != p:  # the pool grew: pad the arrivals
+                join = torch.cat([join[:, :p], join.new_zeros(b, self.pool + 1 - p)], 1)
+            if placed is not None:
+                join = join | self._placed_mask(placed)
+            drops = self._apply_buffer(join, t + 1).sum(1)
+            drop0 = self._drop_rec
+        else:
+            drops = torch.zeros(b, dtype=torch.long, device=self.device)
+            drop0 = self._zn
         self.t = t + 1
         obs = self._observe()
-        reward = -self.qlen.float()
+        q = self._counts[:, :n]
+        reward = -q
         if self.reward_kind == "queue_and_flight":
-            reward = reward - self._out_load
-        self._record(t, has, nxt, deliv0, placed, drops, reward)
+            reward = reward - self._out_load(obs.local)
+        out0 = self._out_load(obs.local[:1])[0]
+        torch.stack(
+            [
+                q[0],
+                torch.where(has[0], nxt[0], -1).float(),
+                deliv0_r,
+                new0,
+                drop0,
+                out0,
+                reward[0],
+            ],
+            1,
+            out=self._rec[t],
+        )
         done = torch.full((b,), self.t >= self.episode_len, dtype=torch.bool, device=self.device)
         info = {
             "delivered_pkt": n_deliv,
             "delay_sum_steps": d_sum,
-            "dropped_pkt": drops.sum(1),
-            "queued_pkt": self.qlen.sum(1),
-            "loops_pkt": first_loop.sum(1),
-            "invalid_actions": (~valid & has).sum(1),
+            "dropped_pkt": drops,
+            "queued_pkt": obs.global_[:, 0].long(),
+            "loops_pkt": first_loop,
+            "invalid_actions": invalid,
         }
         return Step(obs=obs, reward=reward, team_reward=reward.sum(1), done=done, info=info)
 
+    def _out_load(self, local: Tensor) -> Tensor:
+        """``[B, N]`` packets in flight on each router's outgoing links [pkt]."""
+        o = 1 + self.n + self.k
+        return local[..., o : o + self.k].sum(-1)
+
     def _observe(self) -> Observation:
         """Heads of line, queues and link loads -> observation (caches the heads for ``step``)."""
-        b, n, k, p = self.num_envs, self.n, self.k, self.pool
-        queued = self.active & (self.rem == 0)
-        slots = torch.arange(p + 1, device=self.device)
-        key = torch.where(queued, self.stamp * (p + 1) + slots, _INF)
-        head = torch.full((b, n), _INF, dtype=torch.long, device=self.device)
-        head.scatter_reduce_(1, self.loc, key, reduce="amin", include_self=True)
-        self.has_head = head < _INF
-        self.head_slot = torch.where(self.has_head, head % (p + 1), p)
-        self.qlen = torch.zeros(b, n, dtype=torch.long, device=self.device).scatter_add_(
-            1, self.loc, queued.long()
-        )
-        hdst = self.dst.gather(1, self.head_slot)
-        onehot = torch.zeros(b, n, n, device=self.device).scatter_(
-            2, hdst[..., None], self.has_head[..., None].float()
-        )
-        q = self.qlen.float()
-        qpad = torch.cat([q, torch.zeros(b, 1, device=self.device)], 1)
-        nq = qpad[:, self.nbr_pad].view(b, n, k)
-        flying = self.active & (self.rem > 0)
-        load = torch.zeros(b, self.n_links + 1, device=self.device).scatter_add_(
-            1, self.link, flying.float()
-        )
-        load[:, self.n_links] = 0.0
-        lo = load[:, self.outl_pad].view(b, n, k)
-        parts = [q[..., None], onehot, nq, lo]
+        b, n, k = self.num_envs, self.n, self.k
+        dev = self.device
+        counts = torch.zeros(b, self.n_bins, device=dev).scatter_add_(1, self.pos, self._ones)
+        head = torch.full((b, self.n_bins), self._inf_key, dtype=torch.long, device=dev)
+        head.scatter_reduce_(1, self.pos, self.skey, reduce="amin", include_self=True)
+        self.head_slot = head[:, :n] & _SLOT_MASK  # the dummy slot where the queue is empty
+        self.has_head = self.head_slot != self.pool
+        self.head_dst = self.dst.gather(1, self.head_slot)
+        self._counts = counts
+        local = torch.zeros(b, n, self.spec.local_dim, device=dev)
+        local[..., 0] = counts[:, :n]
+        local[..., 1 + n : 1 + n + k] = counts.index_select(1, self.nbr_bin).view(b, n, k)
+        nk = self.nk
+        local[..., 1 + n + k : 1 + n + 2 * k] = counts[:, nk : 2 * nk].view(b, n, k)
+        hf = self.has_head.float()[..., None]
+        local[..., 1 : 1 + n].scatter_(2, self.head_dst[..., None], hf)
         if self.path_features:
-            rows = self.via_delay[self.router_ids[None, :].expand(b, n), :, hdst]  # [B, N, K]
-            parts.append(rows * self.has_head[..., None].float())
-        local = torch.cat(parts, -1)
+            rows = self.via_delay[self.router_ids[None, :].expand(b, n), :, self.head_dst]
+            local[..., 1 + n + 2 * k :] = rows * hf
         rate = float(self.rates[min(self.t, self.episode_len - 1)])
-        glob = torch.stack(
-            [q.sum(1), flying.sum(1).float(), torch.full((b,), rate, device=self.device)], 1
+        glob = torch.cat(
+            [counts[:, : 2 * nk].view(b, 2, nk).sum(2), torch.full((b, 1), rate, device=dev)], 1
         )
-        self._out_load = lo.sum(-1)
         return Observation(
             local=local,
-            forecast=torch.zeros(b, n, 0, 0, device=self.device),
+            forecast=self._no_forecast,
             state=local,
             global_=glob,
             action_mask=self.static_mask.expand(b, n, k),
-        )
-
-    def _record(
-        self,
-        t: int,
-        has: Tensor,
-        nxt: Tensor,
-        deliv0: Tensor,
-        placed: Tensor,
-        drops: Tensor,
-        reward: Tensor,
-    ) -> None:
-        """Store env 0's per-router values of step ``t`` (see ``RECORD_COLUMNS``); no host
-        synchronisation."""
-        z = torch.zeros(self.n, device=self.device)
-        loc0 = self.loc[0]
-        new = z.scatter_add(0, loc0, placed[0].float())
-        dr = z.scatter_add(0, loc0, drops[0].float())
-        self._rec[t] = torch.stack(
-            [
-                self.qlen[0].float(),
-                torch.where(has[0], nxt[0], -1).float(),
-                deliv0,
-                new,
-                dr,
-                self._out_load[0],
-                reward[0],
-            ],
-            1,
         )
 
     # -- results ------------------------------------------------------------------------------
@@ -533,7 +580,7 @@ class RoutingEnv(MultiAgentEnv):
             "dropped_pkt": self.dropped,
             "loops_pkt": self.loops,
             "generated_pkt": self.generated,
-            "in_network_pkt": self.active.sum(1),
+            "in_network_pkt": (self.pos < self.free_bin).sum(1),
             "invalid_actions": self.invalid,
         }
 

@@ -171,3 +171,17 @@ def test_env_matches_reference_beyond_64_routers() -> None:
         num_envs=2,
         min_packets=100,
     )
+
+
+def test_results_do_not_depend_on_the_pool_size(ibm: Topology) -> None:
+    # a pool of 8 slots grows several times; one of 512 never does: same packets, same records
+    ctrl = NextHopController("slot3", np.full((ibm.n_routers, ibm.n_routers), 3))
+    out = []
+    for pool in (8, 512):
+        env = RoutingEnv(ibm, LTOS * 2, num_envs=3, buffer_pkt=6, pool_init=pool, log_packets=True)
+        rec, _ = run_episode(env, ctrl, seed=21)
+        out.append((rec, env.kpis(), env.packet_log(), env.link_packets(), env.pool))
+    (ra, ka, la, lka, pa), (rb, kb, lb, lkb, pb) = out
+    assert 8 < pa < pb == 512
+    assert ra.equals(rb) and la.equals(lb) and torch.equal(lka, lkb)
+    assert all(torch.equal(ka[k], kb[k]) for k in ka if k != "avg_delay_steps")
