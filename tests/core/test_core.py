@@ -15,24 +15,56 @@ from gridmarl.core.seeding import resolve_device
 
 
 def _spec(n: int = 3) -> AgentSpec:
-    return AgentSpec(n_agents=n, local_dim=4, forecast_len=2, forecast_dim=3, state_dim=5,
-                     global_dim=2, n_discrete=3, n_continuous=2,
-                     groups=torch.zeros(n, dtype=torch.long),
-                     neighbors=torch.full((n, 1), -1, dtype=torch.long))
+    return AgentSpec(
+        n_agents=n,
+        local_dim=4,
+        forecast_len=2,
+        forecast_dim=3,
+        state_dim=5,
+        global_dim=2,
+        n_discrete=3,
+        n_continuous=2,
+        groups=torch.zeros(n, dtype=torch.long),
+        neighbors=torch.full((n, 1), -1, dtype=torch.long),
+    )
 
 
 def _obs(b: int, n: int) -> Observation:
-    return Observation(local=torch.zeros(b, n, 4), forecast=torch.zeros(b, n, 2, 3),
-                       state=torch.zeros(b, n, 5), global_=torch.zeros(b, 2))
+    return Observation(
+        local=torch.zeros(b, n, 4),
+        forecast=torch.zeros(b, n, 2, 3),
+        state=torch.zeros(b, n, 5),
+        global_=torch.zeros(b, 2),
+    )
 
 
 def test_spec_rejects_inconsistent_shapes() -> None:
     with pytest.raises(ValueError, match="groups"):
-        AgentSpec(2, 1, 0, 0, 1, 1, 2, 0, torch.zeros(3, dtype=torch.long),
-                  torch.zeros(2, 1, dtype=torch.long))
+        AgentSpec(
+            2,
+            1,
+            0,
+            0,
+            1,
+            1,
+            2,
+            0,
+            torch.zeros(3, dtype=torch.long),
+            torch.zeros(2, 1, dtype=torch.long),
+        )
     with pytest.raises(ValueError, match="discrete or a continuous"):
-        AgentSpec(2, 1, 0, 0, 1, 1, 0, 0, torch.zeros(2, dtype=torch.long),
-                  torch.zeros(2, 1, dtype=torch.long))
+        AgentSpec(
+            2,
+            1,
+            0,
+            0,
+            1,
+            1,
+            0,
+            0,
+            torch.zeros(2, dtype=torch.long),
+            torch.zeros(2, 1, dtype=torch.long),
+        )
     assert _spec().agent_names == ("agent_0", "agent_1", "agent_2")
 
 
