@@ -221,9 +221,11 @@ def _warm_start(
 
     if teacher not in teachers:
         raise ScenarioError(f"--warm-start {teacher!r}; allowed: {', '.join(teachers)}")
-    env = make_env(ctrl.cfg.num_envs)
+    teach = teachers[teacher](scenario)
+    # an expensive teacher (the MILP) demonstrates fewer episodes than the PPO batch has envs
+    env = make_env(min(ctrl.cfg.num_envs, getattr(teach, "episodes", ctrl.cfg.num_envs)))
     try:
-        return warm_start(ctrl, env, teachers[teacher](scenario), epochs=epochs, seed=seed)
+        return warm_start(ctrl, env, teach, epochs=epochs, seed=seed)
     finally:
         env.close()
 

@@ -199,6 +199,22 @@ class TrainConfig(TrainBase):
     """Defaults for ``gridmarl train`` on an energy scenario (command-line flags override)."""
 
     episode_days: int = Field(7, ge=1, description="episode length [d]")
+    demo_episodes: int = Field(
+        16, ge=1, description="training episodes the MILP solves for `--warm-start milp`"
+    )
+    demo_time_limit_s: float = Field(
+        20.0, gt=0, description="HiGHS limit per MILP demonstration episode [s]"
+    )
+    credit: Literal["share", "marginal", "marginal_excess"] = Field(
+        "share",
+        description=(
+            "per-agent training reward for the community-level costs: 'share' (P2P bill + "
+            "proportional share of the transformer and peak costs; rewards sum to the team's), "
+            "'marginal' (difference reward: the change in the community's grid, transformer "
+            "and peak cost that the agent's own net power causes) or 'marginal_excess' (bill, "
+            "and the transformer excess the agent causes); see gridmarl/energy/env.py"
+        ),
+    )
 
 
 class EnergyScenario(ScenarioBase):

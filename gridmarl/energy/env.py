@@ -74,6 +74,21 @@ the ``n_neighbors`` nearest indices on a ring (n±1, n±2, …), distinct and �
 Rewards [$ per step]: ``team_reward = −community cost`` and ``reward[b, n] = −(bill + own
 degradation + own comfort + own unmet + share of transformer and peak costs)``, summing to the
 team reward (community.py).
+
+``credit`` (a training option; costs, ``team_reward`` and the KPIs do not depend on it) picks
+how the community-level costs enter the per-agent reward:
+
+* ``"share"`` (default): as above, the P2P bill plus a proportional share of the transformer
+  and peak costs; the per-agent rewards sum to the team reward.
+* ``"marginal"``: a difference reward (Wolpert & Tumer 2002).  Instead of its bill and shares,
+  prosumer n is charged what its own net power changes in the community's grid, transformer
+  and peak cost: ``f(G) − f(G − x_n)`` with ``f(G) = (π max(G, 0) − π_fi max(−G, 0)) Δt +
+  c_over max(0, |G| − limit) Δt + c_peak · (peak rise)``, plus its own degradation, comfort
+  and unmet costs.  A kWh an agent exports while the community imports is then worth the
+  import price π to it (the team's saving) rather than the platform's internal price, and a kWh
+  it imports during congestion costs it c_over more.  These rewards do not sum to the team's.
+* ``"marginal_excess"``: the bill and the peak share as in ``"share"``, but the transformer
+  cost charged as the excess the agent causes, ``c_over (over(G) − over(G − x_n)) Δt``.
 """
 
 from __future__ import annotations
@@ -119,6 +134,9 @@ def counter_normal(*keys: Tensor | int) -> Tensor:
     u1 = (_mix(h ^ 0x1234567).double() + 0.5) / 2.0**32
     u2 = (_mix(h ^ 0x7654321).double() + 0.5) / 2.0**32
     return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)
+
+
+CREDITS: tuple[str, ...] = ("share", "marginal", "marginal_excess")
 
 
 class CommunityEnv(MultiAgentEnv):
@@ -202,7 +220,10 @@ class CommunityEnv(MultiAgentEnv):
         seed: int = 0,
         record: bool | None = None,
         n_neighbors: int = 4,
+        credit: str = "share",
     ) -> None:
+        if credit not in CREDITS:
+            raise ValueError(f"credit must be one of {', '.join(CREDITS)}, got {credit!r}")
         if forecast_kind not in ("perfect", "noisy"):
             raise ValueError(f"forecast_kind must be 'perfect' or 'noisy', got {forecast_kind!r}")
         if community.hp_modes < 2:
@@ -226,6 +247,7 @@ class CommunityEnv(MultiAgentEnv):
         self.noise_std = float(noise_std)
         self.random_start = bool(random_start)
         self.record = (self.num_envs == 1) if record is None else bool(record)
+        self.credit = credit
         self.step_h = float(community.step_h)
         self.max_start = s - self.episode_len - self.forecast_steps - 1
         self._gen = make_generator(seed)
@@ -337,6 +359,18 @@ class CommunityEnv(MultiAgentEnv):
             neighbors=torch.as_tensor(nbr),
             agent_names=names,
         )
+
+    def _community_cost(self, g: Tensor, price: Tensor, dt: float) -> Tensor:
+        """Grid bill + transformer cost + peak-charge rise of a community net ``g`` [kW] (any
+        shape broadcasting with ``price``) this step [$]; the basis of ``credit="marginal"``."""
+        c = self.community
+        imp, exp = g.clamp_min(0.0), (-g).clamp_min(0.0)
+        cost = market.grid_cost(imp, exp, price, c.feed_in_usd_per_kwh, dt)
+        cost = cost + c.over_limit_usd_per_kwh * market.transformer_excess(g, c.transformer_kw) * dt
+        if c.peak_usd_per_kw:
+            peak = self._peak.view(-1, *([1] * (g.dim() - 1)))
+            cost = cost + c.peak_usd_per_kw * market.peak_increment(imp, peak)[0]
+        return cost
 
     # -- public accessors -----------------------------------------------------------------------
     def device_state(self) -> dict[str, Tensor]:
@@ -464,7 +498,20 @@ class CommunityEnv(MultiAgentEnv):
         peak_usd = c.peak_usd_per_kw * d_peak
         shares = market.cost_shares(x)
         own = deg_usd + comfort_usd + unmet_usd
-        agent_cost = clr.bills_usd + own + shares * (over_usd + peak_usd)[:, None]
+        if self.credit == "marginal":
+            g_wo = clr.grid_kw[:, None] - x  # [B, N] the community net without prosumer n
+            agent_cost = own + (
+                self._community_cost(clr.grid_kw, price, dt)[:, None]
+                - self._community_cost(g_wo, price[:, None], dt)
+            )
+        elif self.credit == "marginal_excess":
+            caused = over_kw[:, None] - market.transformer_excess(
+                clr.grid_kw[:, None] - x, c.transformer_kw
+            )
+            penalty = c.over_limit_usd_per_kwh * caused * dt + shares * peak_usd[:, None]
+            agent_cost = clr.bills_usd + own + penalty
+        else:
+            agent_cost = clr.bills_usd + own + shares * (over_usd + peak_usd)[:, None]
         cost = clr.grid_cost_usd + own.sum(-1) + over_usd + peak_usd
 
         if self.record:

@@ -13,8 +13,10 @@ from typing import Any
 import torch
 
 from gridmarl.config import ScenarioError
+from gridmarl.core.controller import Controller
 from gridmarl.core.io import write_json, write_text
 from gridmarl.core.training import ValidationResult, meta_score
+from gridmarl.core.types import Action
 
 MILP_TIME_LIMIT_S = 300.0  # [s] least time for the once-per-run validation MILP
 
@@ -52,6 +54,7 @@ def energy_env_factory(scenario: Any, device: torch.device, seed: int):
             random_start=True,
             seed=seed,
             record=False,
+            credit=scenario.train.credit,
         )
 
     return make
@@ -207,17 +210,92 @@ def make_validator(scenario: Any, run_dir: Path, say: Any = print) -> EnergyVali
     )
 
 
+class MilpTeacher(Controller):
+    """The perfect-foresight MILP's schedule of each training episode, replayed open loop.
+
+    A *privileged* teacher for the behaviour-cloning warm start (``--warm-start milp``): at
+    ``reset`` it solves the community MILP (``baselines_opt.community_milp``) over every env's
+    episode of the training window (the env's own random start, ``env.episode_len`` steps), then
+    hands out those actions.  It sees the whole episode and every prosumer; the student it
+    teaches still acts on its own local observation.  Only the training window is solved, never
+    the validation or evaluation weeks.
+
+    Args:
+        episodes: training episodes to solve (the warm start runs this many envs) [-].
+        time_limit_s: HiGHS limit per episode [s]; a demonstration need not be proven optimal.
+        mip_gap: relative gap to stop at [-].
+        say: prints one line per solved episode.
+    """
+
+    name = "milp"
+
+    def __init__(
+        self, episodes: int = 16, time_limit_s: float = 20.0, mip_gap: float = 0.01, say=None
+    ) -> None:
+        self.episodes = int(episodes)
+        self.time_limit_s = float(time_limit_s)
+        self.mip_gap = float(mip_gap)
+        self.say = say
+        self.gaps: list[float] = []
+        self._d = self._c = None
+        self._t = 0
+
+    def reset(self, env: Any) -> None:
+        """Solve the MILP of every env's current episode (after ``env.reset``)."""
+        from baselines_opt.community_milp import solve_community_milp
+
+        disc, cont = [], []
+        for b, start in enumerate(env.start.tolist()):
+            t0 = time.perf_counter()
+            res = solve_community_milp(
+                env.community,
+                start=int(start),
+                steps=env.episode_len,
+                time_limit_s=self.time_limit_s,
+                mip_gap=self.mip_gap,
+                threads=1,
+            )
+            self.gaps.append(res.gap)
+            if self.say is not None:
+                self.say(
+                    f"MILP demonstration {b + 1}/{env.num_envs}: start step {start}, "
+                    f"{res.objective_usd:.1f} $, gap {100 * res.gap:.2f} %, "
+                    f"{time.perf_counter() - t0:.1f} s"
+                )
+            disc.append(torch.from_numpy(res.discrete.copy()))
+            cont.append(torch.from_numpy(res.continuous.copy()))
+        self._d = torch.stack(disc, 1)  # [T, B, N]
+        self._c = torch.stack(cont, 1)  # [T, B, N, 2]
+        self._t = 0
+
+    def act(self, obs: Any, deterministic: bool = True) -> Action:
+        """The MILP's action of every env at the current step."""
+        if self._d is None or self._t >= self._d.shape[0]:
+            raise RuntimeError("MilpTeacher: call reset(env) after env.reset() first")
+        dev = obs.local.device
+        a = Action(
+            discrete=self._d[self._t].to(dev).long(),
+            continuous=self._c[self._t].to(dev, obs.local.dtype),
+        )
+        self._t += 1
+        return a
+
+
 def _teacher(name: str):
     def make(scenario: Any) -> Any:
         from gridmarl.energy import rules
 
+        if name == "milp":
+            t = scenario.train
+            return MilpTeacher(t.demo_episodes, t.demo_time_limit_s, say=print)
         return {"rule_based": rules.RuleBased, "no_control": rules.NoControl}[name]()
 
     return make
 
 
-#: rule baselines ``--warm-start`` may clone
-TEACHERS = {"rule_based": _teacher("rule_based"), "no_control": _teacher("no_control")}
+#: what ``--warm-start`` may clone: the rule baselines (local observations, like the student)
+#: and the perfect-foresight MILP of the training episodes (privileged; see ``MilpTeacher``)
+TEACHERS = {name: _teacher(name) for name in ("rule_based", "no_control", "milp")}
 train_env_factory = energy_env_factory
 
 

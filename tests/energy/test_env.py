@@ -239,3 +239,91 @@ def test_pettingzoo_conformance(community: Community) -> None:
 
     parallel_api_test(make(), num_cycles=20)
     parallel_seed_test(make, num_cycles=20)
+
+
+def test_marginal_excess_credit_charges_each_agent_the_excess_it_causes() -> None:
+    """credit="marginal_excess": same costs and team reward as "share"; each prosumer's
+    transformer charge is c_over · (over(G) − over(G − x_n)) · Δt, by hand from the records."""
+    from tests.energy.conftest import make_community
+
+    c = make_community(n=6, transformer_kw=3.0, peak_usd_per_kw=0.0)
+    share = CommunityEnv(c, num_envs=1, dtype=T64, episode_steps=24, credit="share")
+    marg = CommunityEnv(c, num_envs=1, dtype=T64, episode_steps=24, credit="marginal_excess")
+    share.reset(seed=3)
+    marg.reset(seed=3)
+    g = torch.Generator().manual_seed(4)
+    over_steps = 0
+    for _ in range(24):
+        a = random_action(g, 1, c.n, c.hp_modes)
+        s1, s2 = share.step(a), marg.step(a)
+        assert torch.equal(s1.team_reward, s2.team_reward)
+        assert torch.allclose(s1.reward.sum(-1), s1.team_reward)
+        x = _last_net(marg)
+        big_g = float(x.sum())
+        over = max(0.0, abs(big_g) - c.transformer_kw)
+        caused = torch.tensor(
+            [over - max(0.0, abs(big_g - float(xn)) - c.transformer_kw) for xn in x], dtype=T64
+        )
+        over_steps += over > 0
+        # the two rewards differ only in the transformer term
+        diff = s1.reward[0] - s2.reward[0]
+        share_term = c.over_limit_usd_per_kwh * over * c.step_h * market_shares(x)
+        expect = c.over_limit_usd_per_kwh * caused * c.step_h - share_term
+        assert torch.allclose(diff, expect, atol=1e-9)
+    assert over_steps >= 5  # the limit binds often enough for the test to mean something
+    with pytest.raises(ValueError, match="credit must be one of"):
+        CommunityEnv(c, num_envs=1, credit="equal")
+
+
+def test_marginal_credit_is_the_difference_in_community_cost() -> None:
+    """credit="marginal": reward_n = −(own costs + f(G) − f(G − x_n)), f = grid bill +
+    transformer cost + peak-charge rise, computed here by hand; team reward unchanged."""
+    from tests.energy.conftest import make_community
+
+    c = make_community(n=6, transformer_kw=3.0, peak_usd_per_kw=0.3)
+    share = CommunityEnv(c, num_envs=1, dtype=T64, episode_steps=24, credit="share")
+    marg = CommunityEnv(c, num_envs=1, dtype=T64, episode_steps=24, credit="marginal")
+    share.reset(seed=3)
+    marg.reset(seed=3)
+    g = torch.Generator().manual_seed(5)
+    seen = {"over": 0, "export": 0, "peak": 0}
+    for _ in range(24):
+        peak0 = float(marg.device_state()["peak_kw"][0])
+        a = random_action(g, 1, c.n, c.hp_modes)
+        s1, s2 = share.step(a), marg.step(a)
+        assert torch.equal(s1.team_reward, s2.team_reward)
+        rec = marg.records()
+        rec = rec[rec["step"] == marg.t - 1]
+        x = rec["net_kw"].to_numpy()
+        price = float(rec["price_usd_per_kwh"].iloc[0])
+
+        def f(big_g: float, price: float = price, peak0: float = peak0) -> float:
+            imp, exp = max(big_g, 0.0), max(-big_g, 0.0)
+            over = max(0.0, abs(big_g) - c.transformer_kw)
+            rise = max(peak0, imp) - peak0
+            return (
+                (price * imp - c.feed_in_usd_per_kwh * exp) * c.step_h
+                + c.over_limit_usd_per_kwh * over * c.step_h
+                + c.peak_usd_per_kw * rise
+            )
+
+        big_g = float(x.sum())
+        own = (rec["degradation_usd"] + rec["comfort_usd"] + rec["ev_unmet_usd"]).to_numpy()
+        expect = -(own + np.array([f(big_g) - f(big_g - xn) for xn in x]))
+        np.testing.assert_allclose(s2.reward[0].numpy(), expect, atol=1e-9)
+        seen["over"] += abs(big_g) > c.transformer_kw
+        seen["export"] += big_g < 0
+        seen["peak"] += big_g > peak0
+    assert seen["over"] >= 3 and seen["peak"] >= 1, seen  # the branches are exercised
+
+
+def _last_net(env: CommunityEnv) -> torch.Tensor:
+    """Net power x [N] [kW] of env 0's last step, from the records."""
+    rec = env.records()
+    return torch.as_tensor(rec[rec["step"] == env.t - 1]["net_kw"].to_numpy().copy())
+
+
+def market_shares(x: torch.Tensor) -> torch.Tensor:
+    from gridmarl.energy.market import cost_shares
+
+    return cost_shares(x[None])[0]
