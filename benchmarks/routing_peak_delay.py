@@ -14,6 +14,9 @@ Controllers: the scenario's (shortest_path_hops, shortest_path_distance, mcf) pl
   steps 100–199, LToS's 10/3 pkt/step stretch) and delivered in the episode [steps];
 * ``peak undelivered`` = packets born in the peak segment still in the network at the end [pkt];
 * ``throughput`` = packets delivered [pkt].
+
+A last row, ``no-queueing bound``, is the mean shortest-path delay (by link delay, no waiting in
+any queue) of the same packets: no routing can deliver them faster on average.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import torch
 
 from gridmarl.config import ControllerEntry, load_scenario
 from gridmarl.experiment import run_episode
+from gridmarl.routing.env import _all_pairs_delay
 from gridmarl.routing.simulate import build_controller, load_topology, make_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +69,17 @@ def main() -> None:
         "throughput [pkt] | wall [s] |"
     )
     print("|---|---|---|---|---|---|")
+    bound_all, bound_peak = [], []
+    dist = _all_pairs_delay(topo)
+    for seed in seeds:
+        env = make_env(sc, topo, seed=seed)
+        env.reset(seed=seed)
+        counts, src, dst = env.arrivals()
+        born = np.repeat(np.arange(len(counts)), counts)
+        order = np.concatenate([np.arange(c) for c in counts])
+        d = dist[src[born, order], dst[born, order]]
+        bound_all.append(float(d.mean()))
+        bound_peak.append(float(d[(born >= lo) & (born < hi)].mean()))
     for entry in entries:
         t0 = time.perf_counter()
         ctrl, _, _ = build_controller(entry, topo, sc)
@@ -86,6 +101,7 @@ def main() -> None:
             f"| {entry.display_name} | {_ms(avg)} | {_ms(peak)} | {_ms(und, 1)} | "
             f"{_ms(thr, 1)} | {time.perf_counter() - t0:.1f} |"
         )
+    print(f"| no-queueing bound | {_ms(bound_all)} | {_ms(bound_peak)} | | | |")
 
 
 if __name__ == "__main__":
