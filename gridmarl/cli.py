@@ -164,8 +164,9 @@ def train(
     warm_start: Annotated[
         str | None,
         typer.Option(
-            help="clone a rule baseline first: energy rule_based | no_control; routing "
-            "shortest_path_distance | shortest_path_hops; traffic max_pressure | fixed_time"
+            help="clone a teacher first: energy rule_based | no_control | milp (MILP "
+            "schedules of training episodes); routing shortest_path_distance | "
+            "shortest_path_hops; traffic max_pressure | fixed_time"
         ),
     ] = None,
     warm_start_epochs: Annotated[

@@ -2,7 +2,7 @@
 
 One function, :func:`train`, drives everything; ``gridmarl.cli`` maps the flags onto it.  The
 algorithm code is the same for every domain; what differs (the training env, the validation KPI
-and its baselines, the rule baselines ``--warm-start`` may clone) comes from the domain's
+and its baselines, the teachers ``--warm-start`` may clone) comes from the domain's
 ``gridmarl/<domain>/training.py``, chosen by ``scenario.domain`` (interface:
 ``gridmarl.core.training``).
 
@@ -273,8 +273,8 @@ def train(
         validate_every: updates between validations + checkpoints (default 10).
         threads: ``torch.set_num_threads`` for CPU training (default: torch's choice).
         overrides: ``--set key=value`` items applied when ``scenario`` is a path.
-        warm_start: name of a rule baseline of the domain (``TEACHERS`` of its training module:
-            energy ``rule_based`` | ``no_control``, routing ``shortest_path_distance`` |
+        warm_start: name of a teacher of the domain (``TEACHERS`` of its training module:
+            energy ``rule_based`` | ``no_control`` | ``milp``, routing ``shortest_path_distance`` |
             ``shortest_path_hops``, traffic ``max_pressure`` | ``fixed_time``) to clone before PPO
             starts (``controllers/common/warm_start.py``); None = learn from scratch.  Ignored
             on resume.

@@ -6,8 +6,9 @@ Each domain module provides
   training env for ``num_envs`` parallel episodes;
 * ``make_validator(scenario, run_dir, say) -> Validator``: the validation KPI and its
   baselines (reference values cached in ``run_dir``);
-* ``TEACHERS``: ``name -> (scenario) -> Controller``, the rule baselines ``--warm-start`` may
-  clone.
+* ``TEACHERS``: ``name -> (scenario) -> Controller``, what ``--warm-start`` may clone (rule
+  baselines; energy also the MILP of the training episodes).  A teacher with an ``episodes``
+  attribute demonstrates that many envs instead of the PPO batch's.
 
 ``gridmarl.train.DOMAINS`` maps ``scenario.domain`` to the module.
 """
