@@ -103,6 +103,7 @@ class Community:
     transformer_kw: float  # limit on |G| [kW]
     over_limit_usd_per_kwh: float  # c_over [$/kWh]
     peak_usd_per_kw: float  # c_peak [$/kW]
+    broadcast_loading: bool = False  # observation only: |G_prev| / limit shown to every prosumer
     names: tuple[str, ...] = field(default=())  # prosumer names
     sources: tuple[str, ...] = field(default=())  # dataset building each prosumer's load is from
 

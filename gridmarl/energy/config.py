@@ -170,6 +170,15 @@ class MarketConfig(StrictModel):
         0.0, ge=0, description="charge on the window's peak import [$/kW]"
     )
     price_scale: float = Field(1.0, gt=0, description="multiplier on the dataset's import tariff")
+    broadcast_loading: bool = Field(
+        False,
+        description=(
+            "show every prosumer the transformer loading of the previous step, |G_prev| / "
+            "limit, as a grid operator could broadcast it: an extra local feature that is not "
+            "the prosumer's own information (a labelled variant; policies trained without it "
+            "do not load with it)"
+        ),
+    )
 
 
 class CommunityConfig(StrictModel):

@@ -52,8 +52,11 @@ action; scales are the class constants below):
 | 21 | ev_kw | charger power P_ev [kW] / POWER_SCALE_KW (0 without an EV) |
 | 22 | hp_kw | heat-pump power at full mode [kW] / POWER_SCALE_KW (0 without) |
 | 23 | cop | COP at step t [-] / COP_SCALE |
+| 24 | grid_loading_prev | only with ``community.broadcast_loading`` (***) |
 
 (**) full-power charging time still needed to reach the target (0 when absent).
+(***) abs(G) of the previous step / transformer limit [-], the same for every prosumer (0 at the
+first step): a broadcast, not the prosumer's own information.
 ``TRIPLET_IDX = (7, 8, 12)`` picks the device triplet (battery SOC, EV SOC, indoor temperature).
 
 Forecast ``[B, N, H, 3]`` for steps t+1 … t+H: (load / POWER_SCALE_KW, pv / POWER_SCALE_KW,
@@ -62,10 +65,11 @@ price / PRICE_SCALE_USD_PER_KWH).  ``forecast_kind="noisy"`` multiplies each val
 (reset seed, env, episode step, lead, prosumer, feature) — the price draw is shared by all
 prosumers — so a forecast is reproducible and ``forecast_tensors`` returns the same numbers.
 
-``state [B, N, 25]`` = local + own net power x of the previous step [kW] / POWER_SCALE_KW (0 at
-the first step).  ``global_ [B, 8]`` = (Σ load / (N · POWER_SCALE_KW), Σ pv / (N ·
-POWER_SCALE_KW), G of the previous step / (N · POWER_SCALE_KW), price / PRICE_SCALE_USD_PER_KWH,
-price_level, tod_sin, tod_cos, transformer headroom (limit − |G_prev|) / limit).
+``state [B, N, local_dim + 1]`` = local + own net power x of the previous step [kW] /
+POWER_SCALE_KW (0 at the first step).  ``global_ [B, 8]`` = (Σ load / (N · POWER_SCALE_KW),
+Σ pv / (N · POWER_SCALE_KW), G of the previous step / (N · POWER_SCALE_KW),
+price / PRICE_SCALE_USD_PER_KWH, price_level, tod_sin, tod_cos, transformer headroom
+(limit − |G_prev|) / limit).
 
 Groups: prosumers are grouped by device-ownership class, code = has_battery + 2 has_ev +
 4 has_hp, renumbered 0, 1, … in increasing code order over the codes present.  Neighbours:
@@ -248,6 +252,9 @@ class CommunityEnv(MultiAgentEnv):
         self.random_start = bool(random_start)
         self.record = (self.num_envs == 1) if record is None else bool(record)
         self.credit = credit
+        self.local_features = self.LOCAL_FEATURES + (
+            ("grid_loading_prev",) if community.broadcast_loading else ()
+        )
         self.step_h = float(community.step_h)
         self.max_start = s - self.episode_len - self.forecast_steps - 1
         self._gen = make_generator(seed)
@@ -348,10 +355,10 @@ class CommunityEnv(MultiAgentEnv):
         names = tuple(c.names) if len(c.names) == n else tuple(f"prosumer_{i}" for i in range(n))
         return AgentSpec(
             n_agents=n,
-            local_dim=len(self.LOCAL_FEATURES),
+            local_dim=len(self.local_features),
             forecast_len=self.forecast_steps,
             forecast_dim=len(self.FORECAST_FEATURES),
-            state_dim=len(self.LOCAL_FEATURES) + 1,
+            state_dim=len(self.local_features) + 1,
             global_dim=len(self.GLOBAL_FEATURES),
             n_discrete=c.hp_modes,
             n_continuous=2,
@@ -594,7 +601,8 @@ class CommunityEnv(MultiAgentEnv):
         pres_f = self._present[idx].to(self.dtype)
         need = (self._ev_target - self._e_ev).clamp_min(0.0) * pres_f
         # feature-major [K+1, B, N] (row copies are contiguous), transposed once at the end
-        buf = torch.empty(len(self.LOCAL_FEATURES) + 1, b, n, dtype=self.dtype, device=self.device)
+        k = len(self.local_features)
+        buf = torch.empty(k + 1, b, n, dtype=self.dtype, device=self.device)
         buf[0] = load / ps
         buf[1] = pv / ps
         buf[2] = (price / pr)[:, None]
@@ -612,7 +620,10 @@ class CommunityEnv(MultiAgentEnv):
         buf[15] = ((tout - self.THETA_REF_C) / self.OUTDOOR_SCALE_C)[:, None]
         buf[16:23] = self._static[2:, None, :]
         buf[23] = cop / self.COP_SCALE
-        buf[24] = self._x_prev / ps
+        lim = self.community.transformer_kw
+        if k > len(self.LOCAL_FEATURES):  # broadcast_loading
+            buf[24] = (self._g_prev.abs() / lim)[:, None]
+        buf[k] = self._x_prev / ps
         state = buf.permute(1, 2, 0).contiguous()
         local = buf[:-1].permute(1, 2, 0).contiguous()
         if self.forecast_steps > 0:
@@ -620,7 +631,6 @@ class CommunityEnv(MultiAgentEnv):
             forecast = torch.stack([fl / ps, fp / ps, (fpr / pr)[:, None, :].expand_as(fl)], -1)
         else:
             forecast = local.new_zeros(b, n, 0, len(self.FORECAST_FEATURES))
-        lim = self.community.transformer_kw
         glob = torch.stack(
             [
                 load.sum(-1) / (n * ps),

@@ -327,3 +327,30 @@ def market_shares(x: torch.Tensor) -> torch.Tensor:
     from gridmarl.energy.market import cost_shares
 
     return cost_shares(x[None])[0]
+
+
+def test_broadcast_loading_adds_one_shared_feature() -> None:
+    """community.broadcast_loading appends |G_prev| / limit to every prosumer's local features
+    (and to the state before x_prev); everything else, and the default, is unchanged."""
+    from dataclasses import replace
+
+    from tests.energy.conftest import make_community
+
+    c = make_community(n=5, transformer_kw=3.0)
+    plain = CommunityEnv(c, num_envs=2, dtype=T64, episode_steps=6)
+    wide = CommunityEnv(replace(c, broadcast_loading=True), num_envs=2, dtype=T64, episode_steps=6)
+    assert wide.spec.local_dim == plain.spec.local_dim + 1 == 25
+    assert wide.spec.state_dim == plain.spec.state_dim + 1
+    o1, o2 = plain.reset(seed=1), wide.reset(seed=1)
+    g = torch.Generator().manual_seed(2)
+    for _ in range(5):
+        assert torch.equal(o2.local[..., :24], o1.local)
+        assert torch.equal(o2.state[..., :24], o1.state[..., :24])
+        assert torch.equal(o2.state[..., -1], o1.state[..., -1])
+        a = random_action(g, 2, c.n, c.hp_modes)
+        s1, s2 = plain.step(a), wide.step(a)
+        assert torch.equal(s1.reward, s2.reward)
+        o1, o2 = s1.obs, s2.obs
+        loading = o2.local[..., 24]
+        assert torch.allclose(loading, loading[:, :1].expand_as(loading))  # shared
+        assert torch.allclose(loading[:, 0], s1.info["grid_kw"].abs() / c.transformer_kw)
