@@ -143,6 +143,9 @@ def simulate(scenario: TrafficScenario, console: Any | None = None) -> Simulatio
     per_seed: list[dict[str, Any]] = []
     queues: dict[str, pd.Series] = {}
     try:
+        for entry in entries:  # refuse an unfit checkpoint before minutes of simulation
+            if entry.name in _learned():
+                _controller(entry, env, seeds[0])
         for entry in entries:
             label = entry.display_name
             rows, plan, t0 = [], None, time.perf_counter()

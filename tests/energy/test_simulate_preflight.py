@@ -1,0 +1,33 @@
+"""``simulate`` loads learned policies before it solves anything: a checkpoint that does not fit
+the scenario is refused at once, not after the MILP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import baselines_opt.community_milp as milp
+from gridmarl.config import ScenarioError, load_scenario
+from gridmarl.energy.simulate import simulate
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_unfit_checkpoint_is_refused_before_the_milp(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_solve(*args, **kwargs):
+        raise AssertionError("the MILP ran before the checkpoint was checked")
+
+    monkeypatch.setattr(milp, "solve_community_milp", no_solve)
+    sc = load_scenario(
+        ROOT / "scenarios" / "community_50.yaml",
+        [
+            "community.prosumers=6",
+            "window.evaluate.days=1",
+            "community.market.broadcast_loading=true",  # one more local feature than trained on
+            "controllers=[{name: no_control}, {name: milp}, "
+            "{name: matppo, checkpoint: data/checkpoints/community_50_matppo.pt}]",
+        ],
+    )
+    with pytest.raises(ScenarioError, match="local_dim=24 in the checkpoint but 25"):
+        simulate(sc)
