@@ -49,20 +49,25 @@ class ScheduleController(Controller):
 
     Args:
         name: label of the controller.
-        discrete: ``[T, N]`` long discrete choices per step.
-        continuous: ``[T, N, n_continuous]`` float continuous actions in [-1, 1].
+        discrete: ``[T, N]`` long discrete choices per step, applied to every parallel env,
+            or ``[T, B, N]``, one schedule per env.
+        continuous: ``[T, N, n_continuous]`` (or ``[T, B, N, n_continuous]``) float continuous
+            actions in [-1, 1].
 
-    The same schedule is applied to every parallel environment.  Asking for a step beyond
-    ``T`` raises, so a schedule shorter than the episode is caught rather than padded.
+    Asking for a step beyond ``T`` raises, so a schedule shorter than the episode is caught
+    rather than padded.
     """
 
     def __init__(self, name: str, discrete: torch.Tensor, continuous: torch.Tensor) -> None:
         if (
-            discrete.dim() != 2
-            or continuous.dim() != 3
-            or discrete.shape[:2] != continuous.shape[:2]
+            discrete.dim() not in (2, 3)
+            or continuous.dim() != discrete.dim() + 1
+            or discrete.shape != continuous.shape[:-1]
         ):
-            raise ValueError("schedule shapes must be discrete [T, N] and continuous [T, N, C]")
+            raise ValueError(
+                "schedule shapes must be discrete [T, N] and continuous [T, N, C] "
+                "(or [T, B, N] and [T, B, N, C])"
+            )
         self.name = name
         self.discrete = discrete.long()
         self.continuous = continuous
@@ -73,13 +78,14 @@ class ScheduleController(Controller):
         self._t = 0
 
     def act(self, obs: Observation, deterministic: bool = True) -> Action:
-        """The schedule's action for the current step, broadcast over ``B``."""
+        """The schedule's action for the current step (broadcast over ``B`` if shared)."""
         if self._t >= self.discrete.shape[0]:
             raise IndexError(f"schedule {self.name!r} has only {self.discrete.shape[0]} steps")
         b, n = obs.batch_shape
-        if n != self.discrete.shape[1]:
+        if self.discrete.shape[-1] != n or self.discrete.dim() == 3 and self.discrete.shape[1] != b:
             raise ValueError(
-                f"schedule {self.name!r} has {self.discrete.shape[1]} agents, env has {n}"
+                f"schedule {self.name!r} is {tuple(self.discrete.shape[1:])} (envs, agents) "
+                f"per step, env batch is ({b}, {n})"
             )
         dev = obs.local.device
         d = self.discrete[self._t].to(dev).expand(b, n)

@@ -368,15 +368,14 @@ class CommunityEnv(MultiAgentEnv):
         )
 
     def _community_cost(self, g: Tensor, price: Tensor, dt: float) -> Tensor:
-        """Grid bill + transformer cost + peak-charge rise of a community net ``g`` [kW] (any
-        shape broadcasting with ``price``) this step [$]; the basis of ``credit="marginal"``."""
+        """Grid bill + transformer cost + peak-charge rise this step [$] of counterfactual
+        community nets ``g [B, N]`` [kW] (``price [B, 1]``); ``credit="marginal"`` needs it."""
         c = self.community
         imp, exp = g.clamp_min(0.0), (-g).clamp_min(0.0)
         cost = market.grid_cost(imp, exp, price, c.feed_in_usd_per_kwh, dt)
         cost = cost + c.over_limit_usd_per_kwh * market.transformer_excess(g, c.transformer_kw) * dt
         if c.peak_usd_per_kw:
-            peak = self._peak.view(-1, *([1] * (g.dim() - 1)))
-            cost = cost + c.peak_usd_per_kw * market.peak_increment(imp, peak)[0]
+            cost = cost + c.peak_usd_per_kw * market.peak_increment(imp, self._peak[:, None])[0]
         return cost
 
     # -- public accessors -----------------------------------------------------------------------
@@ -506,11 +505,10 @@ class CommunityEnv(MultiAgentEnv):
         shares = market.cost_shares(x)
         own = deg_usd + comfort_usd + unmet_usd
         if self.credit == "marginal":
+            # f(G) is the community cost already computed above; only f(G − x_n) is new
+            f_g = clr.grid_cost_usd + over_usd + peak_usd  # [B]
             g_wo = clr.grid_kw[:, None] - x  # [B, N] the community net without prosumer n
-            agent_cost = own + (
-                self._community_cost(clr.grid_kw, price, dt)[:, None]
-                - self._community_cost(g_wo, price[:, None], dt)
-            )
+            agent_cost = own + f_g[:, None] - self._community_cost(g_wo, price[:, None], dt)
         elif self.credit == "marginal_excess":
             caused = over_kw[:, None] - market.transformer_excess(
                 clr.grid_kw[:, None] - x, c.transformer_kw
@@ -621,7 +619,7 @@ class CommunityEnv(MultiAgentEnv):
         buf[16:23] = self._static[2:, None, :]
         buf[23] = cop / self.COP_SCALE
         lim = self.community.transformer_kw
-        if k > len(self.LOCAL_FEATURES):  # broadcast_loading
+        if self.community.broadcast_loading:
             buf[24] = (self._g_prev.abs() / lim)[:, None]
         buf[k] = self._x_prev / ps
         state = buf.permute(1, 2, 0).contiguous()

@@ -13,10 +13,9 @@ from typing import Any
 import torch
 
 from gridmarl.config import ScenarioError
-from gridmarl.core.controller import Controller
+from gridmarl.core.controller import ScheduleController
 from gridmarl.core.io import write_json, write_text
 from gridmarl.core.training import ValidationResult, meta_score
-from gridmarl.core.types import Action
 
 MILP_TIME_LIMIT_S = 300.0  # [s] least time for the once-per-run validation MILP
 
@@ -210,15 +209,15 @@ def make_validator(scenario: Any, run_dir: Path, say: Any = print) -> EnergyVali
     )
 
 
-class MilpTeacher(Controller):
+class MilpTeacher(ScheduleController):
     """The perfect-foresight MILP's schedule of each training episode, replayed open loop.
 
     A *privileged* teacher for the behaviour-cloning warm start (``--warm-start milp``): at
     ``reset`` it solves the community MILP (``baselines_opt.community_milp``) over every env's
     episode of the training window (the env's own random start, ``env.episode_len`` steps), then
-    hands out those actions.  It sees the whole episode and every prosumer; the student it
-    teaches still acts on its own local observation.  Only the training window is solved, never
-    the validation or evaluation weeks.
+    replays those schedules (one per env).  It sees the whole episode and every prosumer; the
+    student it teaches still acts on its own local observation.  Only the training window is
+    solved, never the validation or evaluation weeks.
 
     Args:
         episodes: training episodes to solve (the warm start runs this many envs) [-].
@@ -227,18 +226,15 @@ class MilpTeacher(Controller):
         say: prints one line per solved episode.
     """
 
-    name = "milp"
-
     def __init__(
         self, episodes: int = 16, time_limit_s: float = 20.0, mip_gap: float = 0.01, say=None
     ) -> None:
+        super().__init__("milp", torch.zeros(0, 0, dtype=torch.long), torch.zeros(0, 0, 0))
         self.episodes = int(episodes)
         self.time_limit_s = float(time_limit_s)
         self.mip_gap = float(mip_gap)
         self.say = say
         self.gaps: list[float] = []
-        self._d = self._c = None
-        self._t = 0
 
     def reset(self, env: Any) -> None:
         """Solve the MILP of every env's current episode (after ``env.reset``)."""
@@ -264,21 +260,16 @@ class MilpTeacher(Controller):
                 )
             disc.append(torch.from_numpy(res.discrete.copy()))
             cont.append(torch.from_numpy(res.continuous.copy()))
-        self._d = torch.stack(disc, 1)  # [T, B, N]
-        self._c = torch.stack(cont, 1)  # [T, B, N, 2]
+        # one schedule per env, replayed by ScheduleController.act
+        self.discrete = torch.stack(disc, 1).long()  # [T, B, N]
+        self.continuous = torch.stack(cont, 1)  # [T, B, N, 2]
         self._t = 0
 
-    def act(self, obs: Any, deterministic: bool = True) -> Action:
+    def act(self, obs: Any, deterministic: bool = True) -> Any:
         """The MILP's action of every env at the current step."""
-        if self._d is None or self._t >= self._d.shape[0]:
+        if self.discrete.numel() == 0:
             raise RuntimeError("MilpTeacher: call reset(env) after env.reset() first")
-        dev = obs.local.device
-        a = Action(
-            discrete=self._d[self._t].to(dev).long(),
-            continuous=self._c[self._t].to(dev, obs.local.dtype),
-        )
-        self._t += 1
-        return a
+        return super().act(obs, deterministic)
 
 
 def _teacher(name: str):
