@@ -30,7 +30,6 @@ import torch
 
 from gridmarl.config import ControllerEntry, load_scenario
 from gridmarl.experiment import run_episode
-from gridmarl.routing.env import _all_pairs_delay
 from gridmarl.routing.simulate import build_controller, load_topology, make_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +69,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|")
     bound_all, bound_peak = [], []
-    dist = _all_pairs_delay(topo)
+    dist = topo.delay_matrix()
     for seed in seeds:
         env = make_env(sc, topo, seed=seed)
         env.reset(seed=seed)

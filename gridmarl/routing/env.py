@@ -228,7 +228,7 @@ class RoutingEnv(MultiAgentEnv):
         dim = 1 + n + (3 if self.path_features else 2) * k
         self.nbr_bin = torch.where(nb >= 0, nb, self.zero_bin).flatten().to(dev)  # [N*K]
         if self.path_features:
-            dist = _all_pairs_delay(topology)  # [N, N] steps
+            dist = topology.delay_matrix()  # [N, N] steps
             ld = topology.delay_steps[ol.clamp(min=0).numpy()].astype(np.float64)  # [N, K]
             via = ld[:, :, None] + dist[nb.clamp(min=0).numpy()]  # [N, K, N(dst)]
             via = np.where((nb >= 0).numpy()[:, :, None], via, 0.0)
@@ -625,22 +625,6 @@ class RoutingEnv(MultiAgentEnv):
             self.arr_src[env].cpu().numpy(),
             self.arr_dst[env].cpu().numpy(),
         )
-
-
-def _all_pairs_delay(topology: Topology) -> np.ndarray:
-    """``[N, N]`` shortest-path delay between routers, weighted by link delay [steps]."""
-    import networkx as nx
-
-    n = topology.n_routers
-    g = nx.DiGraph()
-    g.add_nodes_from(range(n))
-    for s, d, w in zip(topology.link_src, topology.link_dst, topology.delay_steps, strict=True):
-        g.add_edge(int(s), int(d), w=float(w))
-    out = np.zeros((n, n), dtype=np.float64)
-    for src, lengths in nx.all_pairs_dijkstra_path_length(g, weight="w"):
-        for dst, v in lengths.items():
-            out[src, dst] = v
-    return out
 
 
 def rates_from_profile(profile: Sequence[tuple[int, float]]) -> np.ndarray:

@@ -153,6 +153,21 @@ class Topology:
                 g.add_edge(int(s), int(d), km=float(km), delay_steps=int(dl))
         return g
 
+    def delay_matrix(self) -> np.ndarray:
+        """``[N, N]`` shortest-path delay between routers, weighted by link delay [steps]
+        (the least time a packet can take with no queueing; cached)."""
+        if "delay_matrix" not in self._cache:
+            g = nx.DiGraph()
+            g.add_nodes_from(range(self.n_routers))
+            for s, d, w in zip(self.link_src, self.link_dst, self.delay_steps, strict=True):
+                g.add_edge(int(s), int(d), w=float(w))
+            out = np.zeros((self.n_routers, self.n_routers), dtype=np.float64)
+            for src, lengths in nx.all_pairs_dijkstra_path_length(g, weight="w"):
+                for dst, v in lengths.items():
+                    out[src, dst] = v
+            self._cache["delay_matrix"] = out
+        return self._cache["delay_matrix"]
+
     def neighbor_tensor(self, device: torch.device | str = "cpu") -> torch.Tensor:
         """``neighbors`` as a long tensor."""
         return torch.as_tensor(self.neighbors, dtype=torch.long, device=device)

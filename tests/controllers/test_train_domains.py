@@ -154,9 +154,9 @@ def test_path_features_and_delay_reward():
             .act(obs)
         )
         obs = step.obs
-    from gridmarl.routing.env import _all_pairs_delay, head_destination
+    from gridmarl.routing.env import head_destination
 
-    dist = _all_pairs_delay(env.topology)
+    dist = env.topology.delay_matrix()
     dst, has = head_destination(obs, n)
     feat = obs.local[..., -k:]
     mask = obs.action_mask

@@ -258,7 +258,7 @@ def test_marginal_excess_credit_charges_each_agent_the_excess_it_causes() -> Non
         s1, s2 = share.step(a), marg.step(a)
         assert torch.equal(s1.team_reward, s2.team_reward)
         assert torch.allclose(s1.reward.sum(-1), s1.team_reward)
-        x = _last_net(marg)
+        x = torch.as_tensor(_last_step(marg)["net_kw"].to_numpy().copy())
         big_g = float(x.sum())
         over = max(0.0, abs(big_g) - c.transformer_kw)
         caused = torch.tensor(
@@ -292,8 +292,7 @@ def test_marginal_credit_is_the_difference_in_community_cost() -> None:
         a = random_action(g, 1, c.n, c.hp_modes)
         s1, s2 = share.step(a), marg.step(a)
         assert torch.equal(s1.team_reward, s2.team_reward)
-        rec = marg.records()
-        rec = rec[rec["step"] == marg.t - 1]
+        rec = _last_step(marg)
         x = rec["net_kw"].to_numpy()
         price = float(rec["price_usd_per_kwh"].iloc[0])
 
@@ -317,10 +316,10 @@ def test_marginal_credit_is_the_difference_in_community_cost() -> None:
     assert seen["over"] >= 3 and seen["peak"] >= 1, seen  # the branches are exercised
 
 
-def _last_net(env: CommunityEnv) -> torch.Tensor:
-    """Net power x [N] [kW] of env 0's last step, from the records."""
+def _last_step(env: CommunityEnv):
+    """Env 0's per-prosumer records of the step just taken."""
     rec = env.records()
-    return torch.as_tensor(rec[rec["step"] == env.t - 1]["net_kw"].to_numpy().copy())
+    return rec[rec["step"] == env.t - 1]
 
 
 def market_shares(x: torch.Tensor) -> torch.Tensor:
