@@ -77,7 +77,8 @@ from gridmarl.core.seeding import make_generator
 from gridmarl.core.types import Action, AgentSpec, Observation
 
 CHECKPOINT_FORMAT = "gridmarl.matppo/1"
-#: spec fields whose value fixes a weight shape (``n_agents`` and ``forecast_len`` do not).
+#: spec fields whose value fixes a weight shape (``n_agents`` and ``forecast_len`` do not; a
+#: checkpoint records ``forecast_len`` too and is refused on an env with another window).
 SHAPE_FIELDS = (
     "local_dim",
     "forecast_dim",
@@ -462,6 +463,7 @@ class MATPPO(Trainable):
             "config": asdict(self.cfg),
             "shapes": {f: int(getattr(self.spec, f)) for f in SHAPE_FIELDS},
             "n_agents": self.spec.n_agents,
+            "forecast_len": self.spec.forecast_len,
             "seed": self.seed,
             "agent_steps": self.agent_steps,
             "updates": self.updates,
@@ -491,6 +493,7 @@ class MATPPO(Trainable):
                 "agent_steps": self.agent_steps,
                 "updates": self.updates,
                 "shapes": state["shapes"],
+                "forecast_len": self.spec.forecast_len,
                 "n_agents": self.spec.n_agents,
                 "config": state["config"],
                 **self.meta,

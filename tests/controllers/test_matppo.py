@@ -179,6 +179,11 @@ def test_checkpoint_round_trip_and_refusals(tmp_path):
     assert _ == after
     with pytest.raises(ScenarioError, match="local_dim=3 in the checkpoint but 4"):
         MATPPO.from_checkpoint(path, dataclasses.replace(ToyEnv().spec, local_dim=4))
+    trained_len = ToyEnv().spec.forecast_len
+    with pytest.raises(ScenarioError, match=f"forecast_len={trained_len} steps in the checkpoint"):
+        MATPPO.from_checkpoint(
+            path, dataclasses.replace(ToyEnv().spec, forecast_len=trained_len + 1)
+        )
     with pytest.raises(ScenarioError, match="different scenario"):
         MATPPO.from_checkpoint(path, ToyEnv().spec, scenario_hash="b" * 64)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")

@@ -1,7 +1,8 @@
 """Reading learned-controller checkpoints safely, with errors for people.
 
 A checkpoint is a ``torch.save`` of a dict of tensors and plain Python values with at least
-``format`` (``"<family>/<version>"``), ``shapes`` (spec field -> int) and ``meta`` (which may hold
+``format`` (``"<family>/<version>"``), ``shapes`` (spec field -> int), optionally
+``forecast_len`` (the forecast window the policy learnt on [steps]) and ``meta`` (which may hold
 ``policy_hash``); it is read with ``torch.load(weights_only=True)``, so no code is unpickled.
 """
 
@@ -60,6 +61,12 @@ def check_compatible(
         for f in shape_fields
         if int(state["shapes"][f]) != int(getattr(spec, f))
     ]
+    # no weight depends on the forecast window's length, but the policy learnt on that length
+    trained_len = state.get("forecast_len")
+    if trained_len is not None and int(trained_len) != int(spec.forecast_len):
+        problems.append(
+            f"forecast_len={trained_len} steps in the checkpoint but {spec.forecast_len} in the env"
+        )
     if problems:
         raise ScenarioError(
             f"{path}: checkpoint does not fit this env: "
