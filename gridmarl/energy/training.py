@@ -4,6 +4,7 @@ perfect-foresight MILP).  The interface is described in ``gridmarl.core.training
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -198,12 +199,22 @@ class EnergyValidator:
         return (self.ref["no_control_usd"] - cost) / den
 
 
-def make_validator(scenario: Any, run_dir: Path, say: Any = print) -> EnergyValidator:
-    """The validator of a run; the references depend only on the scenario, so runs of the same
-    scenario share them (``.validation_reference_<policy hash>.json`` beside the run folders)."""
-    from gridmarl.train import policy_hash
+def validation_hash(scenario: Any) -> str:
+    """SHA-256 of what the validation references depend on: the scenario without
+    ``controllers``, ``train`` and the training and evaluation windows."""
+    data = scenario.model_dump(mode="json")
+    for key in ("controllers", "train"):
+        data.pop(key, None)
+    for key in ("train", "evaluate"):
+        data["window"].pop(key, None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
-    shared = run_dir.parent / f".validation_reference_{policy_hash(scenario)[:16]}.json"
+
+def make_validator(scenario: Any, run_dir: Path, say: Any = print) -> EnergyValidator:
+    """The validator of a run; the references depend only on the validation window and the
+    community, so runs that differ elsewhere (training window, hyper-parameters) share them
+    (``.validation_reference_<validation hash>.json`` beside the run folders)."""
+    shared = run_dir.parent / f".validation_reference_{validation_hash(scenario)[:16]}.json"
     return EnergyValidator(
         scenario, run_dir / "validation_reference.json", say=say, shared_cache=shared
     )
