@@ -30,9 +30,10 @@ def main() -> None:
     ap.add_argument("--checkpoint", default=None, help="default: untrained weights")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--reps", type=int, default=1000)
+    ap.add_argument("--set", action="append", default=[], help="scenario override KEY=VALUE")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    over = [f"community.prosumers={args.agents}"] if args.agents else []
+    over = [*args.set, *([f"community.prosumers={args.agents}"] if args.agents else [])]
     scenario = load_scenario(args.scenario, over)
     env = CommunityEnv(build_community(scenario, "evaluate"), num_envs=1, dtype=torch.float64)
     obs = env.reset(seed=0)

@@ -5,6 +5,7 @@ backward + optimiser step).
     python benchmarks/matppo_throughput.py                      # CPU, 1 thread, 3 updates
     python benchmarks/matppo_throughput.py --threads 2 --updates 5
     python benchmarks/matppo_throughput.py --device cuda --num-envs 1024
+    python benchmarks/matppo_throughput.py --set community.forecast.horizon_h=3
 
 Data: the scenario's training window (``build_community(scenario, "train")``), random starts,
 float32, the hyper-parameters of ``MATPPOConfig`` (``--num-envs`` overrides B).  The first
@@ -34,10 +35,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--updates", type=int, default=3)
     ap.add_argument("--num-envs", type=int, default=None)
+    ap.add_argument("--set", action="append", default=[], help="scenario override KEY=VALUE")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     dev = resolve_device(args.device)
-    scenario = load_scenario(args.scenario)
+    scenario = load_scenario(args.scenario, args.set)
     make = energy_env_factory(scenario, dev, scenario.seed)
     cfg = MATPPOConfig(num_envs=args.num_envs or scenario.train.num_envs)
     ctrl = MATPPO(make(1).spec, cfg, device=dev, seed=scenario.seed)
@@ -54,7 +56,8 @@ def main() -> None:
     wall = timed[-1]["wall"] - rows[0]["wall"]
     total = per_update * len(timed)
     print(
-        f"MATPPO on {scenario.name}: N={ctrl.spec.n_agents}, B={cfg.num_envs}, "
+        f"MATPPO on {scenario.name}: N={ctrl.spec.n_agents}, H={ctrl.spec.forecast_len}, "
+        f"B={cfg.num_envs}, "
         f"T={cfg.rollout_steps}, epochs={cfg.epochs}, minibatches={cfg.minibatches}, "
         f"device={dev}, threads={args.threads}"
     )
