@@ -31,3 +31,17 @@ def test_unfit_checkpoint_is_refused_before_the_milp(monkeypatch: pytest.MonkeyP
     )
     with pytest.raises(ScenarioError, match="local_dim=24 in the checkpoint but 25"):
         simulate(sc)
+
+
+def test_shipped_policy_is_refused_on_another_forecast_window() -> None:
+    sc = load_scenario(
+        ROOT / "scenarios" / "community_50.yaml",
+        [
+            "community.prosumers=6",
+            "window.evaluate.days=1",
+            "community.forecast.horizon_h=24",  # the shipped policy learnt on a 3 h window
+            "controllers=[{name: matppo, checkpoint: data/checkpoints/community_50_matppo.pt}]",
+        ],
+    )
+    with pytest.raises(ScenarioError, match="forecast_len=3 steps in the checkpoint but 24"):
+        simulate(sc)
