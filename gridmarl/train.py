@@ -28,8 +28,9 @@ Validation, per domain (the deterministic policy; ``best.pt`` = the best score s
 
 * energy: the whole validation window (B = 1, float64, the accounting env of ``simulate``);
   cost [$] vs no_control, rule_based and the perfect-foresight MILP (solved once, cached beside
-  the run folders as ``.validation_reference_<policy hash>.json``); score = share of optimal
-  savings = (C_no_control − C_policy) / (C_no_control − C_MILP).
+  the run folders as ``.validation_reference_<validation hash>.json``, keyed by the validation
+  window and the community only: ``gridmarl.energy.training.validation_hash``); score = share
+  of optimal savings = (C_no_control − C_policy) / (C_no_control − C_MILP).
 * routing: ``evaluation.episodes`` episodes of held-out traffic; avg delay [steps] and
   throughput [pkt] vs shortest path (distance, hops); score = −delay × max(1, throughput_SP /
   throughput).
