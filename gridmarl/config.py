@@ -230,9 +230,23 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None):
     return validate_scenario(data, source=str(path), base_dir=Path(path).resolve().parent)
 
 
-def scenario_hash(scenario: BaseModel) -> str:
-    """A stable SHA-256 of the validated scenario (for checkpoints and manifests)."""
-    text = json.dumps(scenario.model_dump(mode="json"), sort_keys=True)
+def scenario_hash(scenario: BaseModel, exclude: tuple[str, ...] = ()) -> str:
+    """A stable SHA-256 of the validated scenario (for checkpoints and manifests).
+
+    Args:
+        scenario: a validated scenario.
+        exclude: dotted keys left out of the hash (``"train"``, ``"window.evaluate"``), for
+            hashes of only what something depends on; a missing key is ignored.
+    """
+    data = scenario.model_dump(mode="json")
+    for dotted in exclude:
+        *parents, last = dotted.split(".")
+        node = data
+        for key in parents:
+            node = node.get(key, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(last, None)
+    text = json.dumps(data, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -46,7 +46,6 @@ invalidate it.  ``resume`` refuses a run whose ``policy_hash`` differs from the 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import platform
@@ -102,10 +101,7 @@ def domain_training(scenario: Any) -> Any:
 def policy_hash(scenario: Any) -> str:
     """SHA-256 of what a policy is trained on: the validated scenario without ``controllers``
     (what ``simulate`` runs) and ``train`` (budget and hyper-parameters, kept in the checkpoint)."""
-    data = scenario.model_dump(mode="json")
-    data.pop("controllers", None)
-    data.pop("train", None)
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    return scenario_hash(scenario, exclude=("controllers", "train"))
 
 
 def versions() -> dict[str, str]:

@@ -4,7 +4,6 @@ perfect-foresight MILP).  The interface is described in ``gridmarl.core.training
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -13,7 +12,7 @@ from typing import Any
 
 import torch
 
-from gridmarl.config import ScenarioError
+from gridmarl.config import ScenarioError, scenario_hash
 from gridmarl.core.controller import ScheduleController
 from gridmarl.core.io import write_json, write_text
 from gridmarl.core.training import ValidationResult, meta_score
@@ -202,12 +201,9 @@ class EnergyValidator:
 def validation_hash(scenario: Any) -> str:
     """SHA-256 of what the validation references depend on: the scenario without
     ``controllers``, ``train`` and the training and evaluation windows."""
-    data = scenario.model_dump(mode="json")
-    for key in ("controllers", "train"):
-        data.pop(key, None)
-    for key in ("train", "evaluate"):
-        data["window"].pop(key, None)
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    return scenario_hash(
+        scenario, exclude=("controllers", "train", "window.train", "window.evaluate")
+    )
 
 
 def make_validator(scenario: Any, run_dir: Path, say: Any = print) -> EnergyValidator:
