@@ -166,7 +166,7 @@ def train(
         typer.Option(
             help="clone a teacher first: energy rule_based | no_control | milp (MILP "
             "schedules of training episodes); routing shortest_path_distance | "
-            "shortest_path_hops; traffic max_pressure | fixed_time"
+            "shortest_path_hops | mcf; traffic max_pressure | fixed_time"
         ),
     ] = None,
     warm_start_epochs: Annotated[

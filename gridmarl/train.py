@@ -272,9 +272,9 @@ def train(
         overrides: ``--set key=value`` items applied when ``scenario`` is a path.
         warm_start: name of a teacher of the domain (``TEACHERS`` of its training module:
             energy ``rule_based`` | ``no_control`` | ``milp``, routing ``shortest_path_distance`` |
-            ``shortest_path_hops``, traffic ``max_pressure`` | ``fixed_time``) to clone before PPO
-            starts (``controllers/common/warm_start.py``); None = learn from scratch.  Ignored
-            on resume.
+            ``shortest_path_hops`` | ``mcf``, traffic ``max_pressure`` | ``fixed_time``) to
+            clone before PPO starts (``controllers/common/warm_start.py``); None = learn from
+            scratch.  Ignored on resume.
         warm_start_epochs: passes of the warm start over the teacher's episodes.
 
     Raises:

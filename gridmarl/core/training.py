@@ -7,8 +7,9 @@ Each domain module provides
 * ``make_validator(scenario, run_dir, say) -> Validator``: the validation KPI and its
   baselines (reference values cached in ``run_dir``);
 * ``TEACHERS``: ``name -> (scenario) -> Controller``, what ``--warm-start`` may clone (rule
-  baselines; energy also the MILP of the training episodes).  A teacher with an ``episodes``
-  attribute demonstrates that many envs instead of the PPO batch's.
+  baselines; energy also the MILP of the training episodes, routing the MCF split tables).
+  A teacher with an ``episodes`` attribute demonstrates that many envs instead of the PPO
+  batch's.
 
 ``gridmarl.train.DOMAINS`` maps ``scenario.domain`` to the module.
 """

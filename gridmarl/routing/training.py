@@ -147,8 +147,19 @@ def _shortest(weight: str) -> Callable[[Any], Controller]:
     return make
 
 
-#: rule baselines ``--warm-start`` may clone
+def _mcf(scenario: Any) -> Controller:
+    """The multicommodity-flow split tables (one per rate segment, the ``simulate`` default)."""
+    from gridmarl.config import ControllerEntry
+    from gridmarl.routing.simulate import load_topology, mcf_controller
+
+    ctrl, _, _ = mcf_controller(ControllerEntry(name="mcf"), load_topology(scenario), scenario)
+    return ctrl
+
+
+#: baselines ``--warm-start`` may clone (``mcf`` samples its split shares: the clone learns the
+#: shares of the segment it sees, pooled over the segments since the actor does not see time)
 TEACHERS: dict[str, Callable[[Any], Controller]] = {
     "shortest_path_distance": _shortest("distance"),
     "shortest_path_hops": _shortest("hops"),
+    "mcf": _mcf,
 }

@@ -134,6 +134,30 @@ def test_routing_simulate_lists_the_checkpoint(routing_run):
     assert np.allclose(table.groupby(["router", "destination"])["share"].sum(), 1.0)
 
 
+def test_routing_warm_start_from_mcf(tmp_path):
+    """``--warm-start mcf`` clones the multicommodity-flow split tables of every rate segment."""
+    from gridmarl.routing.training import TEACHERS
+    from gridmarl.train import train
+
+    sc = tiny_routing()
+    teacher = TEACHERS["mcf"](sc)
+    assert len(teacher.shares) == 2 and teacher.starts == [0, 20]  # one table per segment
+    for sh in teacher.shares:  # every (router, destination) row is a distribution over slots
+        assert np.allclose(sh.sum(-1)[~np.eye(6, dtype=bool)], 1.0)
+    run = train(
+        sc,
+        device="cpu",
+        steps=PER_UPDATE,
+        out=tmp_path,
+        validate_every=1,
+        console=QUIET,
+        warm_start="mcf",
+        warm_start_epochs=2,
+    )
+    ck = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert ck["meta"]["warm_start"] == "mcf"
+
+
 def test_routing_unknown_or_incomplete_learned_entry_is_refused(tmp_path):
     with pytest.raises(ScenarioError, match="unknown routing controller 'nope'"):
         tiny_routing(controllers=[{"name": "nope"}])
