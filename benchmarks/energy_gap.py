@@ -38,6 +38,7 @@ import torch
 
 from gridmarl.config import ControllerEntry, load_scenario
 from gridmarl.energy.data import build_community
+from gridmarl.energy.kpis import share_of_optimal_savings
 from gridmarl.energy.simulate import build_controller, make_eval_env
 from gridmarl.experiment import run_episode
 
@@ -53,16 +54,14 @@ CATEGORIES = {
 }
 
 
-def open_stays(ev_present: np.ndarray, steps: int) -> dict[int, int]:
+def open_stays(community, steps: int) -> dict[int, int]:
     """``{prosumer: first step of its stay}`` for the EVs present at the window's last step
-    and at the step after it (``ev_present`` ``[S, N]`` with ``S > steps``)."""
-    out = {}
-    for n in np.flatnonzero(ev_present[steps - 1] & ev_present[steps]):
-        t = steps - 1
-        while t > 0 and ev_present[t - 1, n]:
-            t -= 1
-        out[int(n)] = t
-    return out
+    and at the step after it (the community's span holds look-ahead steps past ``steps``)."""
+    present, arrives = community.ev_present, community.ev_arrives()
+    return {
+        int(n): int(np.flatnonzero(arrives[:steps, n])[-1])
+        for n in np.flatnonzero(present[steps - 1] & present[steps])
+    }
 
 
 def _lookahead_milp(
@@ -140,14 +139,12 @@ def main() -> None:
     print("|---|" + "---|" * (len(CATEGORIES) + 2 + len(refs)))
     for name, (rec, com) in runs.items():
         cells = [rec[col].sum() if col in rec else com[col].sum() for col in CATEGORIES.values()]
-        shares = []
-        for ref in refs:
-            ok = base is not None and total[base] != total[ref]
-            shares.append(
-                f"{100 * (total[base] - total[name]) / (total[base] - total[ref]):.1f} %"
-                if ok
-                else ""
-            )
+        shares = [
+            f"{100 * share_of_optimal_savings(total[base], total[name], total[ref]):.1f} %"
+            if base is not None
+            else ""
+            for ref in refs
+        ]
         print(
             f"| {name} | "
             + " | ".join(f"{c:.1f}" for c in cells)
@@ -169,17 +166,14 @@ def main() -> None:
             + " |"
         )
 
-    stays = open_stays(community.ev_present, steps)
+    stays = open_stays(community, steps)
     print(
         f"\nend of the window: {len(stays)} EVs stay past the last step; energy charged into "
         "them during that stay [kWh] and its cost at the import price [$]\n"
     )
     print("| controller | energy [kWh] | at the import price [$] |")
     print("|---|---|---|")
-    n_pro = community.ev_present.shape[1]
-    names = list(community.names)
-    if len(names) != n_pro:  # the env's fallback names
-        names = [f"prosumer_{i}" for i in range(n_pro)]
+    names = make_eval_env(sc, community).spec.agent_names  # the records' prosumer labels
     for name, (rec, _) in runs.items():
         kwh = usd = 0.0
         for n, start in stays.items():
@@ -194,16 +188,20 @@ def main() -> None:
 def _hourly(runs: dict[str, tuple[pd.DataFrame, pd.DataFrame]], step_h: float) -> None:
     """Table 4: net import and battery discharge by hour of day; battery energy beyond own load."""
     hours = range(24)
-    for title, col in (("community net import", "net_kw"), ("battery discharge", "bd")):
+    profiles = {}  # controller -> [24, 2] mean per hour of day: net import, battery discharge
+    for name, (rec, _) in runs.items():
+        per_step = rec.groupby("step")[["net_kw", "battery_discharge_kw"]].sum()
+        hour = pd.to_datetime(rec.groupby("step")["time"].first()).dt.hour.values
+        profiles[name] = per_step.groupby(hour).mean().reindex(hours, fill_value=0.0)
+    for title, col in (
+        ("community net import", "net_kw"),
+        ("battery discharge", "battery_discharge_kw"),
+    ):
         print(f"\n{title} by hour of day [kW], mean over the days\n")
         print("| controller | " + " | ".join(f"{h}" for h in hours) + " |")
         print("|---|" + "---|" * 24)
-        for name, (rec, _) in runs.items():
-            r = rec.assign(bd=rec["battery_discharge_kw"])
-            per_step = r.groupby("step").agg(net_kw=("net_kw", "sum"), bd=("bd", "sum"))
-            hour = pd.to_datetime(r.groupby("step")["time"].first()).dt.hour.values
-            prof = per_step[col].groupby(hour).mean()
-            print(f"| {name} | " + " | ".join(f"{prof.get(h, 0.0):.0f}" for h in hours) + " |")
+        for name, prof in profiles.items():
+            print(f"| {name} | " + " | ".join(f"{v:.0f}" for v in prof[col]) + " |")
     print("\nbattery energy discharged beyond the owner's own net load over the window [kWh]\n")
     print("| controller | to neighbours or the grid [kWh] | discharged in all [kWh] |")
     print("|---|---|---|")
