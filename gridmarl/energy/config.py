@@ -224,6 +224,22 @@ class TrainConfig(TrainBase):
             "and the transformer excess the agent causes); see gridmarl/energy/env.py"
         ),
     )
+    battery_value_usd_per_kwh: float = Field(
+        0.0,
+        ge=0,
+        description=(
+            "v of the potential-based shaping gamma*v*e' - v*e added to each agent's training "
+            "reward (e: energy in its own battery [kWh]); 0 = off; see gridmarl/energy/env.py"
+        ),
+    )
+    ev_value_usd_per_kwh: float = Field(
+        0.0,
+        ge=0,
+        description=(
+            "w of the same shaping on the energy in the agent's parked EV [kWh] "
+            "(0 while away); 0 = off; see gridmarl/energy/env.py"
+        ),
+    )
 
 
 class EnergyScenario(ScenarioBase):

@@ -93,6 +93,19 @@ how the community-level costs enter the per-agent reward:
   it imports during congestion costs it c_over more.  These rewards do not sum to the team's.
 * ``"marginal_excess"``: the bill and the peak share as in ``"share"``, but the transformer
   cost charged as the excess the agent causes, ``c_over (over(G) − over(G − x_n)) Δt``.
+
+``battery_value_usd_per_kwh`` = v > 0 (a training option as well) adds potential-based shaping
+(Ng, Harada & Russell 1999) to every per-agent reward: ``γ Φ(s') − Φ(s)`` with ``Φ = v · e``,
+the energy stored in the prosumer's own battery [kWh] before and after the step, and γ the
+learner's discount (``shaping_gamma``).  A kWh discharged then pays its saving minus v / η_d at
+once, instead of through the value of the energy missing many hours later (a battery emptied
+at 00 h at the off-peak price is only "punished" at the next evening peak without it).
+``ev_value_usd_per_kwh`` = w adds ``w · e_ev`` to Φ while the EV is home (its energy at the
+start of the step, after an arrival; 0 while away): a kWh charged into a parked car pays
+w · η_ev at once, and the car takes its value with it when it leaves.  Inside an episode the
+shaping telescopes, so it changes no policy's discounted return except through the energy
+left at the episode's end, which keeps its value (the end of a training episode is a cut of a
+process that goes on).  ``team_reward``, ``info`` and the KPIs never include it.
 """
 
 from __future__ import annotations
@@ -225,6 +238,9 @@ class CommunityEnv(MultiAgentEnv):
         record: bool | None = None,
         n_neighbors: int = 4,
         credit: str = "share",
+        battery_value_usd_per_kwh: float = 0.0,
+        ev_value_usd_per_kwh: float = 0.0,
+        shaping_gamma: float = 0.99,
     ) -> None:
         if credit not in CREDITS:
             raise ValueError(f"credit must be one of {', '.join(CREDITS)}, got {credit!r}")
@@ -232,6 +248,12 @@ class CommunityEnv(MultiAgentEnv):
             raise ValueError(f"forecast_kind must be 'perfect' or 'noisy', got {forecast_kind!r}")
         if community.hp_modes < 2:
             raise ValueError(f"community.hp_modes must be >= 2, got {community.hp_modes}")
+        if min(battery_value_usd_per_kwh, ev_value_usd_per_kwh) < 0 or not 0 < shaping_gamma <= 1:
+            raise ValueError(
+                "battery_value_usd_per_kwh and ev_value_usd_per_kwh must be >= 0 and "
+                f"shaping_gamma in (0, 1], got {battery_value_usd_per_kwh}, "
+                f"{ev_value_usd_per_kwh} and {shaping_gamma}"
+            )
         s = community.steps
         max_t = s - forecast_steps - 1
         if episode_steps is None:
@@ -252,6 +274,9 @@ class CommunityEnv(MultiAgentEnv):
         self.random_start = bool(random_start)
         self.record = (self.num_envs == 1) if record is None else bool(record)
         self.credit = credit
+        self.battery_value = float(battery_value_usd_per_kwh)
+        self.ev_value = float(ev_value_usd_per_kwh)
+        self.shaping_gamma = float(shaping_gamma)
         self.local_features = self.LOCAL_FEATURES + (
             ("grid_loading_prev",) if community.broadcast_loading else ()
         )
@@ -518,6 +543,16 @@ class CommunityEnv(MultiAgentEnv):
         else:
             agent_cost = clr.bills_usd + own + shares * (over_usd + peak_usd)[:, None]
         cost = clr.grid_cost_usd + own.sum(-1) + over_usd + peak_usd
+        reward = -agent_cost
+        # the EV energy of the next step, after its arrivals (the state s' of the shaping)
+        nidx = idx + 1
+        e_ev_next = torch.where(self._arrive[nidx], self._arr_kwh[nidx], e_ev)
+        if self.battery_value > 0 or self.ev_value > 0:
+            # potential-based shaping γ Φ(s') − Φ(s) (module docstring); rewards only
+            pres_next = self._present[nidx]
+            phi = self.battery_value * self._e + self.ev_value * self._e_ev * present
+            phi_next = self.battery_value * e + self.ev_value * e_ev_next * pres_next
+            reward = reward + self.shaping_gamma * phi_next - phi
 
         if self.record:
             self._rec.append(
@@ -540,7 +575,7 @@ class CommunityEnv(MultiAgentEnv):
                     "comfort_usd": comfort_usd[0],
                     "ev_unmet_kwh": short[0],
                     "ev_unmet_usd": unmet_usd[0],
-                    "reward": -agent_cost[0],
+                    "reward": reward[0],
                     "battery_clipped_kw": b_clip[0],
                     "ev_clipped_kw": ev_clip[0],
                     "grid_kw": clr.grid_kw[0],
@@ -559,8 +594,7 @@ class CommunityEnv(MultiAgentEnv):
         self._e, self._theta, self._peak = e, theta, peak
         self._x_prev, self._g_prev = x, clr.grid_kw
         self.t += 1
-        nidx = self.start + self.t
-        self._e_ev = torch.where(self._arrive[nidx], self._arr_kwh[nidx], e_ev)
+        self._e_ev = e_ev_next
 
         info = {
             "cost_usd": cost,
@@ -585,9 +619,7 @@ class CommunityEnv(MultiAgentEnv):
         done = torch.full(
             (self.num_envs,), self.t >= self.episode_len, dtype=torch.bool, device=self.device
         )
-        return Step(
-            obs=self._observe(), reward=-agent_cost, team_reward=-cost, done=done, info=info
-        )
+        return Step(obs=self._observe(), reward=reward, team_reward=-cost, done=done, info=info)
 
     def _observe(self) -> Observation:
         b, n = self.num_envs, self.community.n

@@ -26,11 +26,14 @@ def _forecast_steps(scenario: Any) -> int:
 
 def energy_env_factory(scenario: Any, device: torch.device, seed: int):
     """``num_envs -> CommunityEnv`` over the training window, random episode starts."""
+    from gridmarl.controllers.matppo import MATPPOConfig
     from gridmarl.energy.data import build_community
     from gridmarl.energy.env import CommunityEnv
 
     community = build_community(scenario, "train")
     fc = scenario.community.forecast
+    # the shaping's γ is the learner's discount (env.py: potential-based shaping)
+    gamma = MATPPOConfig.from_options(scenario.train.options).gamma
     steps = round(scenario.train.episode_days * 24 / scenario.window.step_h)
     h = _forecast_steps(scenario)
     max_steps = community.steps - h - 1
@@ -54,6 +57,9 @@ def energy_env_factory(scenario: Any, device: torch.device, seed: int):
             seed=seed,
             record=False,
             credit=scenario.train.credit,
+            battery_value_usd_per_kwh=scenario.train.battery_value_usd_per_kwh,
+            ev_value_usd_per_kwh=scenario.train.ev_value_usd_per_kwh,
+            shaping_gamma=gamma,
         )
 
     return make

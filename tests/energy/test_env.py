@@ -316,6 +316,58 @@ def test_marginal_credit_is_the_difference_in_community_cost() -> None:
     assert seen["over"] >= 3 and seen["peak"] >= 1, seen  # the branches are exercised
 
 
+def test_stored_energy_shaping_is_potential_based() -> None:
+    """battery / EV values v, w: reward_n = unshaped + γ Φ_n(t+1) − Φ_n(t), Φ = v e + w e_ev
+    while the EV is home, so the discounted shaping over an episode telescopes to
+    γ^T Φ(T) − Φ(0); team reward and info unchanged."""
+    from tests.energy.conftest import make_community
+
+    c = make_community(n=6, transformer_kw=3.0, peak_usd_per_kw=0.3)
+    v, w, gamma, steps = 0.3, 0.2, 0.9, 24
+    plain = CommunityEnv(c, num_envs=2, dtype=T64, episode_steps=steps, credit="marginal")
+    shaped = CommunityEnv(
+        c,
+        num_envs=2,
+        dtype=T64,
+        episode_steps=steps,
+        credit="marginal",
+        battery_value_usd_per_kwh=v,
+        ev_value_usd_per_kwh=w,
+        shaping_gamma=gamma,
+        record=True,
+    )
+    plain.reset(seed=3)
+    shaped.reset(seed=3)
+    present = torch.as_tensor(c.ev_present)  # [S, N]; start offset 0
+
+    def phi(t: int) -> torch.Tensor:
+        st = shaped.device_state()
+        return v * st["battery_kwh"] + w * st["ev_kwh"] * present[t]
+
+    phi0 = phi(0)
+    g = torch.Generator().manual_seed(5)
+    disc_sum = torch.zeros(2, c.n, dtype=T64)
+    moved = {"battery": 0.0, "ev": 0.0}
+    for t in range(steps):
+        before = phi(t)
+        a = random_action(g, 2, c.n, c.hp_modes)
+        s1, s2 = plain.step(a), shaped.step(a)
+        after = phi(t + 1)
+        assert torch.equal(s1.team_reward, s2.team_reward)
+        assert torch.equal(s1.info["cost_usd"], s2.info["cost_usd"])
+        f = s2.reward - s1.reward
+        assert torch.allclose(f, gamma * after - before, atol=1e-12)
+        disc_sum += gamma**t * f
+        rec = _last_step(shaped)
+        moved["battery"] += float(rec["battery_charge_kw"].abs().sum())
+        moved["ev"] += float(rec["ev_kw"].abs().sum())
+    assert torch.allclose(disc_sum, gamma**steps * phi(steps) - phi0, atol=1e-9)
+    assert moved["battery"] > 1.0 and moved["ev"] > 1.0, moved  # both terms are exercised
+    assert bool((present[1:steps] != present[: steps - 1]).any())  # an EV comes or goes
+    with pytest.raises(ValueError, match="ev_value_usd_per_kwh must be >= 0"):
+        CommunityEnv(c, num_envs=1, ev_value_usd_per_kwh=-0.1)
+
+
 def _last_step(env: CommunityEnv):
     """Env 0's per-prosumer records of the step just taken."""
     rec = env.records()
