@@ -17,9 +17,9 @@ once in the ``B = 1`` float64 env that ``gridmarl simulate`` uses; ``--checkpoin
    step: the energy charged into them during that stay [kWh] and its cost at the import price
    [$].  A controller that does not know when the window ends (every causal one) pays for it;
    the MILP charges them nothing.
-4. **By hour of day** (mean over the window's days): community net import [kW] and battery
-   discharge [kW], and each controller's battery energy sent beyond its owner's own net load
-   (to neighbours or the grid) over the window [kWh].
+4. **By hour of day** (mean over the window's days): community net import [kW], battery
+   discharge [kW] and EV charging [kW], and each controller's battery energy sent beyond its
+   owner's own net load (to neighbours or the grid) over the window [kWh].
 
 ``--lookahead-days D`` adds a row ``milp+Dd``: the MILP planned over the window plus ``D``
 days (same start, same data) and replayed over the window only, so the end of the window is
@@ -39,7 +39,7 @@ import torch
 from gridmarl.config import ControllerEntry, load_scenario
 from gridmarl.energy.data import build_community
 from gridmarl.energy.kpis import share_of_optimal_savings
-from gridmarl.energy.simulate import build_controller, make_eval_env
+from gridmarl.energy.simulate import MAX_REFERENCE_GAP, build_controller, make_eval_env
 from gridmarl.experiment import run_episode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,10 +119,18 @@ def main() -> None:
     for entry in entries:
         env = make_eval_env(sc, community)
         t0 = time.perf_counter()
-        ctrl, _, _ = build_controller(entry, sc, community, env)
+        ctrl, _, info = build_controller(entry, sc, community, env)
         rec, _ = run_episode(env, ctrl, seed=sc.seed)
         runs[entry.display_name] = (rec, env.community_records())
-        print(f"{entry.display_name}: {time.perf_counter() - t0:.1f} s", flush=True)
+        gap = f", status {info['status']}, gap {100 * info['gap']:.3f} %" if "gap" in info else ""
+        print(f"{entry.display_name}: {time.perf_counter() - t0:.1f} s{gap}", flush=True)
+        if info.get("gap", 0.0) > MAX_REFERENCE_GAP:
+            print(
+                f"WARNING: {entry.display_name} stopped {100 * info['gap']:.1f} % from its bound "
+                "(time limit on a busy machine?): every share below is measured against a poor "
+                "incumbent and is not meaningful; rerun with fewer jobs or a longer time_limit_s",
+                flush=True,
+            )
     if args.lookahead_days > 0:
         runs[f"milp+{args.lookahead_days}d"] = _lookahead_milp(
             args, sc, community, args.lookahead_days
@@ -186,16 +194,19 @@ def main() -> None:
 
 
 def _hourly(runs: dict[str, tuple[pd.DataFrame, pd.DataFrame]], step_h: float) -> None:
-    """Table 4: net import and battery discharge by hour of day; battery energy beyond own load."""
+    """Table 4: net import, battery discharge and EV charging by hour of day; battery energy
+    beyond own load."""
     hours = range(24)
-    profiles = {}  # controller -> [24, 2] mean per hour of day: net import, battery discharge
+    cols = ["net_kw", "battery_discharge_kw", "ev_kw"]
+    profiles = {}  # controller -> [24, 3] mean per hour of day of the community sums of cols
     for name, (rec, _) in runs.items():
-        per_step = rec.groupby("step")[["net_kw", "battery_discharge_kw"]].sum()
+        per_step = rec.groupby("step")[cols].sum()
         hour = pd.to_datetime(rec.groupby("step")["time"].first()).dt.hour.values
         profiles[name] = per_step.groupby(hour).mean().reindex(hours, fill_value=0.0)
     for title, col in (
         ("community net import", "net_kw"),
         ("battery discharge", "battery_discharge_kw"),
+        ("EV charging", "ev_kw"),
     ):
         print(f"\n{title} by hour of day [kW], mean over the days\n")
         print("| controller | " + " | ".join(f"{h}" for h in hours) + " |")

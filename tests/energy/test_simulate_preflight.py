@@ -45,3 +45,28 @@ def test_shipped_policy_is_refused_on_another_forecast_window() -> None:
     )
     with pytest.raises(ScenarioError, match="forecast_len=3 steps in the checkpoint but 24"):
         simulate(sc)
+
+
+def test_a_milp_far_from_its_bound_is_flagged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A MILP stopped by its time limit far from its bound (a busy machine) makes every share
+    meaningless: the summary says so instead of reporting the shares as if they were exact."""
+    real = milp.solve_community_milp
+
+    def stopped_early(*args, **kwargs):
+        res = real(*args, **kwargs)
+        res.gap = 0.25  # as if the time limit hit with a poor incumbent
+        return res
+
+    monkeypatch.setattr(milp, "solve_community_milp", stopped_early)
+    sc = load_scenario(
+        ROOT / "scenarios" / "community_50.yaml",
+        [
+            "community.prosumers=6",
+            "window.evaluate.days=1",
+            "controllers=[{name: no_control}, {name: milp, time_limit_s: 20}]",
+        ],
+    )
+    res = simulate(sc)
+    assert "Warning: the MILP stopped 25.0 % from its best bound" in res.summary
+    monkeypatch.setattr(milp, "solve_community_milp", real)
+    assert "Warning" not in simulate(sc).summary  # an exact MILP is not flagged
