@@ -39,7 +39,7 @@ import torch
 from gridmarl.config import ControllerEntry, load_scenario
 from gridmarl.energy.data import build_community
 from gridmarl.energy.kpis import share_of_optimal_savings
-from gridmarl.energy.simulate import MAX_REFERENCE_GAP, build_controller, make_eval_env
+from gridmarl.energy.simulate import build_controller, make_eval_env, reference_gap_warning
 from gridmarl.experiment import run_episode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,7 +86,8 @@ def _lookahead_milp(
     )
     rec, _ = run_episode(env, res.to_controller(f"milp+{days}d"), seed=sc.seed)
     print(
-        f"milp+{days}d: {res.status}, gap {100 * res.gap:.3f} %, {time.perf_counter() - t0:.1f} s",
+        f"milp+{days}d: {res.status}, gap {100 * res.gap:.3f} %, {time.perf_counter() - t0:.1f} s"
+        + reference_gap_warning(res.gap, f"milp+{days}d"),
         flush=True,
     )
     return rec, env.community_records()
@@ -124,13 +125,8 @@ def main() -> None:
         runs[entry.display_name] = (rec, env.community_records())
         gap = f", status {info['status']}, gap {100 * info['gap']:.3f} %" if "gap" in info else ""
         print(f"{entry.display_name}: {time.perf_counter() - t0:.1f} s{gap}", flush=True)
-        if info.get("gap", 0.0) > MAX_REFERENCE_GAP:
-            print(
-                f"WARNING: {entry.display_name} stopped {100 * info['gap']:.1f} % from its bound "
-                "(time limit on a busy machine?): every share below is measured against a poor "
-                "incumbent and is not meaningful; rerun with fewer jobs or a longer time_limit_s",
-                flush=True,
-            )
+        if warning := reference_gap_warning(info.get("gap", 0.0), entry.display_name):
+            print(warning.lstrip(), flush=True)
     if args.lookahead_days > 0:
         runs[f"milp+{args.lookahead_days}d"] = _lookahead_milp(
             args, sc, community, args.lookahead_days

@@ -41,6 +41,18 @@ OPTIMIZERS = ("milp", "mpc")
 MAX_REFERENCE_GAP = 0.01
 
 
+def reference_gap_warning(gap: float, name: str = "the MILP") -> str:
+    """A warning sentence (with a leading space) when a reference MILP stopped more than
+    ``MAX_REFERENCE_GAP`` from its best bound (relative ``gap`` [-]); "" otherwise."""
+    if not gap > MAX_REFERENCE_GAP:
+        return ""
+    return (
+        f" Warning: {name} stopped {100 * gap:.1f} % from its best bound (time limit): every "
+        "share of optimal savings is measured against that incumbent; raise its time_limit_s "
+        "or run on a less busy machine."
+    )
+
+
 def forecast_steps(scenario: Any) -> int:
     """Forecast window length in steps: horizon [h] / Δt [h], at least 1."""
     return max(1, round(scenario.community.forecast.horizon_h / scenario.window.step_h))
@@ -226,12 +238,7 @@ def simulate(scenario: Any, console: Any = None) -> SimulationResult:
         f"no_control costs {c_nc:.2f} $, the MILP optimum {c_milp:.2f} $ "
         f"(status {milp_info.get('status')}, gap {100 * milp_info.get('gap', float('nan')):.3f} %)."
     )
-    if milp_info.get("gap", 0.0) > MAX_REFERENCE_GAP:
-        summary += (
-            f" Warning: the MILP stopped {100 * milp_info['gap']:.1f} % from its best bound "
-            "(time limit): every share of optimal savings is measured against that incumbent; "
-            "raise its time_limit_s or run on a less busy machine."
-        )
+    summary += reference_gap_warning(milp_info.get("gap", 0.0))
     if not optimal_ok:
         summary += (
             " Note: a controller cost less than the MILP's incumbent as the env accounts "
