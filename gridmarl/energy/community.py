@@ -104,6 +104,7 @@ class Community:
     over_limit_usd_per_kwh: float  # c_over [$/kWh]
     peak_usd_per_kw: float  # c_peak [$/kW]
     broadcast_loading: bool = False  # observation only: |G_prev| / limit shown to every prosumer
+    ev_rate_feature: bool = False  # observation only: EV charging share needed until departure
     names: tuple[str, ...] = field(default=())  # prosumer names
     sources: tuple[str, ...] = field(default=())  # dataset building each prosumer's load is from
 

@@ -127,6 +127,15 @@ class EVConfig(StrictModel):
     unmet_usd_per_kwh: float = Field(
         0.6, ge=0, description="c_unmet per kWh short of the target at departure [$/kWh]"
     )
+    rate_feature: bool = Field(
+        False,
+        description=(
+            "add one local feature: the share of its charger's power an EV needs on average "
+            "from now to departure to reach the target (ev_need_hours / ev_hours_left, capped "
+            "at 2; the prosumer's own information, a ratio the actor would otherwise have to "
+            "learn; policies trained without it do not load with it)"
+        ),
+    )
 
     _r1 = field_validator("capacity_kwh", "charger_kw")(lambda v: _check_range(v, 0.0))
     _r2 = field_validator("arrival_h", "departure_h")(lambda v: _check_range(v, 0.0, 24.0))

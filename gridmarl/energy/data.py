@@ -740,6 +740,7 @@ def build_community(scenario, span: Span = "evaluate", extra_steps: int | None =
         over_limit_usd_per_kwh=market.over_limit_usd_per_kwh,
         peak_usd_per_kw=market.peak_usd_per_kw,
         broadcast_loading=market.broadcast_loading,
+        ev_rate_feature=ev.rate_feature,
         names=tuple(f"prosumer_{i:0{width}d}" for i in range(n)),
         sources=tuple(data.buildings[j] for j in building),
     )

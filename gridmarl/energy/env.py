@@ -53,10 +53,14 @@ action; scales are the class constants below):
 | 22 | hp_kw | heat-pump power at full mode [kW] / POWER_SCALE_KW (0 without) |
 | 23 | cop | COP at step t [-] / COP_SCALE |
 | 24 | grid_loading_prev | only with ``community.broadcast_loading`` (***) |
+| last | ev_rate_needed | only with ``community.ev.rate_feature`` (****) |
 
 (**) full-power charging time still needed to reach the target (0 when absent).
 (***) abs(G) of the previous step / transformer limit [-], the same for every prosumer (0 at the
 first step): a broadcast, not the prosumer's own information.
+(****) ev_need_hours / ev_hours_left [-], capped at EV_RATE_CAP, 0 when absent: the share of
+full charger power the EV needs on average from this step to its departure (above 1 the target
+is out of reach).  Local information (features 10 and 11), given as the ratio.
 ``TRIPLET_IDX = (7, 8, 12)`` picks the device triplet (battery SOC, EV SOC, indoor temperature).
 
 Forecast ``[B, N, H, 3]`` for steps t+1 … t+H: (load / POWER_SCALE_KW, pv / POWER_SCALE_KW,
@@ -182,6 +186,7 @@ class CommunityEnv(MultiAgentEnv):
     OUTDOOR_SCALE_C = 10.0
     HOURS_SCALE_H = 24.0
     COP_SCALE = 4.0
+    EV_RATE_CAP = 2.0  # cap on the ev_rate_needed feature [-]
 
     LOCAL_FEATURES: tuple[str, ...] = (
         "load",
@@ -277,8 +282,10 @@ class CommunityEnv(MultiAgentEnv):
         self.battery_value = float(battery_value_usd_per_kwh)
         self.ev_value = float(ev_value_usd_per_kwh)
         self.shaping_gamma = float(shaping_gamma)
-        self.local_features = self.LOCAL_FEATURES + (
-            ("grid_loading_prev",) if community.broadcast_loading else ()
+        self.local_features = (
+            self.LOCAL_FEATURES
+            + (("grid_loading_prev",) if community.broadcast_loading else ())
+            + (("ev_rate_needed",) if community.ev_rate_feature else ())
         )
         self.step_h = float(community.step_h)
         self.max_start = s - self.episode_len - self.forecast_steps - 1
@@ -652,7 +659,12 @@ class CommunityEnv(MultiAgentEnv):
         buf[23] = cop / self.COP_SCALE
         lim = self.community.transformer_kw
         if self.community.broadcast_loading:
-            buf[24] = (self._g_prev.abs() / lim)[:, None]
+            loading = self._g_prev.abs() / lim
+            buf[self.local_features.index("grid_loading_prev")] = loading[:, None]
+        if self.community.ev_rate_feature:
+            left = self._hours_left[idx]
+            rate = need / self._ev_rate_safe / left.clamp_min(self.step_h)
+            buf[self.local_features.index("ev_rate_needed")] = rate.clamp_max(self.EV_RATE_CAP)
         buf[k] = self._x_prev / ps
         state = buf.permute(1, 2, 0).contiguous()
         local = buf[:-1].permute(1, 2, 0).contiguous()

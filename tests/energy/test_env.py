@@ -405,3 +405,36 @@ def test_broadcast_loading_adds_one_shared_feature() -> None:
         loading = o2.local[..., 24]
         assert torch.allclose(loading, loading[:, :1].expand_as(loading))  # shared
         assert torch.allclose(loading[:, 0], s1.info["grid_kw"].abs() / c.transformer_kw)
+
+
+def test_ev_rate_feature_is_need_over_hours_left() -> None:
+    """community.ev.rate_feature appends ev_need_hours / ev_hours_left (capped, 0 without a car
+    at home) after the other local features; the default observation is unchanged."""
+    from dataclasses import replace
+
+    from tests.energy.conftest import make_community
+
+    c = make_community(n=5, transformer_kw=3.0)
+    plain = CommunityEnv(c, num_envs=2, dtype=T64, episode_steps=20)
+    both = replace(c, broadcast_loading=True, ev_rate_feature=True)
+    wide = CommunityEnv(both, num_envs=2, dtype=T64, episode_steps=20)
+    assert wide.spec.local_dim == plain.spec.local_dim + 2 == 26
+    assert wide.local_features[-2:] == ("grid_loading_prev", "ev_rate_needed")
+    o1, o2 = plain.reset(seed=1), wide.reset(seed=1)
+    g = torch.Generator().manual_seed(2)
+    f = CommunityEnv.F
+    seen_need = False
+    for _ in range(19):
+        assert torch.equal(o2.local[..., :24], o1.local)
+        left = o1.local[..., f["ev_hours_left"]]
+        need = o1.local[..., f["ev_need_hours"]]
+        home = left > 0
+        want = torch.where(home, need / left.clamp_min(1e-9), torch.zeros_like(need))
+        assert torch.allclose(o2.local[..., 25], want.clamp_max(CommunityEnv.EV_RATE_CAP))
+        assert torch.all(o2.local[..., 25][~home] == 0)
+        seen_need |= bool((o2.local[..., 25] > 0).any())
+        a = random_action(g, 2, c.n, c.hp_modes)
+        s1, s2 = plain.step(a), wide.step(a)
+        assert torch.equal(s1.reward, s2.reward)
+        o1, o2 = s1.obs, s2.obs
+    assert seen_need  # the test community has cars that need charging
