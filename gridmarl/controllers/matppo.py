@@ -109,6 +109,9 @@ class MATPPOConfig:
         value_norm: regress the critic on running-normalised returns ([MAPPO] value norm).
         value_target: ``team`` (pooled V(s), team reward) or ``agent`` (per-agent values/rewards).
         reward_scale: extra multiplier on the reward used for learning.
+        bootstrap_time_limit: treat the end of an episode as a time limit and bootstrap the
+            last step with γ V(final observation) (``collect_rollout``'s ``truncation_value``);
+            off by default, as every checkpoint shipped before it was trained without.
         lstm_hidden: LSTM hidden size d_h.
         feat_dim: local feature width d_feat.
         actor_hidden: actor MLP width.
@@ -133,6 +136,7 @@ class MATPPOConfig:
     value_norm: bool = True
     value_target: Literal["team", "agent"] = "agent"
     reward_scale: float = 1.0
+    bootstrap_time_limit: bool = False
     lstm_hidden: int = 32
     feat_dim: int = 64
     actor_hidden: int = 64
@@ -300,6 +304,11 @@ class MATPPO(Trainable):
         value = self._denorm(self.critic(obs.state, obs.global_))
         return (k.reshape(b, n), u.reshape(b, n, -1), logp.reshape(b, n), value)
 
+    @torch.no_grad()
+    def _truncation_value(self, obs: Observation) -> Tensor:
+        """γ V(s_T) ``[B, V]`` of the observation after an episode's last step (de-normalised)."""
+        return self.cfg.gamma * self._denorm(self.critic(obs.state, obs.global_))
+
     def _denorm(self, v: Tensor) -> Tensor:
         return self.value_norm.denormalize(v) if self.cfg.value_norm else v
 
@@ -424,7 +433,15 @@ class MATPPO(Trainable):
                 group["lr"] = lr
             t0 = time.perf_counter()
             obs, rs = collect_rollout(
-                env, obs, buffer, self._policy_step, team, scale, running, self._next_reset_seed
+                env,
+                obs,
+                buffer,
+                self._policy_step,
+                team,
+                scale,
+                running,
+                self._next_reset_seed,
+                self._truncation_value if self.cfg.bootstrap_time_limit else None,
             )
             t1 = time.perf_counter()
             metrics = self.update(buffer, obs)

@@ -123,3 +123,53 @@ def test_running_mean_std_matches_batch_statistics():
     flat = x.reshape(-1, 3).double()
     torch.testing.assert_close(rms.mean, flat.mean(0))
     torch.testing.assert_close(rms.var, flat.var(0, unbiased=False))
+
+
+def test_time_limit_bootstrap_adds_the_final_value_to_the_last_step_only():
+    """collect_rollout's truncation_value: the last step of each episode stores r + γ V(s_T),
+    computed on the observation after that step (before the reset); other steps store r."""
+    from gridmarl.controllers.common.buffer import RolloutBuffer
+    from gridmarl.controllers.common.rollout import collect_rollout
+    from gridmarl.core.types import Observation
+    from tests.controllers.toy_env import ToyEnv
+
+    def run(truncation_value):
+        env = ToyEnv(n_agents=3, num_envs=2, episode_len=4)
+        buf = RolloutBuffer(env.spec, 10, 2, 3, torch.device("cpu"))
+        zeros = torch.zeros(2, 3)
+        seen: list[Observation] = []
+
+        def policy(obs):
+            return zeros.long(), zeros.unsqueeze(-1), zeros, zeros
+
+        def tail(obs):
+            seen.append(obs)
+            return 0.5 * (1.0 + obs.local[..., 0])  # [B, N], depends on the final obs
+
+        seeds = iter(range(100))
+        obs = env.reset(seed=3)
+        run_ret = torch.zeros(2)
+        collect_rollout(
+            env,
+            obs,
+            buf,
+            policy,
+            False,
+            2.0,
+            run_ret,
+            lambda: next(seeds),
+            tail if truncation_value else None,
+        )
+        return buf.rewards.clone(), buf.dones.clone(), seen
+
+    plain, dones, _ = run(False)
+    boot, dones2, seen = run(True)
+    assert torch.equal(dones, dones2)
+    ends = dones.bool().any(-1) if dones.dim() == 3 else dones.bool()
+    assert ends.any(-1).tolist() == [False, False, False, True] * 2 + [False, False]
+    assert len(seen) == 2  # once per episode end, on the final observation
+    for k, t in enumerate([3, 7]):
+        want = plain[t] + 0.5 * (1.0 + seen[k].local[..., 0])
+        assert torch.allclose(boot[t], want)
+    other = [t for t in range(10) if t not in (3, 7)]
+    assert torch.equal(boot[other], plain[other])

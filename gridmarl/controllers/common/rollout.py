@@ -42,6 +42,7 @@ def collect_rollout(
     reward_scale: float,
     running_return: Tensor,
     reset_seed: Callable[[], int],
+    truncation_value: Callable[[Observation], Tensor] | None = None,
 ) -> tuple[Observation, RolloutStats]:
     """Fill ``buffer`` with ``buffer.horizon`` steps of every env, starting from ``obs``.
 
@@ -55,6 +56,12 @@ def collect_rollout(
         reward_scale: multiplies the stored reward (the logged returns are unscaled).
         running_return: ``[B]`` team return so far of each env's current episode; updated in place.
         reset_seed: gives the seed of each ``env.reset``.
+        truncation_value: when given, an episode's end is a time limit, not a terminal state
+            (Pardo et al. 2018, "Time Limits in Reinforcement Learning", arXiv:1712.00378):
+            the stored reward of an env's last step gets ``truncation_value(final obs)``
+            ``[B, V]`` added, i.e. γ V(s_T) in the stored reward's units, so that what would
+            follow the cut is bootstrapped instead of counted as zero.  ``done`` still stops
+            GAE's recursion there.  None: the end is terminal.
 
     Returns:
         The observation after the last step (for bootstrapping) and the rollout's stats.
@@ -71,7 +78,12 @@ def collect_rollout(
         stats.policy_s += t1 - t0
         stats.env_s += t2 - t1
         reward = step.team_reward.unsqueeze(-1) if team else step.reward
-        buffer.add(obs, disc, raw, logp, value, reward * reward_scale, step.done)
+        reward = reward * reward_scale
+        if truncation_value is not None and bool(step.done.any()):
+            with torch.no_grad():
+                tail = truncation_value(step.obs)
+            reward = reward + torch.where(step.done[:, None], tail, torch.zeros_like(tail))
+        buffer.add(obs, disc, raw, logp, value, reward, step.done)
         running_return += step.team_reward.to(running_return.dtype)
         if bool(step.done.any()):
             stats.episode_returns += running_return[step.done].tolist()
