@@ -526,7 +526,9 @@ class MATPPO(Trainable):
         """
         state = read_checkpoint(path, CHECKPOINT_FORMAT, "MATPPO")
         check_compatible(state, self.spec, SHAPE_FIELDS, path, scenario_hash)
-        if state["config"] != asdict(self.cfg):
+        # options added after a checkpoint was written take their defaults (which reproduce
+        # the behaviour it was trained with)
+        if asdict(MATPPOConfig(**state["config"])) != asdict(self.cfg):
             raise ScenarioError(
                 f"{path}: checkpoint hyper-parameters differ from this "
                 "controller's; build it with MATPPO.from_checkpoint"

@@ -174,6 +174,13 @@ def test_checkpoint_round_trip_and_refusals(tmp_path):
         assert torch.equal(x, y)
     for k, v in ctrl.actor.state_dict().items():
         assert torch.equal(v, back.actor.state_dict()[k])
+    # a checkpoint written before an option existed loads with that option's default
+    old = torch.load(path, weights_only=True)
+    del old["config"]["bootstrap_time_limit"]
+    torch.save(old, tmp_path / "old.pt")
+    aged = MATPPO.from_checkpoint(tmp_path / "old.pt", ToyEnv().spec)
+    assert aged.cfg == ctrl.cfg
+    assert torch.equal(aged.act(obs).continuous, ctrl.act(obs).continuous)
     # resume continues exactly: same next update on both
     _, after = _continue(ctrl), _continue(back)
     assert _ == after
