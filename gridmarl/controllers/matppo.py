@@ -301,13 +301,16 @@ class MATPPO(Trainable):
         dist = self._dist(obs)
         k, u = dist.sample(self.sample_gen)
         logp = dist.log_prob(k, u)
-        value = self._denorm(self.critic(obs.state, obs.global_))
-        return (k.reshape(b, n), u.reshape(b, n, -1), logp.reshape(b, n), value)
+        return (k.reshape(b, n), u.reshape(b, n, -1), logp.reshape(b, n), self._value(obs))
 
     @torch.no_grad()
     def _truncation_value(self, obs: Observation) -> Tensor:
         """γ V(s_T) ``[B, V]`` of the observation after an episode's last step (de-normalised)."""
-        return self.cfg.gamma * self._denorm(self.critic(obs.state, obs.global_))
+        return self.cfg.gamma * self._value(obs)
+
+    def _value(self, obs: Observation) -> Tensor:
+        """De-normalised V(s) ``[B, V]`` of the critic."""
+        return self._denorm(self.critic(obs.state, obs.global_))
 
     def _denorm(self, v: Tensor) -> Tensor:
         return self.value_norm.denormalize(v) if self.cfg.value_norm else v
@@ -317,7 +320,7 @@ class MATPPO(Trainable):
         """One PPO update from a full rollout; returns the loss statistics."""
         cfg = self.cfg
         with torch.no_grad():
-            last_v = self._denorm(self.critic(last_obs.state, last_obs.global_))
+            last_v = self._value(last_obs)
         adv, ret = compute_gae(
             buffer.rewards, buffer.values, buffer.dones, last_v, cfg.gamma, cfg.gae_lambda
         )

@@ -287,6 +287,10 @@ class CommunityEnv(MultiAgentEnv):
             + (("grid_loading_prev",) if community.broadcast_loading else ())
             + (("ev_rate_needed",) if community.ev_rate_feature else ())
         )
+        # rows of the optional features in the observation buffer (None when off)
+        idx_of = {name: i for i, name in enumerate(self.local_features)}
+        self._loading_idx = idx_of.get("grid_loading_prev")
+        self._rate_idx = idx_of.get("ev_rate_needed")
         self.step_h = float(community.step_h)
         self.max_start = s - self.episode_len - self.forecast_steps - 1
         self._gen = make_generator(seed)
@@ -637,6 +641,8 @@ class CommunityEnv(MultiAgentEnv):
         sin, cos, tout = self._tod_sin[idx], self._tod_cos[idx], self._tout[idx]
         pres_f = self._present[idx].to(self.dtype)
         need = (self._ev_target - self._e_ev).clamp_min(0.0) * pres_f
+        need_h = need / self._ev_rate_safe  # full-power charging time still needed [h]
+        left_h = self._hours_left[idx]  # [h]
         # feature-major [K+1, B, N] (row copies are contiguous), transposed once at the end
         k = len(self.local_features)
         buf = torch.empty(k + 1, b, n, dtype=self.dtype, device=self.device)
@@ -650,21 +656,19 @@ class CommunityEnv(MultiAgentEnv):
         buf[7] = self._e / self._e_max_safe * self._has_batt_f
         buf[8] = self._e_ev / self._ev_cap_safe * pres_f
         buf[9] = pres_f
-        buf[10] = self._hours_left[idx] / self.HOURS_SCALE_H
-        buf[11] = need / self._ev_rate_safe / self.HOURS_SCALE_H
+        buf[10] = left_h / self.HOURS_SCALE_H
+        buf[11] = need_h / self.HOURS_SCALE_H
         buf[12] = (self._theta - self.THETA_REF_C) / self.THETA_SCALE_C
         buf[13:15] = self._static[0:2, None, :]
         buf[15] = ((tout - self.THETA_REF_C) / self.OUTDOOR_SCALE_C)[:, None]
         buf[16:23] = self._static[2:, None, :]
         buf[23] = cop / self.COP_SCALE
         lim = self.community.transformer_kw
-        if self.community.broadcast_loading:
-            loading = self._g_prev.abs() / lim
-            buf[self.local_features.index("grid_loading_prev")] = loading[:, None]
-        if self.community.ev_rate_feature:
-            left = self._hours_left[idx]
-            rate = need / self._ev_rate_safe / left.clamp_min(self.step_h)
-            buf[self.local_features.index("ev_rate_needed")] = rate.clamp_max(self.EV_RATE_CAP)
+        if self._loading_idx is not None:
+            buf[self._loading_idx] = (self._g_prev.abs() / lim)[:, None]
+        if self._rate_idx is not None:
+            rate = need_h / left_h.clamp_min(self.step_h)
+            buf[self._rate_idx] = rate.clamp_max(self.EV_RATE_CAP)
         buf[k] = self._x_prev / ps
         state = buf.permute(1, 2, 0).contiguous()
         local = buf[:-1].permute(1, 2, 0).contiguous()

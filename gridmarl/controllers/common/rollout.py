@@ -79,13 +79,14 @@ def collect_rollout(
         stats.env_s += t2 - t1
         reward = step.team_reward.unsqueeze(-1) if team else step.reward
         reward = reward * reward_scale
-        if truncation_value is not None and bool(step.done.any()):
+        ended = bool(step.done.any())
+        if truncation_value is not None and ended:
             with torch.no_grad():
                 tail = truncation_value(step.obs)
             reward = reward + torch.where(step.done[:, None], tail, torch.zeros_like(tail))
         buffer.add(obs, disc, raw, logp, value, reward, step.done)
         running_return += step.team_reward.to(running_return.dtype)
-        if bool(step.done.any()):
+        if ended:
             stats.episode_returns += running_return[step.done].tolist()
             running_return[step.done] = 0.0
         obs = step.obs
