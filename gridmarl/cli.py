@@ -172,6 +172,13 @@ def train(
     warm_start_epochs: Annotated[
         int, typer.Option(help="passes of the warm start over the teacher's episodes")
     ] = 4,
+    warm_start_keep_prior: Annotated[
+        bool,
+        typer.Option(
+            help="where the env declares a default action (energy: community.ev.action_prior), "
+            "the warm start keeps it instead of the teacher's action"
+        ),
+    ] = False,
     validate_every: Annotated[
         int | None, typer.Option(help="PPO updates between validations and checkpoints")
     ] = None,
@@ -203,6 +210,7 @@ def train(
         threads=threads,
         warm_start=warm_start,
         warm_start_epochs=warm_start_epochs,
+        warm_start_keep_prior=warm_start_keep_prior,
     )
     console.print(f"[green]trained[/green] {run_dir}")
 

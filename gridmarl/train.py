@@ -213,6 +213,7 @@ def _warm_start(
     teachers: dict[str, Any],
     scenario: Any,
     epochs: int = 4,
+    keep_prior: bool = False,
 ) -> dict[str, float]:
     from gridmarl.controllers.common.warm_start import warm_start
 
@@ -222,7 +223,7 @@ def _warm_start(
     # an expensive teacher (the MILP) demonstrates fewer episodes than the PPO batch has envs
     env = make_env(min(ctrl.cfg.num_envs, getattr(teach, "episodes", ctrl.cfg.num_envs)))
     try:
-        return warm_start(ctrl, env, teach, epochs=epochs, seed=seed)
+        return warm_start(ctrl, env, teach, epochs=epochs, seed=seed, keep_prior=keep_prior)
     finally:
         env.close()
 
@@ -254,6 +255,7 @@ def train(
     overrides: list[str] | None = None,
     warm_start: str | None = None,
     warm_start_epochs: int = 4,
+    warm_start_keep_prior: bool = False,
 ) -> Path:
     """Train ``controller`` on the scenario's training window; returns the run folder.
 
@@ -276,6 +278,9 @@ def train(
             clone before PPO starts (``controllers/common/warm_start.py``); None = learn from
             scratch.  Ignored on resume.
         warm_start_epochs: passes of the warm start over the teacher's episodes.
+        warm_start_keep_prior: on the action dimensions where the env declares a default
+            action (``spec.action_prior``), the warm start keeps that default instead of the
+            teacher's action.
 
     Raises:
         ScenarioError: unknown controller, a domain without training support, or a checkpoint /
@@ -358,6 +363,7 @@ def train(
             "argv": sys.argv,
             "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "warm_start": warm_start,
+            "warm_start_keep_prior": warm_start_keep_prior,
         }
         write_json(run_dir / "train_manifest.json", manifest)
     ctrl.meta.update(
@@ -383,9 +389,17 @@ def train(
     warm: dict[str, float] = {}
     if warm_start is not None and resume is None:
         warm = _warm_start(
-            ctrl, make_env, warm_start, seed, dom.TEACHERS, scenario, warm_start_epochs
+            ctrl,
+            make_env,
+            warm_start,
+            seed,
+            dom.TEACHERS,
+            scenario,
+            warm_start_epochs,
+            warm_start_keep_prior,
         )
-        ctrl.meta["warm_start"] = warm_start
+        kept = " (env prior kept)" if warm_start_keep_prior else ""
+        ctrl.meta["warm_start"] = warm_start + kept
         unit = validator.return_unit
         console.print(
             f"warm start from {warm_start}: teacher return {warm['warm/teacher_return']:.1f} "

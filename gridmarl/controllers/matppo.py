@@ -15,7 +15,9 @@ Networks
 **Actor** (one set of weights shared by every agent; decentralised execution):
 ``forecast [M, H, f] → LSTM → h_H [M, d_h]``; ``concat(local [M, local_dim], h_H) → Linear →
 local feature [M, d_feat] → MLP (tanh) → hybrid head`` (masked categorical logits ``[M, K]`` and a
-Gaussian mean ``[M, C]`` with a state-independent log-std ``[C]``).  ``M = B·N``: agents are
+Gaussian mean ``[M, C]`` with a state-independent log-std ``[C]``; where the env declares a
+default action in ``spec.action_prior``, the mean is that local feature plus the head's output,
+a residual policy).  ``M = B·N``: agents are
 folded into the batch, so an agent's action depends on its own observation only, and the same
 actor runs on any number of agents.  The design (DESIGN §7) names the device triplet as the
 actor's non-forecast input; the actor takes all of ``local`` (which contains the triplet at
@@ -183,6 +185,9 @@ class Actor(nn.Module):
         self.logits = nn.Linear(cfg.actor_hidden, spec.n_discrete) if spec.n_discrete else None
         self.mean = nn.Linear(cfg.actor_hidden, spec.n_continuous) if spec.n_continuous else None
         self.log_std = nn.Parameter(torch.full((spec.n_continuous,), cfg.init_log_std))
+        # residual policy: the dimensions with a prior, and the local features that hold it
+        self.prior_dims = [d for d, i in enumerate(spec.action_prior) if i >= 0]
+        self.prior_cols = [i for i in spec.action_prior if i >= 0]
         orthogonal_init(self)
         # small output layers: a near-uniform categorical and μ ≈ 0 at the start
         for head in (self.logits, self.mean):
@@ -196,6 +201,11 @@ class Actor(nn.Module):
         z = self.act_fn(self.body(feat))
         logits = self.logits(z) if self.logits is not None else z.new_zeros(z.shape[0], 0)
         mean = self.mean(z) if self.mean is not None else z.new_zeros(z.shape[0], 0)
+        if self.prior_dims:
+            # μ = the env's default action + the network's residual (Silver et al. 2018)
+            prior = torch.zeros_like(mean)
+            prior[:, self.prior_dims] = local[:, self.prior_cols]
+            mean = mean + prior
         return HybridDistribution(logits, mask, mean, self.log_std)
 
 
@@ -484,6 +494,7 @@ class MATPPO(Trainable):
             "shapes": {f: int(getattr(self.spec, f)) for f in SHAPE_FIELDS},
             "n_agents": self.spec.n_agents,
             "forecast_len": self.spec.forecast_len,
+            "action_prior": list(self.spec.action_prior),
             "seed": self.seed,
             "agent_steps": self.agent_steps,
             "updates": self.updates,

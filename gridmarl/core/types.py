@@ -29,6 +29,10 @@ class AgentSpec:
         groups: ``[N]`` int group id of each agent (HAMA / HMF).
         neighbors: ``[N, K]`` int neighbour indices, padded with -1 (LToS, HAMA).
         agent_names: ``N`` names used by the PettingZoo adapter and the exports.
+        action_prior: empty, or one entry per continuous action dimension: the index of a
+            ``Observation.local`` feature that holds a default action for that dimension, in
+            the env's units [-1, 1], or -1 for none.  A residual policy adds it to its Gaussian
+            mean (Silver et al. 2018, "Residual policy learning", arXiv:1812.06298).
     """
 
     n_agents: int
@@ -42,6 +46,7 @@ class AgentSpec:
     groups: Tensor
     neighbors: Tensor
     agent_names: tuple[str, ...] = ()
+    action_prior: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.n_agents <= 0:
@@ -54,6 +59,14 @@ class AgentSpec:
             )
         if self.neighbors.dim() != 2 or self.neighbors.shape[0] != self.n_agents:
             raise ValueError(f"neighbors must have shape [{self.n_agents}, K]")
+        if self.action_prior and (
+            len(self.action_prior) != self.n_continuous
+            or not all(-1 <= i < self.local_dim for i in self.action_prior)
+        ):
+            raise ValueError(
+                f"action_prior must name a local feature (0 … {self.local_dim - 1}) or -1 for "
+                f"each of the {self.n_continuous} continuous dimensions, got {self.action_prior}"
+            )
         if not self.agent_names:
             object.__setattr__(
                 self, "agent_names", tuple(f"agent_{i}" for i in range(self.n_agents))

@@ -105,6 +105,7 @@ class Community:
     peak_usd_per_kw: float  # c_peak [$/kW]
     broadcast_loading: bool = False  # observation only: |G_prev| / limit shown to every prosumer
     ev_rate_feature: bool = False  # observation only: EV charging share needed until departure
+    ev_action_prior: bool = False  # observation only: even-spread EV action, the policy's prior
     names: tuple[str, ...] = field(default=())  # prosumer names
     sources: tuple[str, ...] = field(default=())  # dataset building each prosumer's load is from
 

@@ -136,6 +136,16 @@ class EVConfig(StrictModel):
             "learn; policies trained without it do not load with it)"
         ),
     )
+    action_prior: bool = Field(
+        False,
+        description=(
+            "add one local feature, the EV action that spreads the energy still needed evenly "
+            "over the hours left (2 min(1, ev_need_hours / ev_hours_left) - 1, -1 without a car "
+            "at home), declared as the EV action's prior: a learned policy's Gaussian mean is "
+            "this plus its network's output (a residual policy); rule and optimisation "
+            "controllers ignore it; policies trained without it do not load with it"
+        ),
+    )
 
     _r1 = field_validator("capacity_kwh", "charger_kw")(lambda v: _check_range(v, 0.0))
     _r2 = field_validator("arrival_h", "departure_h")(lambda v: _check_range(v, 0.0, 24.0))

@@ -53,7 +53,8 @@ action; scales are the class constants below):
 | 22 | hp_kw | heat-pump power at full mode [kW] / POWER_SCALE_KW (0 without) |
 | 23 | cop | COP at step t [-] / COP_SCALE |
 | 24 | grid_loading_prev | only with ``community.broadcast_loading`` (***) |
-| last | ev_rate_needed | only with ``community.ev.rate_feature`` (****) |
+| next | ev_rate_needed | only with ``community.ev.rate_feature`` (****) |
+| last | ev_prior_u | only with ``community.ev.action_prior`` (*****) |
 
 (**) full-power charging time still needed to reach the target (0 when absent).
 (***) abs(G) of the previous step / transformer limit [-], the same for every prosumer (0 at the
@@ -61,6 +62,11 @@ first step): a broadcast, not the prosumer's own information.
 (****) ev_need_hours / ev_hours_left [-], capped at EV_RATE_CAP, 0 when absent: the share of
 full charger power the EV needs on average from this step to its departure (above 1 the target
 is out of reach).  Local information (features 10 and 11), given as the ratio.
+(*****) the EV action u_ev that spreads the energy still needed evenly over the hours left,
+2 · min(1, ev_need_hours / ev_hours_left) − 1 (−1 when absent or full), declared in
+``spec.action_prior`` as the EV dimension's default action: a residual policy's Gaussian mean
+is this plus its network's output.  Local information; rule and optimisation controllers
+ignore it.
 ``TRIPLET_IDX = (7, 8, 12)`` picks the device triplet (battery SOC, EV SOC, indoor temperature).
 
 Forecast ``[B, N, H, 3]`` for steps t+1 … t+H: (load / POWER_SCALE_KW, pv / POWER_SCALE_KW,
@@ -286,11 +292,13 @@ class CommunityEnv(MultiAgentEnv):
             self.LOCAL_FEATURES
             + (("grid_loading_prev",) if community.broadcast_loading else ())
             + (("ev_rate_needed",) if community.ev_rate_feature else ())
+            + (("ev_prior_u",) if community.ev_action_prior else ())
         )
         # rows of the optional features in the observation buffer (None when off)
         idx_of = {name: i for i, name in enumerate(self.local_features)}
         self._loading_idx = idx_of.get("grid_loading_prev")
         self._rate_idx = idx_of.get("ev_rate_needed")
+        self._prior_idx = idx_of.get("ev_prior_u")
         self.step_h = float(community.step_h)
         self.max_start = s - self.episode_len - self.forecast_steps - 1
         self._gen = make_generator(seed)
@@ -401,6 +409,8 @@ class CommunityEnv(MultiAgentEnv):
             groups=torch.as_tensor(groups.reshape(-1), dtype=torch.long),
             neighbors=torch.as_tensor(nbr),
             agent_names=names,
+            # the EV dimension's default action (a residual policy adds it to its mean)
+            action_prior=(-1, self._prior_idx) if self._prior_idx is not None else (),
         )
 
     def _community_cost(self, g: Tensor, price: Tensor, dt: float) -> Tensor:
@@ -666,9 +676,12 @@ class CommunityEnv(MultiAgentEnv):
         lim = self.community.transformer_kw
         if self._loading_idx is not None:
             buf[self._loading_idx] = (self._g_prev.abs() / lim)[:, None]
-        if self._rate_idx is not None:
+        if self._rate_idx is not None or self._prior_idx is not None:
             rate = need_h / left_h.clamp_min(self.step_h)
-            buf[self._rate_idx] = rate.clamp_max(self.EV_RATE_CAP)
+            if self._rate_idx is not None:
+                buf[self._rate_idx] = rate.clamp_max(self.EV_RATE_CAP)
+            if self._prior_idx is not None:
+                buf[self._prior_idx] = 2.0 * rate.clamp_max(1.0) - 1.0
         buf[k] = self._x_prev / ps
         state = buf.permute(1, 2, 0).contiguous()
         local = buf[:-1].permute(1, 2, 0).contiguous()

@@ -191,6 +191,8 @@ def test_checkpoint_round_trip_and_refusals(tmp_path):
         MATPPO.from_checkpoint(
             path, dataclasses.replace(ToyEnv().spec, forecast_len=trained_len + 1)
         )
+    with pytest.raises(ScenarioError, match=r"action_prior=\[\] .* in the checkpoint but \[2\]"):
+        MATPPO.from_checkpoint(path, dataclasses.replace(ToyEnv().spec, action_prior=(2,)))
     with pytest.raises(ScenarioError, match="different scenario"):
         MATPPO.from_checkpoint(path, ToyEnv().spec, scenario_hash="b" * 64)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
@@ -228,3 +230,50 @@ def test_warm_start_clones_the_teacher():
     assert (act.discrete == want.discrete).float().mean() >= 0.95
     assert (act.continuous - want.continuous).abs().mean() <= 0.1
     assert out["warm/teacher_return"] == pytest.approx(2 * 8 * 1.0)  # N × T × max reward
+
+
+def test_residual_policy_adds_the_envs_default_action_to_its_mean():
+    """With ``spec.action_prior`` naming local feature 2, the Gaussian mean is that feature plus
+    the head's output, agent by agent; a silent head acts the prior itself (clipped)."""
+    env = ToyEnv(n_agents=3)
+    spec = dataclasses.replace(env.spec, action_prior=(2,))
+    plain, residual = MATPPO(env.spec, SMALL, seed=5), MATPPO(spec, SMALL, seed=5)
+    obs = _random_obs(env, 6)
+    prior = obs.local[..., 2].reshape(-1, 1)
+    assert torch.allclose(residual._dist(obs).mean, plain._dist(obs).mean + prior)
+    with torch.no_grad():
+        residual.actor.mean.weight.zero_()
+        residual.actor.mean.bias.zero_()
+    u = residual.act(obs).continuous[..., 0]
+    assert torch.equal(u, obs.local[..., 2].clamp(-1, 1))
+    with pytest.raises(ValueError, match="action_prior must name a local feature"):
+        dataclasses.replace(env.spec, action_prior=(3,))
+
+
+@pytest.mark.parametrize("keep_prior", [False, True])
+def test_warm_start_keeps_the_envs_default_action_when_asked(keep_prior):
+    """On an env whose continuous action has a default (local feature 2), the warm start clones
+    the teacher, or with ``keep_prior`` that default, on that dimension; the discrete choice is
+    the teacher's either way."""
+
+    def prior_env(**kw) -> ToyEnv:
+        env = ToyEnv(**kw)
+        env.spec = dataclasses.replace(env.spec, action_prior=(2,))
+        return env
+
+    ctrl = MATPPO(prior_env().spec, SMALL, seed=0)
+    warm_start(
+        ctrl,
+        prior_env(num_envs=64, episode_len=8),
+        _BestAction(),
+        epochs=30,
+        minibatch=256,
+        lr=3e-3,
+        keep_prior=keep_prior,
+    )
+    obs = prior_env(num_envs=64).reset(seed=99)
+    act, teacher = ctrl.act(obs), _BestAction().act(obs)
+    want = obs.local[..., 2:3] if keep_prior else teacher.continuous
+    assert (act.discrete == teacher.discrete).float().mean() >= 0.95
+    assert (act.continuous - want).abs().mean() <= 0.05
+    assert (teacher.continuous - obs.local[..., 2:3]).abs().mean() >= 0.3  # the two differ

@@ -438,3 +438,45 @@ def test_ev_rate_feature_is_need_over_hours_left() -> None:
         assert torch.equal(s1.reward, s2.reward)
         o1, o2 = s1.obs, s2.obs
     assert seen_need  # the test community has cars that need charging
+
+
+def test_ev_action_prior_spreads_the_need_evenly() -> None:
+    """community.ev.action_prior appends the even-spread EV action 2 min(1, need / left) - 1
+    (-1 without a car at home) and declares it as the EV dimension's prior; acting on it charges
+    each car at one constant power over its stay and meets every reachable target."""
+    from dataclasses import replace
+
+    from tests.energy.conftest import make_community
+
+    c = make_community(n=8, days=3)
+    kw = {"num_envs": 1, "dtype": T64, "episode_steps": 60, "record": True}
+    plain = CommunityEnv(c, **kw)
+    env = CommunityEnv(replace(c, ev_action_prior=True), **kw)
+    assert env.local_features[-1] == "ev_prior_u" and env.spec.local_dim == 25
+    assert env.spec.action_prior == (-1, 24) and plain.spec.action_prior == ()
+    o1, o = plain.reset(seed=1), env.reset(seed=1)
+    f = CommunityEnv.F
+    for _ in range(60):
+        assert torch.equal(o.local[..., :24], o1.local)
+        left = o.local[..., f["ev_hours_left"]]
+        need = o.local[..., f["ev_need_hours"]]
+        home = left > 0
+        share = torch.where(home, need / left.clamp_min(1e-9), torch.zeros_like(need))
+        assert torch.allclose(o.local[..., 24], 2 * share.clamp_max(1.0) - 1)
+        assert torch.all(o.local[..., 24][~home] == -1)
+        u = torch.stack([torch.zeros_like(share), o.local[..., 24]], -1)
+        a = Action(discrete=torch.zeros_like(share, dtype=torch.long), continuous=u)
+        s1, st = plain.step(a), env.step(a)
+        assert torch.equal(s1.reward, st.reward)  # the feature changes nothing physical
+        o1, o = s1.obs, st.obs
+    rec = env.records()
+    assert rec.ev_unmet_kwh.sum() == pytest.approx(0.0, abs=1e-9)  # every target is reachable
+    stays = 0
+    for _, r in rec.sort_values("step").groupby("prosumer"):
+        p = r.ev_kw.to_numpy()
+        run = np.split(p, np.flatnonzero(np.diff(p > 0)) + 1)  # charging / idle stretches
+        for seg in run:
+            if seg[0] > 0:
+                stays += 1
+                assert np.allclose(seg, seg[0])  # one constant power per stay
+    assert stays >= 4

@@ -67,6 +67,13 @@ def check_compatible(
         problems.append(
             f"forecast_len={trained_len} steps in the checkpoint but {spec.forecast_len} in the env"
         )
+    # a residual policy's mean adds the env's default action: both must declare the same one
+    trained_prior = tuple(state.get("action_prior", ()))
+    if trained_prior != tuple(spec.action_prior):
+        problems.append(
+            f"action_prior={list(trained_prior)} (local features holding a default action) in "
+            f"the checkpoint but {list(spec.action_prior)} in the env"
+        )
     if problems:
         raise ScenarioError(
             f"{path}: checkpoint does not fit this env: "

@@ -6,9 +6,12 @@ the actor's normalisers are fitted to what it saw, the actor is fitted to the te
 (cross-entropy on the discrete choice, squared error of the Gaussian mean against the
 teacher's continuous action; the log-std is left alone so PPO still explores), and the critic
 is fitted to the teacher's discounted returns.  PPO then starts from a policy that already
-behaves like the rule baseline and a critic that already values it.  Controllers opt in by
-having ``actor``, ``critic``, ``value_norm``, ``cfg``, ``params``, ``update_normalizers`` and
-``_denorm`` like :class:`gridmarl.controllers.matppo.MATPPO`.
+behaves like the rule baseline and a critic that already values it.  With ``keep_prior`` the
+continuous dimensions for which the env declares a default action (``spec.action_prior``) take
+that default instead of the teacher's action, in the episodes and as the clone's target: a
+residual policy then starts from the env's default there and from the teacher elsewhere.
+Controllers opt in by having ``actor``, ``critic``, ``value_norm``, ``cfg``, ``params``,
+``update_normalizers`` and ``_denorm`` like :class:`gridmarl.controllers.matppo.MATPPO`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from gridmarl.controllers.common.buffer import RolloutBuffer
 from gridmarl.controllers.common.gae import compute_gae
 from gridmarl.core.controller import Controller
 from gridmarl.core.env import MultiAgentEnv
+from gridmarl.core.types import Action
 
 
 def warm_start(
@@ -31,6 +35,7 @@ def warm_start(
     minibatch: int = 32768,
     lr: float = 1e-3,
     seed: int = 0,
+    keep_prior: bool = False,
 ) -> dict[str, float]:
     """Fit ``ctrl``'s actor to ``teacher`` and its critic to the teacher's returns.
 
@@ -42,6 +47,7 @@ def warm_start(
         minibatch: agent samples per gradient step (critic samples scale down by ``N``).
         lr: Adam learning rate of the warm start.
         seed: seeds the env reset and the shuffles.
+        keep_prior: act and clone the env's default action on the dimensions that have one.
 
     Returns:
         Final losses: ``warm/actor_ce``, ``warm/actor_mse``, ``warm/value_loss``, and
@@ -55,9 +61,16 @@ def warm_start(
     obs = env.reset(seed=seed)
     teacher.reset(env)
     ret = torch.zeros(env.num_envs, dtype=torch.float64, device=ctrl.device)
+    prior = env.spec.action_prior
+    prior_dims = [d for d, i in enumerate(prior) if i >= 0]
+    prior_cols = [i for i in prior if i >= 0]
     with torch.no_grad():
         for _ in range(env.episode_len):
             act = teacher.act(obs, deterministic=True)
+            if keep_prior and prior_dims:
+                cont = act.continuous.clone()
+                cont[..., prior_dims] = obs.local[..., prior_cols].to(cont.dtype)
+                act = Action(discrete=act.discrete, continuous=cont)
             step = env.step(act)
             reward = step.team_reward.unsqueeze(-1) if team else step.reward
             zeros = torch.zeros_like(step.reward)
