@@ -118,6 +118,10 @@ class MATPPOConfig:
         feat_dim: local feature width d_feat.
         actor_hidden: actor MLP width.
         init_log_std: initial Gaussian log σ.
+        log_std_final: None, or a ceiling on the Gaussian's log σ that falls linearly from
+            ``init_log_std`` to this value over the budget (applied to the parameter before
+            every rollout): less exploration noise as training ends, closer to the mean action
+            the policy is judged on.
         critic_dim: Transformer width d_model.
         critic_heads: attention heads.
         critic_layers: encoder layers.
@@ -143,6 +147,7 @@ class MATPPOConfig:
     feat_dim: int = 64
     actor_hidden: int = 64
     init_log_std: float = -1.0
+    log_std_final: float | None = None
     critic_dim: int = 32
     critic_heads: int = 2
     critic_layers: int = 2
@@ -444,6 +449,10 @@ class MATPPO(Trainable):
             lr = cfg.lr * (1.0 - (1.0 - cfg.lr_final_frac) * frac)  # linear decay
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
+            if cfg.log_std_final is not None:  # linearly falling ceiling on log σ
+                cap = cfg.init_log_std + (cfg.log_std_final - cfg.init_log_std) * frac
+                with torch.no_grad():
+                    self.actor.log_std.clamp_(max=cap)
             t0 = time.perf_counter()
             obs, rs = collect_rollout(
                 env,

@@ -277,3 +277,18 @@ def test_warm_start_keeps_the_envs_default_action_when_asked(keep_prior):
     assert (act.discrete == teacher.discrete).float().mean() >= 0.95
     assert (act.continuous - want).abs().mean() <= 0.05
     assert (teacher.continuous - obs.local[..., 2:3]).abs().mean() >= 0.3  # the two differ
+
+
+def test_log_std_ceiling_falls_linearly_over_the_budget():
+    """``log_std_final`` caps log σ by a ceiling falling from ``init_log_std`` to it: before the
+    last of 10 updates the ceiling is init + (final − init) · 9/10, and log σ is at or below it
+    (without the option, log σ stays near its start)."""
+    per_update, updates = 16 * 8 * 2, 10
+    capped = dataclasses.replace(SMALL, init_log_std=-0.5, log_std_final=-2.5)
+    free = dataclasses.replace(SMALL, init_log_std=-0.5)
+    ctrl, _ = _train(seed=0, budget=per_update * updates, cfg=capped)
+    ceiling = -0.5 + (-2.5 + 0.5) * (updates - 1) / updates
+    # one update after the last clamp can move it by at most lr × a few Adam steps
+    assert float(ctrl.actor.log_std.detach().max()) <= ceiling + 0.05
+    ref, _ = _train(seed=0, budget=per_update * updates, cfg=free)
+    assert float(ref.actor.log_std.detach().min()) > ceiling + 0.5
