@@ -336,6 +336,12 @@ def train(
     probe = make_env(1)
     spec = probe.spec
     probe.close()
+    if warm_start_keep_prior and (warm_start is None or not any(i >= 0 for i in spec.action_prior)):
+        raise ScenarioError(
+            "--warm-start-keep-prior needs --warm-start and an env that declares a default "
+            "action (energy: community.ev.action_prior=true); "
+            + ("no --warm-start given" if warm_start is None else "this env declares none")
+        )
     cls = info.load_class()
     if resume is not None:
         ctrl = cls.from_checkpoint(

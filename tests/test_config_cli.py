@@ -134,3 +134,17 @@ def test_cli_unwritable_out_fails_fast(tmp_path: Path) -> None:
     proc = run_cli("simulate", str(COMMUNITY), "--out", str(blocker / "runs"))
     assert proc.returncode == 2, proc.stderr
     assert "cannot write there" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_train_refuses_keep_prior_that_would_do_nothing(tmp_path: Path) -> None:
+    """``--warm-start-keep-prior`` without a warm start, or on an env without a declared
+    default action, is an error (exit 2) before any run folder is made."""
+    base = ["train", str(COMMUNITY), "--device", "cpu", "--out", str(tmp_path / "runs")]
+    for extra, expected in (
+        (["--warm-start-keep-prior"], "no --warm-start given"),
+        (["--warm-start", "rule_based", "--warm-start-keep-prior"], "this env declares none"),
+    ):
+        proc = run_cli(*base, *extra)
+        assert proc.returncode == 2, proc.stderr
+        assert expected in " ".join(proc.stderr.split()) and "Traceback" not in proc.stderr
+    assert not any((tmp_path / "runs").rglob("*manifest.json"))
