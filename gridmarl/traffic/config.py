@@ -148,6 +148,14 @@ class SignalConfig(StrictModel):
         description="yellow inserted at the start of a step when the phase "
         "changes; part of the step [s]",
     )
+    pressure_features: bool = Field(
+        False,
+        description="append to each intersection's observation the pressure of each phase "
+        "(what MaxPressure maximises: incoming-lane vehicles minus the mean vehicles per lane "
+        "of the outgoing road, over the phase's movements, counted on the intersection's own "
+        "entry and exit roads) [veh] and the time since its current green began / 60 [min]; "
+        "policies trained without them do not load with them",
+    )
 
     @model_validator(mode="after")
     def _fits(self) -> SignalConfig:

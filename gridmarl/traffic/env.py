@@ -7,8 +7,8 @@ worker process each (``in_process=False``; libsumo runs one simulation per proce
 | item | shape | meaning |
 |---|---|---|
 | action ``discrete`` | ``[B, N]`` long | next green phase (0 = north-south, 1 = east-west) |
-| obs ``local`` | ``[B, N, P + 2L]`` | phase one-hot [-], vehicles [veh], halting [veh] per lane |
-| obs ``state`` | ``[B, N, P + 2L]`` | same as ``local`` |
+| obs ``local`` | ``[B, N, P + 2L (+P+1)]`` | phase one-hot, vehicles, halting per lane [veh] (+) |
+| obs ``state`` | same | same as ``local`` |
 | obs ``global_`` | ``[B, 3]`` | time / horizon [-], mean vehicles, mean halting [veh] |
 | obs ``action_mask`` | ``[B, N, P]`` bool | phase exists here and min green is served |
 | obs ``forecast`` | ``[B, N, 0, 0]`` | none |
@@ -18,6 +18,12 @@ worker process each (``in_process=False``; libsumo runs one simulation per proce
 
 Incoming lanes are ordered by approach N, E, S, W, rightmost lane first, zero-padded to L;
 "vehicles per intersection" in ``global_`` are sums over its incoming lanes.
+
+(+) With ``traffic.pressure_features``, ``P + 1`` more: the pressure of each phase [veh] and
+the green time so far [min].  The pressure of a phase is MaxPressure's (``PressureModel``,
+Varaiya 2013 Eq. 5): over the phase's movements, vehicles on the incoming lane minus the mean
+vehicles per lane of the outgoing road, i.e. what the intersection's own entry and exit
+detectors count; the green time is the time since the intersection's current green began.
 
 Each step lasts ``traffic.decision_s`` [s]; a phase change starts with ``traffic.yellow_s`` [s]
 of yellow inside the step; a green is shown at least ``traffic.min_green_s`` [s] (masked, and a
@@ -43,6 +49,7 @@ from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.types import Action, AgentSpec, Observation, Step
 from gridmarl.traffic.config import TrafficScenario
 from gridmarl.traffic.roadnet import SignalLayout
+from gridmarl.traffic.rules import PressureModel
 from gridmarl.traffic.sim import SignalSim, demand_seed, prepare_folder, worker_main
 
 GROUP_BLOCK = 3  # intersections per side of a group block
@@ -123,7 +130,10 @@ class TrafficEnv(MultiAgentEnv):
         lay: SignalLayout = self.layout
         n, p, lanes = len(lay.tls), lay.max_phases, lay.max_lanes
         self.n_phases, self.n_lanes = p, lanes
-        local_dim = p + 2 * lanes
+        # MaxPressure's network model, when the observation carries the phase pressures
+        pressure = scenario.traffic.pressure_features
+        self._pressure = PressureModel.from_layout(lay) if pressure else None
+        local_dim = p + 2 * lanes + ((p + 1) if self._pressure is not None else 0)
         self.spec = AgentSpec(
             n_agents=n,
             local_dim=local_dim,
@@ -170,7 +180,11 @@ class TrafficEnv(MultiAgentEnv):
         veh = torch.as_tensor(np.stack([o["veh"] for o in outs]))
         halt = torch.as_tensor(np.stack([o["halt"] for o in outs]))
         onehot = torch.nn.functional.one_hot(phase, p).float()
-        local = torch.cat([onehot, veh, halt], dim=-1).to(self.device)
+        parts = [onehot, veh, halt]
+        if self._pressure is not None:
+            green_min = torch.as_tensor(np.stack([o["green_s"] for o in outs])) / 60.0
+            parts += [self._pressure.pressures_of(veh.float()), green_min.float()[..., None]]
+        local = torch.cat([x.float() for x in parts], dim=-1).to(self.device)
         t = torch.tensor([float(o["t_s"]) / self.scenario.traffic.horizon_s for o in outs])
         glob = torch.stack([t, veh.sum(-1).mean(-1), halt.sum(-1).mean(-1)], dim=-1)
         mask = torch.as_tensor(np.stack([o["mask"] for o in outs])).to(self.device)

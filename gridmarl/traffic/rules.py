@@ -100,9 +100,13 @@ class PressureModel:
     def pressures(self, obs: Observation) -> torch.Tensor:
         """``[B, N, P]`` phase pressure: Σ over the phase's movements of (vehicles on the
         incoming lane − mean vehicles per lane of the outgoing road) [veh]."""
-        b, n = obs.batch_shape
         p, lanes = self.n_phases, self.n_lanes
-        veh = obs.local[..., p : p + lanes]  # [B, N, L]
+        return self.pressures_of(obs.local[..., p : p + lanes])
+
+    def pressures_of(self, veh: torch.Tensor) -> torch.Tensor:
+        """``[B, N, P]`` phase pressures [veh] from ``veh [B, N, L]``, the vehicles on every
+        intersection's incoming-lane slots [veh]."""
+        b, n, lanes = veh.shape
         dev = veh.device
         move_in = self.move_in.to(dev)
         m = move_in.shape[1]

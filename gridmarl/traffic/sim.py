@@ -120,6 +120,7 @@ class SignalSim:
             "halt": halt,
             "mask": self.mask(),
             "t_s": self.t_s,
+            "green_s": self.t_s - self.green_since,
         }
 
     def step(self, actions: np.ndarray) -> dict[str, Any]:

@@ -110,3 +110,35 @@ def test_two_in_process_sumo_envs_conflict_clearly(make_tiny):
     finally:
         a.close()
         b.close()
+
+
+def test_pressure_features_are_maxpressures_and_the_green_time(make_tiny):
+    """With ``traffic.pressure_features`` every intersection also sees its phases' pressures
+    (the quantity MaxPressure maximises, so a policy can see what that baseline sees) and the
+    time its current green has lasted; the base features are unchanged."""
+    base = make_tiny()
+    extra = make_tiny(traffic={"horizon_s": 120, "decision_s": 10, "pressure_features": True})
+    # two live simulations: worker processes (libsumo runs one per process)
+    plain, env = TrafficEnv(base, in_process=False), TrafficEnv(extra, in_process=False)
+    try:
+        p, lanes = env.n_phases, env.n_lanes
+        assert env.spec.local_dim == plain.spec.local_dim + p + 1 == 2 * p + 2 * lanes + 1
+        mp, ft = MaxPressure(), FixedTime(green_s=20)
+        mp.reset(env)
+        ft.reset(env)
+        o_plain, o = plain.reset(seed=4), env.reset(seed=4)
+        green = [10.0] * 4  # reset: as if phase 0 had served its minimum green (10 s)
+        for _ in range(env.episode_len):
+            assert torch.equal(o.local[..., : plain.spec.local_dim], o_plain.local)
+            assert torch.allclose(o.local[..., p + 2 * lanes : -1], mp.model.pressures(o))
+            assert o.local[0, :, -1].tolist() == pytest.approx([g / 60 for g in green])
+            a = ft.act(o)
+            phase = o.local[0, :, :p].argmax(-1)
+            o, o_plain = env.step(a).obs, plain.step(a).obs
+            for i in range(4):  # a switch spends the yellow, then the new green starts
+                switched = int(a.discrete[0, i]) != int(phase[i])
+                green[i] = 10.0 - 3.0 if switched else green[i] + 10.0
+        assert o.local[..., p + 2 * lanes : -1].abs().sum() > 0  # traffic was counted
+    finally:
+        plain.close()
+        env.close()
