@@ -504,6 +504,7 @@ class MATPPO(Trainable):
             "n_agents": self.spec.n_agents,
             "forecast_len": self.spec.forecast_len,
             "action_prior": list(self.spec.action_prior),
+            "local_features": list(self.spec.local_features),
             "seed": self.seed,
             "agent_steps": self.agent_steps,
             "updates": self.updates,

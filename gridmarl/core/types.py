@@ -33,6 +33,9 @@ class AgentSpec:
             ``Observation.local`` feature that holds a default action for that dimension, in
             the env's units [-1, 1], or -1 for none.  A residual policy adds it to its Gaussian
             mean (Silver et al. 2018, "Residual policy learning", arXiv:1812.06298).
+        local_features: empty, or the name of each ``Observation.local`` feature (``local_dim``
+            names): checkpoints record them, so that a policy is not run on features of the
+            same count and another meaning.
     """
 
     n_agents: int
@@ -47,6 +50,7 @@ class AgentSpec:
     neighbors: Tensor
     agent_names: tuple[str, ...] = ()
     action_prior: tuple[int, ...] = ()
+    local_features: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.n_agents <= 0:
@@ -66,6 +70,11 @@ class AgentSpec:
             raise ValueError(
                 f"action_prior must name a local feature (0 … {self.local_dim - 1}) or -1 for "
                 f"each of the {self.n_continuous} continuous dimensions, got {self.action_prior}"
+            )
+        if self.local_features and len(self.local_features) != self.local_dim:
+            raise ValueError(
+                f"local_features names {len(self.local_features)} features, "
+                f"local_dim is {self.local_dim}"
             )
         if not self.agent_names:
             object.__setattr__(

@@ -411,6 +411,7 @@ class CommunityEnv(MultiAgentEnv):
             agent_names=names,
             # the EV dimension's default action (a residual policy adds it to its mean)
             action_prior=(-1, self._prior_idx) if self._prior_idx is not None else (),
+            local_features=tuple(self.local_features),
         )
 
     def _community_cost(self, g: Tensor, price: Tensor, dt: float) -> Tensor:

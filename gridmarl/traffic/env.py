@@ -133,7 +133,14 @@ class TrafficEnv(MultiAgentEnv):
         # MaxPressure's network model, when the observation carries the phase pressures
         pressure = scenario.traffic.pressure_features
         self._pressure = PressureModel.from_layout(lay) if pressure else None
-        local_dim = p + 2 * lanes + ((p + 1) if self._pressure is not None else 0)
+        names = (
+            [f"phase_{k}" for k in range(p)]
+            + [f"vehicles_lane_{j}" for j in range(lanes)]
+            + [f"halting_lane_{j}" for j in range(lanes)]
+        )
+        if self._pressure is not None:
+            names += [f"pressure_phase_{k}" for k in range(p)] + ["green_min"]
+        local_dim = len(names)
         self.spec = AgentSpec(
             n_agents=n,
             local_dim=local_dim,
@@ -146,6 +153,7 @@ class TrafficEnv(MultiAgentEnv):
             groups=torch.as_tensor(lay.grid.groups(GROUP_BLOCK)),
             neighbors=torch.as_tensor(lay.grid.neighbors()),
             agent_names=tuple(lay.tls),
+            local_features=tuple(names),
         )
         self._sims: list[SignalSim] = []
         self._workers: list[_Worker] = []

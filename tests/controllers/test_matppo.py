@@ -200,6 +200,31 @@ def test_checkpoint_round_trip_and_refusals(tmp_path):
         MATPPO.from_checkpoint(tmp_path / "junk.pt", ToyEnv().spec)
 
 
+def test_checkpoint_refuses_other_local_features_of_the_same_count(tmp_path):
+    """Energy options add one local feature each: a policy trained with one must not run on an
+    env with another (same local_dim, other meaning); checkpoints without names still load."""
+    from gridmarl.energy.env import CommunityEnv
+    from tests.energy.conftest import make_community
+
+    c = make_community(n=4, days=2)
+    rate = CommunityEnv(dataclasses.replace(c, ev_rate_feature=True), episode_steps=24).spec
+    loading = CommunityEnv(dataclasses.replace(c, broadcast_loading=True), episode_steps=24).spec
+    assert rate.local_dim == loading.local_dim and rate.local_features != loading.local_features
+    path = tmp_path / "rate.pt"
+    MATPPO(rate, SMALL, seed=0).save(path)
+    assert MATPPO.from_checkpoint(path, rate).spec.local_features == rate.local_features
+    with pytest.raises(
+        ScenarioError,
+        match=r"local features differ: the env adds \['grid_loading_prev'\] and lacks "
+        r"\['ev_rate_needed'\]",
+    ):
+        MATPPO.from_checkpoint(path, loading)
+    old = torch.load(path, weights_only=True)
+    del old["local_features"]  # written before the names were recorded
+    torch.save(old, tmp_path / "old.pt")
+    MATPPO.from_checkpoint(tmp_path / "old.pt", loading)
+
+
 def _continue(ctrl: MATPPO) -> list[float]:
     out: list[float] = []
 

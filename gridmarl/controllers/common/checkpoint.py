@@ -74,6 +74,19 @@ def check_compatible(
             f"action_prior={list(trained_prior)} (local features holding a default action) in "
             f"the checkpoint but {list(spec.action_prior)} in the env"
         )
+    # the same number of local features can mean other features (energy options add one each);
+    # checkpoints written before the names were recorded are not checked
+    trained_names = tuple(state.get("local_features", ()))
+    if trained_names and spec.local_features and trained_names != tuple(spec.local_features):
+        extra = [f for f in spec.local_features if f not in trained_names]
+        missing = [f for f in trained_names if f not in spec.local_features]
+        problems.append(
+            "local features differ: the env "
+            + (f"adds {extra}" if extra else "")
+            + (" and " if extra and missing else "")
+            + (f"lacks {missing}" if missing else "")
+            + ("orders them differently" if not extra and not missing else "")
+        )
     if problems:
         raise ScenarioError(
             f"{path}: checkpoint does not fit this env: "
