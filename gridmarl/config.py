@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 MAX_INPUT_ECHO = 80  # [chars] longest piece of user input repeated in an error message
 
@@ -29,6 +30,12 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
 
+def file_stem(name: str) -> str:
+    """``name`` with every character but letters, digits and ``_ . + -`` replaced by ``_``: a
+    controller label such as ``matppo[run/best]`` names a file in the run folder, not a folder."""
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
+
+
 class ControllerEntry(StrictModel):
     """One controller that ``simulate`` runs, with its options.
 
@@ -36,7 +43,11 @@ class ControllerEntry(StrictModel):
     """
 
     name: str = Field(description="registered controller name, e.g. matppo, rule_based, milp, mpc")
-    label: str | None = Field(None, description="name used in tables and files (default: name)")
+    label: str | None = Field(
+        None,
+        description="name used in tables and file names (default: name); distinct per entry; "
+        "characters other than letters, digits and _ . + - become _ in file names",
+    )
     checkpoint: str | None = Field(
         None, description="policy checkpoint path, relative to the repo or the scenario file"
     )
@@ -83,6 +94,23 @@ class ScenarioBase(StrictModel):
     )
     _source: str = PrivateAttr("<scenario>")
     _base_dir: Path | None = PrivateAttr(None)
+
+    @field_validator("controllers")
+    @classmethod
+    def _distinct_names(cls, entries: list[ControllerEntry]) -> list[ControllerEntry]:
+        # tables and files are named by the label: two entries of one name would share a row
+        # name and overwrite each other's schedules
+        seen: dict[str, int] = {}
+        for i, e in enumerate(entries):
+            j = seen.setdefault(file_stem(e.display_name), i)
+            if j != i:
+                first, this = entries[j].display_name, e.display_name
+                raise ValueError(
+                    f"entries {j} and {i} are both named {first!r}"
+                    + (f" / {this!r}" if this != first else "")
+                    + " in tables and file names; give one a distinct 'label'"
+                )
+        return entries
 
     @property
     def source(self) -> str:

@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from gridmarl.config import scenario_hash
+from gridmarl.config import file_stem, scenario_hash
 from gridmarl.core.io import atomic_write, new_run_dir, write_csv, write_json, write_text
 from gridmarl.experiment import SimulationResult
 
@@ -168,14 +168,14 @@ def write_run(result: SimulationResult, out_root: str | Path = "runs") -> Path:
     files.append("kpis.csv")
     for c in result.controllers:
         for stem, table in c.tables.items():
-            write_csv(run_dir / f"{stem}.csv", _clean(table))
-            files.append(f"{stem}.csv")
+            write_csv(run_dir / f"{file_stem(stem)}.csv", _clean(table))
+            files.append(f"{file_stem(stem)}.csv")
     for stem, table in result.tables.items():
-        write_csv(run_dir / f"{stem}.csv", _clean(table))
-        files.append(f"{stem}.csv")
+        write_csv(run_dir / f"{file_stem(stem)}.csv", _clean(table))
+        files.append(f"{file_stem(stem)}.csv")
     for stem, fig in result.figures.items():
-        save_figure(run_dir / f"{stem}.png", fig)
-        files.append(f"{stem}.png")
+        save_figure(run_dir / f"{file_stem(stem)}.png", fig)
+        files.append(f"{file_stem(stem)}.png")
     write_text(run_dir / "comparison.md", comparison_markdown(result))
     files.append("comparison.md")
     extra = {

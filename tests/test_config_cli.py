@@ -69,6 +69,14 @@ BAD_CASES = {
         "window.evaluate: 2019-01-01 + 7 days lies outside the data",
     ),
     "unknown_domain": ({"name": "x", "domain": "water"}, "unknown domain; allowed: energy"),
+    "duplicate_controller_names": (
+        community(controllers="[{name: rule_based}, {name: milp}, {name: rule_based}]"),
+        "controllers: Value error, entries 0 and 2 are both named 'rule_based'",
+    ),
+    "labels_naming_one_file": (
+        community(controllers="[{name: rule_based, label: 'a/b'}, {name: milp, label: a_b}]"),
+        "entries 0 and 1 are both named 'a/b' / 'a_b' in tables and file names",
+    ),
     "eval_overlaps_train": (
         community(**{"window.evaluate.start": "2016-08-03"}),
         "overlaps window.train",
