@@ -411,7 +411,13 @@ def train(
             f"warm start from {warm_start}: teacher return {warm['warm/teacher_return']:.1f} "
             f"{unit} "
             f"per episode; CE {warm['warm/actor_ce']:.3f}, MSE {warm['warm/actor_mse']:.4f}, "
-            f"value loss {warm['warm/value_loss']:.3f}"
+            f"value loss {warm['warm/value_loss']:.3f} after {warm['warm/gradient_steps']:.0f} "
+            "gradient steps"
+            + (
+                " (few: a high CE means the clone is unfinished; raise --warm-start-epochs)"
+                if warm["warm/gradient_steps"] < 50
+                else ""
+            )
         )
 
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=ctrl.agent_steps or None)

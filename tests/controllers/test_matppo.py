@@ -255,6 +255,7 @@ def test_warm_start_clones_the_teacher():
     assert (act.discrete == want.discrete).float().mean() >= 0.95
     assert (act.continuous - want.continuous).abs().mean() <= 0.1
     assert out["warm/teacher_return"] == pytest.approx(2 * 8 * 1.0)  # N × T × max reward
+    assert out["warm/gradient_steps"] == 30 * (64 * 8 * 2 // 256)  # epochs × minibatches
 
 
 def test_residual_policy_adds_the_envs_default_action_to_its_mean():

@@ -50,7 +50,8 @@ def warm_start(
         keep_prior: act and clone the env's default action on the dimensions that have one.
 
     Returns:
-        Final losses: ``warm/actor_ce``, ``warm/actor_mse``, ``warm/value_loss``, and
+        Final losses: ``warm/actor_ce``, ``warm/actor_mse``, ``warm/value_loss``, the number
+        of gradient steps taken ``warm/gradient_steps`` (epochs × minibatches), and
         ``warm/teacher_return`` (mean undiscounted team return of the teacher's episodes).
     """
     cfg = ctrl.cfg
@@ -129,4 +130,5 @@ def warm_start(
                 "warm/value_loss": float(v_loss.detach()),
             }
     out["warm/teacher_return"] = float(ret.mean())
+    out["warm/gradient_steps"] = float(epochs * n_mb)
     return out
