@@ -69,6 +69,7 @@ from baselines_opt.solve import (
     relative_gap,
     set_start,
     solve_highs,
+    use_threads,
 )
 from gridmarl.core.controller import Controller, ScheduleController
 from gridmarl.core.types import Action, Observation
@@ -762,8 +763,9 @@ def _hp_solve(
     hs.setOptionValue("time_limit", float(time_limit_s))
     hs.setOptionValue("mip_rel_gap", 0.0)
     hs.setOptionValue("mip_abs_gap", float(max(abs_gap, 1e-9)))
-    if threads is not None:  # HiGHS keeps its first thread count per process: pass the same
+    if threads is not None:  # HiGHS keeps one thread pool per process (use_threads)
         hs.setOptionValue("threads", int(threads))
+    use_threads(threads)
     if not str(hs.passModel(lp)).endswith("kOk"):
         return math.nan, -math.inf, None
     hs.run()

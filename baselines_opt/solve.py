@@ -55,6 +55,28 @@ _TERMINATION_TO_STATUS: dict[TerminationCondition, str] = {
 }
 
 
+_pool_threads: int | None = None  # the explicit thread count of this process's HiGHS pool
+
+
+def use_threads(threads: int | None) -> None:
+    """Make the next HiGHS solve of this process run with ``threads`` threads.
+
+    HiGHS starts one global task scheduler at a process's first solve and then refuses, with
+    an error and no solution, any solve whose ``threads`` option differs from it (a MILP
+    teacher asking for 1 thread after a validation MILP ran with the default).  When an
+    explicit count differs from the last one asked for, the pool is torn down and the next
+    solve builds it anew.  ``None`` (HiGHS's automatic choice) runs on whatever pool exists.
+    Solves in this package are sequential, so no solve is running when the pool is reset.
+    """
+    global _pool_threads
+    if threads is None or threads == _pool_threads:
+        return
+    import highspy
+
+    highspy.Highs.resetGlobalScheduler(True)
+    _pool_threads = int(threads)
+
+
 class SolverError(RuntimeError):
     """The solver returned no usable solution; the message is meant for a person."""
 
@@ -70,8 +92,10 @@ class SolveOptions:
     Attributes:
         time_limit_s: wall-clock limit of one solve [s] (None = no limit).
         mip_gap: relative MIP gap at which to stop, HiGHS ``mip_rel_gap`` [-].
-        threads: HiGHS threads (None = HiGHS default).  HiGHS fixes its thread pool at the first
-            solve of a process; later different values are ignored by HiGHS.
+        threads: HiGHS threads (None = HiGHS default).  HiGHS keeps one thread pool per
+            process and refuses a solve asking for another count (highspy >= 1.10: "the
+            scheduler has already been initialized"); :func:`use_threads` rebuilds the pool
+            when the count changes.
         tee: stream the HiGHS log to stdout.
         extra: further raw HiGHS options (name -> value), e.g. ``{"presolve": "off"}``.
     """
@@ -185,6 +209,7 @@ def solve_highs(
     }
     if options.threads is not None:
         kwargs["threads"] = options.threads
+    use_threads(options.threads)
     if options.extra:
         kwargs["solver_options"] = dict(options.extra)
     t0 = time.perf_counter()

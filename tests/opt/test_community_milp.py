@@ -455,3 +455,29 @@ def test_decomposition_bound_is_valid_and_start_is_used() -> None:
     assert warm.extra["lp_bound_usd"] <= exact.objective_usd + 1e-7
     assert warm.objective_usd == pytest.approx(exact.objective_usd, rel=1e-7)
     assert warm.bound_usd <= exact.objective_usd + 1e-6 * abs(exact.objective_usd)
+
+
+def test_solves_with_different_thread_counts_in_one_process() -> None:
+    """HiGHS keeps one thread pool per process and refuses a solve asking for another count;
+    a MILP teacher (1 thread) after a validation MILP (default) used to fail with "no
+    solution for the LP relaxation"."""
+    import pyomo.environ as pyo
+
+    from baselines_opt.solve import SolveOptions, solve_highs
+
+    def tiny() -> pyo.ConcreteModel:
+        m = pyo.ConcreteModel()
+        m.x = pyo.Var(bounds=(0, 4), domain=pyo.Integers)
+        m.y = pyo.Var(bounds=(0, 10))
+        m.c = pyo.Constraint(expr=m.x + m.y >= 2.5)
+        m.obj = pyo.Objective(expr=3 * m.x + 2 * m.y)
+        return m
+
+    for threads in (None, 1, 2, 1, None, 2):
+        rep = solve_highs(tiny(), SolveOptions(time_limit_s=10, mip_gap=0.0, threads=threads))
+        assert rep.status == "optimal" and rep.objective == pytest.approx(5.0)
+    c = rich_community()  # the decomposition's per-heat-pump solves, at other counts again
+    a = solve_community_milp(c, start=0, steps=EPISODE, time_limit_s=20, mip_gap=0.0, threads=1)
+    b = solve_community_milp(c, start=0, steps=EPISODE, time_limit_s=20, mip_gap=0.0, threads=2)
+    assert a.status == "optimal" and a.extra["hp_subproblems"] == 3
+    assert a.objective_usd == pytest.approx(b.objective_usd, rel=1e-6)
