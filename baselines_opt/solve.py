@@ -218,6 +218,7 @@ def solve_highs(
     except Exception as exc:  # a HiGHS / interface failure, not a modelling outcome
         raise SolverError(f"HiGHS failed on the {what}: {exc}", status="error") from exc
     solve_s = time.perf_counter() - t0
+    _quiet_between_solves(solver)
     status = _TERMINATION_TO_STATUS.get(res.termination_condition, "unknown")
     has_incumbent = res.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
     if status == "infeasible" or status == "infeasible_or_unbounded":
@@ -266,6 +267,20 @@ def solve_highs(
         message=msg,
         duals=duals,
     )
+
+
+def _quiet_between_solves(solver: Highs) -> None:
+    """Stop HiGHS logging to the console outside a solve.
+
+    Pyomo turns ``log_to_console`` on for each solve (and captures what HiGHS prints there,
+    shown only with ``tee``) but leaves it on.  A persistent model's next update then prints
+    straight to the terminal: an MPC horizon that sets a mutable coefficient to 0 printed one
+    "|Value| of 0 supplied to Highs::changeCoeff" warning per coefficient, thousands per run.
+    """
+    try:
+        solver._solver_model.setOptionValue("log_to_console", False)  # noqa: SLF001
+    except Exception:  # noqa: BLE001 - no model yet or another interface: nothing to silence
+        pass
 
 
 def set_start(solver: Highs, variables: list) -> bool:

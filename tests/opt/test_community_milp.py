@@ -342,10 +342,12 @@ def test_bad_inputs_raise_clear_errors() -> None:
 
 
 @pytest.mark.skipif(env_missing, reason="gridmarl.energy.env not available")
-def test_mpc_with_perfect_forecast_and_full_horizon_reaches_the_milp_optimum() -> None:
+def test_mpc_with_perfect_forecast_and_full_horizon_reaches_the_milp_optimum(capfd) -> None:
     """Closed-loop MPC over the whole remaining episode with perfect forecasts and exact
     integers re-solves the same problem from the states it reaches (principle of optimality):
-    its env cost equals the MILP optimum.  With the relaxed tail it can only cost more."""
+    its env cost equals the MILP optimum.  With the relaxed tail it can only cost more.  And
+    it prints nothing: HiGHS used to warn on the console for every coefficient an update set
+    to 0."""
     from baselines_opt.community_milp import MPCController
 
     c = rich_community()
@@ -359,6 +361,8 @@ def test_mpc_with_perfect_forecast_and_full_horizon_reaches_the_milp_optimum() -
     fast = MPCController(horizon_h=4, mip_gap=0.0, time_limit_s=20, replan_every=2)
     assert _env_cost(c, fast) >= res.objective_usd - 1e-9
     assert fast.stats["solves"] == EPISODE // 2
+    out, err = capfd.readouterr()
+    assert "changeCoeff" not in out + err and "WARNING" not in out + err
 
 
 @pytest.mark.skipif(env_missing, reason="gridmarl.energy.env not available")
