@@ -67,6 +67,19 @@ def _check_writable(out: Path) -> None:
         raise UsageError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
 
 
+def _prepare_learning(path: Path, overrides: list[str] | None, out: Path, device: str):
+    """The scenario of ``train`` / ``finetune``, after checking ``--device`` and ``--out``."""
+    from gridmarl.core.seeding import resolve_device
+
+    try:
+        resolve_device(device)
+    except ValueError as exc:
+        raise UsageError(f"--device {device}: {exc}") from None
+    sc = _load(path, overrides)
+    _check_writable(out)
+    return sc
+
+
 def _simulator(domain: str):
     try:
         return import_module(SIMULATORS[domain])
@@ -188,15 +201,9 @@ def train(
     """Train a learned controller on the scenario (energy: the training window, validated against
     the MILP; routing: vs shortest path; traffic: vs MaxPressure); checkpoints are written
     atomically and --resume continues."""
-    from gridmarl.core.seeding import resolve_device
     from gridmarl.train import train as run_training
 
-    try:
-        resolve_device(device)
-    except ValueError as exc:
-        raise UsageError(f"--device {device}: {exc}") from None
-    sc = _load(scenario, set_)
-    _check_writable(out)
+    sc = _prepare_learning(scenario, set_, out, device)
     run_dir = run_training(
         sc,
         controller=controller,
@@ -213,6 +220,49 @@ def train(
         warm_start_keep_prior=warm_start_keep_prior,
     )
     console.print(f"[green]trained[/green] {run_dir}")
+
+
+@app.command()
+def finetune(
+    scenario: ScenarioArg,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="MATPPO checkpoint trained on this scenario")
+    ] = None,
+    generations: Annotated[
+        int | None, typer.Option(help="ES generations; default: the scenario's train.es")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu | cuda | auto")] = "cpu",
+    seed: Annotated[int | None, typer.Option(help="default: the scenario's seed")] = None,
+    out: Annotated[Path, typer.Option(help="root folder of run folders")] = Path("runs"),
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="run folder of an earlier finetune to continue from its last checkpoint"),
+    ] = None,
+    validate_every: Annotated[
+        int | None, typer.Option(help="generations between validations and checkpoints")
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Fine-tune a trained MATPPO policy by evolution strategies on the deterministic team
+    return of the training window (energy), validated like train; checkpoints are written
+    atomically and --resume continues."""
+    from gridmarl.finetune import finetune as run_finetune
+
+    sc = _prepare_learning(scenario, set_, out, device)
+    run_dir = run_finetune(
+        sc,
+        checkpoint=checkpoint,
+        device=device,
+        generations=generations,
+        seed=seed,
+        out=out,
+        resume=resume,
+        console=console,
+        validate_every=validate_every,
+        threads=threads,
+    )
+    console.print(f"[green]fine-tuned[/green] {run_dir}")
 
 
 @app.command()

@@ -68,6 +68,22 @@ class ControllerEntry(StrictModel):
         return self.label or self.name
 
 
+class ESConfig(StrictModel):
+    """``gridmarl finetune``: evolution strategies on a trained actor (``controllers/es.py``)."""
+
+    generations: int = Field(200, ge=0, description="ES generations (one update each)")
+    pairs: int = Field(
+        24, ge=1, description="antithetic pairs of weight perturbations per generation"
+    )
+    episodes: int = Field(
+        4, ge=1, description="training episodes per generation, the same for every perturbation"
+    )
+    sigma: float = Field(
+        0.01, gt=0, description="standard deviation of the weight perturbations [-]"
+    )
+    lr: float = Field(0.002, gt=0, description="Adam step size on the actor's weights")
+
+
 class TrainBase(StrictModel):
     """Defaults for ``gridmarl train`` shared by every domain (command-line flags override).
 
@@ -77,6 +93,9 @@ class TrainBase(StrictModel):
     steps: int = Field(2_000_000, ge=1, description="agent-steps budget (env steps x agents)")
     num_envs: int = Field(64, ge=1, description="parallel episodes B")
     options: dict = Field(default_factory=dict, description="controller hyper-parameters")
+    es: ESConfig = Field(
+        default_factory=ESConfig, description="ES fine-tuning of a trained policy (finetune)"
+    )
 
 
 class ScenarioBase(StrictModel):

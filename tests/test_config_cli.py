@@ -156,3 +156,14 @@ def test_cli_train_refuses_keep_prior_that_would_do_nothing(tmp_path: Path) -> N
         assert proc.returncode == 2, proc.stderr
         assert expected in " ".join(proc.stderr.split()) and "Traceback" not in proc.stderr
     assert not any((tmp_path / "runs").rglob("*manifest.json"))
+
+
+def test_cli_finetune_bad_input_exits_2(tmp_path: Path) -> None:
+    """``gridmarl finetune`` without a checkpoint, or with a missing one, exits 2 before any
+    run folder is made."""
+    base = ["finetune", str(COMMUNITY), "--out", str(tmp_path / "runs")]
+    for extra, expected in (([], "needs --checkpoint"), (["--checkpoint", "nope.pt"], "no such")):
+        proc = run_cli(*base, *extra)
+        assert proc.returncode == 2, proc.stderr
+        assert expected in " ".join(proc.stderr.split()) and "Traceback" not in proc.stderr
+    assert not any((tmp_path / "runs").rglob("*manifest.json"))

@@ -201,17 +201,43 @@ class Actor(nn.Module):
 
     def forward(self, local: Tensor, forecast: Tensor, mask: Tensor | None) -> HybridDistribution:
         """``local [M, local_dim]``, ``forecast [M, H, f]``, ``mask [M, K]`` -> the policy."""
-        h = self.encoder(self.forecast_norm.normalize(forecast))
-        feat = self.to_feature(torch.cat([self.local_norm.normalize(local), h], dim=-1))
-        z = self.act_fn(self.body(feat))
-        logits = self.logits(z) if self.logits is not None else z.new_zeros(z.shape[0], 0)
-        mean = self.mean(z) if self.mean is not None else z.new_zeros(z.shape[0], 0)
+        logits, mean = self.heads(self.trunk(local, forecast), local, lambda i, x: self.tail[i](x))
+        return HybridDistribution(logits, mask, mean, self.log_std)
+
+    @property
+    def tail(self) -> list[nn.Linear]:
+        """The linear layers after the forecast encoder, in order: local feature, the body's
+        two layers, then the logits and mean heads where present (what ES fine-tuning
+        perturbs, ``gridmarl.controllers.es``)."""
+        heads = [h for h in (self.logits, self.mean) if h is not None]
+        return [self.to_feature, self.body[0], self.body[2], *heads]
+
+    def trunk(self, local: Tensor, forecast: Tensor) -> Tensor:
+        """The normalised input of the local-feature layer ``[..., local_dim + d_h]``:
+        ``concat(normalised local, LSTM summary of the normalised forecast)``."""
+        m = local.shape[:-1].numel()
+        h = self.encoder(self.forecast_norm.normalize(forecast.reshape(m, *forecast.shape[-2:])))
+        h = h.reshape(*local.shape[:-1], h.shape[-1])
+        return torch.cat([self.local_norm.normalize(local), h], dim=-1)
+
+    def heads(
+        self, x: Tensor, local: Tensor, linear: Callable[[int, Tensor], Tensor]
+    ) -> tuple[Tensor, Tensor]:
+        """Logits ``[..., K]`` and Gaussian mean ``[..., C]`` from the trunk ``x``, with
+        ``linear(i, x)`` applying ``tail[i]`` (or a stand-in with other weights)."""
+        z = self.act_fn(linear(2, torch.tanh(linear(1, linear(0, x)))))
+        i = 3
+        if self.logits is not None:
+            logits, i = linear(i, z), i + 1
+        else:
+            logits = z.new_zeros(*z.shape[:-1], 0)
+        mean = linear(i, z) if self.mean is not None else z.new_zeros(*z.shape[:-1], 0)
         if self.prior_dims:
             # μ = the env's default action + the network's residual (Silver et al. 2018)
             prior = torch.zeros_like(mean)
-            prior[:, self.prior_dims] = local[:, self.prior_cols]
+            prior[..., self.prior_dims] = local[..., self.prior_cols]
             mean = mean + prior
-        return HybridDistribution(logits, mask, mean, self.log_std)
+        return logits, mean
 
 
 class Critic(nn.Module):

@@ -39,5 +39,16 @@ class MultiAgentEnv(ABC):
         agent, with ``step`` and ``agent`` columns first.
         """
 
+    def reset_copies(self, seed: int | None, copies: int) -> Observation:
+        """Start ``B / copies`` distinct episodes, each run by ``copies`` envs at once.
+
+        Env ``b`` runs episode ``b mod (B / copies)``: the same data, initial state and
+        random draws as every other copy of that episode, so policies acting in different
+        copies are compared on common random numbers (ES fine-tuning,
+        ``gridmarl.controllers.es``).  Optional: an env that cannot do it raises
+        ``NotImplementedError``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot run copies of its episodes")
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release simulator resources (no-op by default)."""

@@ -307,6 +307,7 @@ class CommunityEnv(MultiAgentEnv):
         self.t = 0
         self.start = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
         self._noise_seed = 0
+        self._noise_env = torch.arange(self.num_envs, device=self.device)
         self._started = False
 
     # -- construction ---------------------------------------------------------------------------
@@ -457,8 +458,8 @@ class CommunityEnv(MultiAgentEnv):
         pv = self._pv[idx].transpose(1, 2)
         price = self._price[idx]
         if self.forecast_kind == "noisy" and self.noise_std > 0:
-            b, n = self.num_envs, self.community.n
-            env = torch.arange(b, device=self.device)[:, None, None, None]
+            n = self.community.n
+            env = self._noise_env[:, None, None, None]
             agent = torch.arange(n, device=self.device)[None, :, None, None]
             lk = leads[None, None, :, None]
             feat = torch.arange(2, device=self.device)[None, None, None, :]
@@ -473,14 +474,27 @@ class CommunityEnv(MultiAgentEnv):
     # -- episode --------------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> Observation:
         """Start B episodes; ``seed`` re-seeds the start sampler and the forecast noise."""
+        return self._reset(seed, 1)
+
+    def reset_copies(self, seed: int | None, copies: int) -> Observation:
+        """Start ``E = B / copies`` episodes, each run by ``copies`` envs: env ``b`` gets episode
+        ``b mod E``'s start offset and forecast noise (see ``MultiAgentEnv.reset_copies``)."""
+        if copies < 1 or self.num_envs % copies:
+            raise ValueError(f"copies={copies} must divide num_envs={self.num_envs}")
+        return self._reset(seed, copies)
+
+    def _reset(self, seed: int | None, copies: int) -> Observation:
         if seed is not None:
             self._gen.manual_seed(int(seed))
         self._noise_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self._gen))
+        episodes = self.num_envs // copies
         if self.random_start and self.max_start > 0:
-            start = torch.randint(0, self.max_start + 1, (self.num_envs,), generator=self._gen)
+            start = torch.randint(0, self.max_start + 1, (episodes,), generator=self._gen)
         else:
-            start = torch.zeros(self.num_envs, dtype=torch.long)
-        self.start = start.to(self.device)
+            start = torch.zeros(episodes, dtype=torch.long)
+        self.start = start.repeat(copies).to(self.device)
+        # the forecast noise is keyed by episode, so the copies of one episode see the same
+        self._noise_env = torch.arange(self.num_envs, device=self.device) % episodes
         self.t = 0
         b, n = self.num_envs, self.community.n
         shape = (b, n)

@@ -71,10 +71,16 @@ class ToyEnv(MultiAgentEnv):
         )
 
     def reset(self, seed: int | None = None) -> Observation:
+        return self.reset_copies(seed, 1)
+
+    def reset_copies(self, seed: int | None, copies: int) -> Observation:
+        """Env ``b`` draws episode ``b mod (B / copies)``'s targets."""
         if seed is not None:
             self.gen.manual_seed(seed)
         self.t = 0
-        self.targets = torch.randint(0, 2, self.targets.shape, generator=self.gen)
+        e = self.num_envs // copies
+        drawn = torch.randint(0, 2, (e, *self.targets.shape[1:]), generator=self.gen)
+        self.targets = drawn.repeat(copies, 1, 1)
         return self._obs()
 
     def step(self, action: Action) -> Step:

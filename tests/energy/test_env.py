@@ -229,6 +229,34 @@ def test_float32_and_random_start_bounds(community: Community) -> None:
         CommunityEnv(community, episode_steps=community.steps)
 
 
+def test_reset_copies_runs_each_episode_in_every_copy(community: Community) -> None:
+    """``reset_copies``: envs b and b + E run the same episode (start, noisy forecast, costs
+    under the same actions), and the E episodes differ; a plain reset is unchanged."""
+    kw = dict(random_start=True, episode_steps=12, forecast_kind="noisy", noise_std=0.2, seed=5)
+    env = CommunityEnv(community, num_envs=6, dtype=T64, **kw)
+    obs = env.reset_copies(seed=11, copies=3)
+    assert env.start.tolist()[:2] == env.start.tolist()[2:4] == env.start.tolist()[4:]
+    assert env.start[0] != env.start[1]
+    g = torch.Generator().manual_seed(0)
+    pair = random_action(g, 2, community.n, community.hp_modes)
+    act = Action(discrete=pair.discrete.repeat(3, 1), continuous=pair.continuous.repeat(3, 1, 1))
+    for _ in range(env.episode_len):
+        for a, b in ((0, 2), (1, 5)):
+            assert torch.equal(obs.local[a], obs.local[b])
+            assert torch.equal(obs.forecast[a], obs.forecast[b])
+        step = env.step(act)
+        assert torch.equal(step.info["cost_usd"][:2], step.info["cost_usd"][4:])
+        obs = step.obs
+    assert not torch.equal(obs.forecast[0], obs.forecast[1])
+    with pytest.raises(ValueError, match="must divide"):
+        env.reset_copies(seed=1, copies=4)
+    # copies=1 is reset itself: the same starts as a fresh env's plain reset
+    plain = CommunityEnv(community, num_envs=6, dtype=T64, **kw)
+    plain.reset(seed=11)
+    env.reset_copies(seed=11, copies=1)
+    assert torch.equal(plain.start, env.start)
+
+
 def test_pettingzoo_conformance(community: Community) -> None:
     def make() -> PettingZooParallelEnv:
         return PettingZooParallelEnv(
