@@ -129,7 +129,15 @@ def finetune(
     make_env = dom.train_env_factory(scenario, dev, seed)
     probe = make_env(1)
     spec = probe.spec
-    probe.close()
+    try:  # fail before any run folder is made
+        probe.reset_copies(seed, 1)
+    except NotImplementedError as exc:
+        raise ScenarioError(
+            f"finetune: ES needs an env that runs copies of its episodes ({exc}); "
+            "energy scenarios have one"
+        ) from None
+    finally:
+        probe.close()
     # shapes, feature names and forecast window must match (from_checkpoint refuses others);
     # the scenario may differ (another community size, a newer schema): said, not refused
     policy = MATPPO.from_checkpoint(source, spec, device=dev)
