@@ -210,11 +210,19 @@ class TrafficEnv(MultiAgentEnv):
         """New episodes; environment ``b`` draws its demand from ``demand_seed(seed, b)``
         (``seed`` itself for ``b = 0``).  ``seed=None`` takes the scenario seed, then +1 per
         later reset."""
+        return self.reset_copies(seed, 1)
+
+    def reset_copies(self, seed: int | None, copies: int) -> Observation:
+        """Like ``reset``, but ``B / copies`` episodes, each run by ``copies`` simulations:
+        environment ``b`` draws the demand (and SUMO seed) of episode ``b mod (B / copies)``."""
+        if copies < 1 or self.num_envs % copies:
+            raise ValueError(f"copies={copies} must divide num_envs={self.num_envs}")
         if seed is None:
             seed = self._next_seed
         self._next_seed = int(seed) + 1
         self.seed = int(seed)
-        outs = self._broadcast("reset", [demand_seed(seed, b) for b in range(self.num_envs)])
+        e = self.num_envs // copies
+        outs = self._broadcast("reset", [demand_seed(seed, b % e) for b in range(self.num_envs)])
         self._done = False
         self._t = 0
         return self._obs(outs)

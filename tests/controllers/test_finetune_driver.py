@@ -109,7 +109,7 @@ def test_refusals(source, tmp_path):
     bigger = load_scenario(SCENARIO, [*ES, "community.ev.rate_feature=true"])
     with pytest.raises(ScenarioError, match="local feature"):
         finetune(bigger, checkpoint=source, console=QUIET, out=tmp_path)
-    routing = load_scenario(SCENARIO.parent / "routing_ibm.yaml")
+    routing = load_scenario(SCENARIO.parent / "routing_ibm.yaml")  # no reset_copies
     with pytest.raises(ScenarioError, match="runs copies of its episodes"):
         finetune(routing, checkpoint=source, console=QUIET, out=tmp_path)
     assert not any(tmp_path.rglob("finetune_manifest.json"))

@@ -90,6 +90,26 @@ def test_worker_processes_match_in_process(make_tiny):
     assert len(kp) == 2 and kp[0] != kp[1]  # env 1 draws another demand
 
 
+def test_reset_copies_runs_each_demand_in_every_copy(make_tiny):
+    """Four simulations as two copies of two episodes: envs b and b + 2 see the same demand
+    and, under the same actions, the same traffic; the two episodes differ."""
+    env = TrafficEnv(make_tiny(), num_envs=4)
+    try:
+        obs = env.reset_copies(seed=3, copies=2)
+        mp = MaxPressure()
+        mp.reset(env)
+        for _ in range(env.episode_len):
+            a = mp.act(obs).discrete
+            a = torch.cat([a[:2], a[:2]])  # copy 1 acts as copy 0 does
+            obs = env.step(Action(discrete=a, continuous=torch.zeros(4, a.shape[1], 0))).obs
+        kp = env.episode_kpis()
+        with pytest.raises(ValueError, match="must divide"):
+            env.reset_copies(seed=3, copies=3)
+    finally:
+        env.close()
+    assert kp[0] == kp[2] and kp[1] == kp[3] and kp[0] != kp[1]
+
+
 def test_pettingzoo_api_and_seed(make_tiny):
     sc = make_tiny(traffic={"horizon_s": 60, "decision_s": 10})
     pz = PettingZooParallelEnv(lambda: TrafficEnv(sc, in_process=False))
