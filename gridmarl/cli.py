@@ -245,8 +245,8 @@ def finetune(
     set_: SetOpt = None,
 ) -> None:
     """Fine-tune a trained MATPPO policy by evolution strategies on the deterministic team
-    return of the training window (energy), validated like train; checkpoints are written
-    atomically and --resume continues."""
+    return of the training data (energy, traffic), validated like train; checkpoints are
+    written atomically and --resume continues."""
     from gridmarl.finetune import finetune as run_finetune
 
     sc = _prepare_learning(scenario, set_, out, device)

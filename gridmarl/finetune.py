@@ -134,7 +134,7 @@ def finetune(
     except NotImplementedError as exc:
         raise ScenarioError(
             f"finetune: ES needs an env that runs copies of its episodes ({exc}); "
-            "energy scenarios have one"
+            "energy and traffic scenarios have one"
         ) from None
     finally:
         probe.close()

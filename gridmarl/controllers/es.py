@@ -1,7 +1,9 @@
 """ES fine-tuning: evolution strategies on a trained shared actor's deterministic team return.
 
 Paper: [ES] Salimans, Ho, Chen, Sidor & Sutskever 2017, "Evolution strategies as a scalable
-alternative to reinforcement learning", arXiv:1703.03864 (equation numbers below are its).
+alternative to reinforcement learning", arXiv:1703.03864 (§2 and its Algorithm 1: the
+Gaussian-smoothed objective, its gradient estimate, mirrored sampling and rank-based fitness
+shaping).
 
 Why.  PPO learns from the returns of a *stochastic* policy and credits each agent through a
 per-agent reward; the policy is judged acting on its *mean*, and the community's cost couples the
@@ -16,17 +18,17 @@ One generation (``ESFinetuner.generation``), with θ the flattened weights of th
 ``tail`` layers (``Actor.tail``: local feature, body, heads; the LSTM forecast encoder and the
 normalisers are kept as trained, so the LSTM runs once for every copy):
 
-1. ε_1 … ε_P ~ N(0, I); the copies θ + σ ε_i, θ − σ ε_i (antithetic pairs, [ES] §2.3) and θ
-   itself.
+1. ε_1 … ε_P ~ N(0, I); the copies θ + σ ε_i, θ − σ ε_i (antithetic, "mirrored" pairs) and
+   θ itself.
 2. ``env.reset_copies``: E episodes (``episodes``), each run by all 2P + 1 copies at once
    (common random numbers: the copies differ only by their weights).  Every step, copy g's
    actions come from its own weights (a batched matrix product per layer).  F_g = the team
    return (Σ_t ``team_reward``, −cost for energy) averaged over the E episodes.
-3. Fitness shaping: centred ranks of the 2P perturbed returns in [−0.5, 0.5] ([ES] §2.1 and
-   its Appendix: rank transformation).
-4. ĝ = 1 / (2Pσ) Σ_i (rank(θ + σε_i) − rank(θ − σε_i)) ε_i, the antithetic estimate of the
-   gradient of the Gaussian-smoothed return ([ES] Eq. 2 / Algorithm 1, paired form), and an
-   Adam step on θ along ĝ ([ES] §2: "we use Adam").
+3. Fitness shaping: centred ranks of the 2P perturbed returns in [−0.5, 0.5] (the rank
+   transformation [ES] uses).
+4. ĝ = 1 / (2Pσ) Σ_i (rank(θ + σε_i) − rank(θ − σε_i)) ε_i, the antithetic estimate of
+   ∇_θ E_ε F(θ + σε) = (1/σ) E_ε[F(θ + σε) ε] ([ES] §2, Algorithm 1, in paired form), and an
+   Adam step on θ along ĝ (Adam, as [ES] uses for its updates).
 
 Costs: each generation runs (2P + 1)·E episodes of the training env forward only (no
 backward pass); ``agent_steps_per_generation`` says how many agent-steps that is.  The random
@@ -182,12 +184,12 @@ class ESFinetuner:
         weights = torch.cat([theta + cfg.sigma * eps, theta - cfg.sigma * eps, theta[None]])
         f = self.returns(env, weights, reset_seed).cpu()
         perturbed, centre = f[:-1], float(f[-1])
-        # centred ranks in [-0.5, 0.5]: higher return, higher rank ([ES] §2.1 fitness shaping)
+        # centred ranks in [-0.5, 0.5]: higher return, higher rank ([ES] fitness shaping)
         ranks = torch.empty_like(perturbed)
         ranks[perturbed.argsort()] = torch.arange(len(perturbed), dtype=perturbed.dtype)
         ranks = ranks / (len(perturbed) - 1) - 0.5
         diff = (ranks[: cfg.pairs] - ranks[cfg.pairs :]).to(theta)
-        # ĝ = 1/(2Pσ) Σ_i (F_i⁺ − F_i⁻) ε_i: the antithetic ES gradient ([ES] Eq. 2, Alg. 1)
+        # ĝ = 1/(2Pσ) Σ_i (F_i⁺ − F_i⁻) ε_i: ∇θ E[F(θ+σε)] = E[F(θ+σε) ε]/σ ([ES] §2, Alg. 1)
         grad = (diff[:, None] * eps).sum(0) / (2 * cfg.pairs * cfg.sigma)
         before = theta.clone()
         self.optimizer.zero_grad(set_to_none=True)
