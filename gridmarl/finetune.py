@@ -81,7 +81,13 @@ def finetune(
 
     from gridmarl.controllers.es import ESFinetuner
     from gridmarl.controllers.matppo import MATPPO
-    from gridmarl.train import _append_csv, domain_training, policy_hash, versions
+    from gridmarl.train import (
+        _append_csv,
+        check_train_settings,
+        domain_training,
+        policy_hash,
+        versions,
+    )
 
     console = console or Console()
     if isinstance(scenario, str | Path):
@@ -110,6 +116,8 @@ def finetune(
                 f"--resume {run_dir}: the run was started with a different scenario "
                 f"(policy hash {manifest.get('policy_hash', '?')[:12]}… vs {p_hash[:12]}…)"
             )
+        # ES reads train.es (checked against last.es.pt) and the env's train settings
+        check_train_settings(manifest, scenario, run_dir, ignore=("steps", "es", "options"))
         seed = int(manifest["seed"]) if seed is None else int(seed)
         if seed != int(manifest["seed"]):
             raise ScenarioError(f"--resume {run_dir}: the run's seed is {manifest['seed']}")

@@ -40,7 +40,9 @@ Validation, per domain (the deterministic policy; ``best.pt`` = the best score s
 Checkpoint compatibility: the sidecar records ``scenario_hash`` (the full validated scenario)
 and ``policy_hash`` (the scenario without its ``controllers`` list and ``train`` block, i.e.
 what the policy was trained on), so listing the checkpoint in the scenario file does not
-invalidate it.  ``resume`` refuses a run whose ``policy_hash`` differs from the scenario's.
+invalidate it.  ``resume`` refuses a run whose ``policy_hash`` differs from the scenario's, and
+one started with other ``train`` settings (credit, shaping, episode length, options; the budget
+may change): ``check_train_settings``.
 """
 
 from __future__ import annotations
@@ -102,6 +104,30 @@ def policy_hash(scenario: Any) -> str:
     """SHA-256 of what a policy is trained on: the validated scenario without ``controllers``
     (what ``simulate`` runs) and ``train`` (budget and hyper-parameters, kept in the checkpoint)."""
     return scenario_hash(scenario, exclude=("controllers", "train"))
+
+
+def check_train_settings(
+    manifest: dict[str, Any], scenario: Any, run_dir: Path, ignore: tuple[str, ...]
+) -> None:
+    """Refuse to resume ``run_dir`` with other ``train`` settings than it started with.
+
+    The policy hash leaves ``train`` out (a checkpoint serves any budget), so without this a
+    resume that forgot a ``--set train.credit=…`` would go on with another reward, silently.
+    Keys in ``ignore`` may change; keys the run's manifest does not know (added to the schema
+    later) are not compared.
+
+    Raises:
+        ScenarioError: naming each setting that differs.
+    """
+    old = manifest.get("scenario", {}).get("train", {})
+    new = scenario.model_dump(mode="json").get("train", {})
+    diff = [k for k in old if k not in ignore and old[k] != new.get(k)]
+    if diff:
+        shown = "; ".join(f"train.{k}: run {old[k]!r}, now {new.get(k)!r}" for k in diff)
+        raise ScenarioError(
+            f"--resume {run_dir}: the run was started with other train settings ({shown}); "
+            "resume with the same --set options"
+        )
 
 
 def versions() -> dict[str, str]:
@@ -326,6 +352,7 @@ def train(
                 f"--resume {run_dir}: the run trains "
                 f"{manifest.get('controller')!r}, not {controller!r}"
             )
+        check_train_settings(manifest, scenario, run_dir, ignore=("steps", "es"))
         seed = int(manifest["seed"]) if seed is None else seed
         steps = int(manifest["steps"]) if steps is None else steps
     seed = scenario.seed if seed is None else int(seed)

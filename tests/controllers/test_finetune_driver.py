@@ -94,6 +94,12 @@ def test_resume_is_exact(source, tmp_path):
     other = load_scenario(SCENARIO, [*ES, "community.battery.soc_init=0.9"])
     with pytest.raises(ScenarioError, match="different scenario"):
         finetune(other, resume=part, console=QUIET)
+    days = load_scenario(SCENARIO, [*ES, "train.episode_days=2"])
+    with pytest.raises(ScenarioError, match="train.episode_days"):
+        finetune(days, resume=part, console=QUIET)
+    es = load_scenario(SCENARIO, [*ES, "train.es.pairs=3"])
+    with pytest.raises(ScenarioError, match="other weights or hyper-parameters"):
+        finetune(es, resume=part, console=QUIET)
 
 
 def test_refusals(source, tmp_path):

@@ -73,6 +73,12 @@ def test_resume_continues_and_refuses_another_scenario(tiny_run):
     other = load_scenario(SCENARIO, [*TINY, "community.battery.soc_init=0.9"])
     with pytest.raises(ScenarioError, match="different scenario"):
         train(other, device="cpu", resume=tiny_run, console=quiet)
+    # train settings are outside the policy hash: a forgotten --set must not change the reward
+    credit = load_scenario(SCENARIO, [*TINY, "train.credit=share"])
+    with pytest.raises(ScenarioError, match="train.credit: run 'marginal', now 'share'"):
+        train(credit, device="cpu", resume=tiny_run, console=quiet)
+    more = load_scenario(SCENARIO, [*TINY, "train.steps=999"])  # the budget may change
+    train(more, device="cpu", steps=3 * PER_UPDATE, resume=tiny_run, console=quiet)
 
 
 def test_shipped_policy_loads_on_another_community_size(tiny_run):
