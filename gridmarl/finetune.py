@@ -23,9 +23,6 @@ every generation's random draws are a function of the seed and the generation in
 
 from __future__ import annotations
 
-import copy
-import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -82,10 +79,14 @@ def finetune(
     from gridmarl.controllers.es import ESFinetuner
     from gridmarl.controllers.matppo import MATPPO
     from gridmarl.train import (
-        _append_csv,
+        best_score,
         check_train_settings,
         domain_training,
+        open_resume_run,
         policy_hash,
+        prune_checkpoints,
+        record_validation,
+        run_meta,
         versions,
     )
 
@@ -98,24 +99,17 @@ def finetune(
     dev = resolve_device(device)
     p_hash = policy_hash(scenario)
     cfg = scenario.train.es
+    every = int(validate_every or DEFAULT_VALIDATE_EVERY)
+    if every < 1:
+        raise ScenarioError(f"--validate-every must be >= 1, got {every}")
 
     manifest: dict[str, Any] = {}
     if resume is not None:
         run_dir = Path(resume)
         source = run_dir / "checkpoints" / "last.pt"
         es_path = run_dir / "checkpoints" / "last.es.pt"
-        man_path = run_dir / "finetune_manifest.json"
-        if not (source.exists() and es_path.exists() and man_path.exists()):
-            raise ScenarioError(
-                f"--resume {run_dir}: no checkpoints/last.pt, last.es.pt and "
-                "finetune_manifest.json there (not a gridmarl finetune run folder?)"
-            )
-        manifest = json.loads(man_path.read_text())
-        if manifest.get("policy_hash") != p_hash:
-            raise ScenarioError(
-                f"--resume {run_dir}: the run was started with a different scenario "
-                f"(policy hash {manifest.get('policy_hash', '?')[:12]}… vs {p_hash[:12]}…)"
-            )
+        needed = ("checkpoints/last.pt", "checkpoints/last.es.pt")
+        manifest = open_resume_run(run_dir, "finetune_manifest.json", needed, p_hash, "finetune")
         # ES reads train.es (checked against last.es.pt) and the env's train settings
         check_train_settings(manifest, scenario, run_dir, ignore=("steps", "es", "options"))
         seed = int(manifest["seed"]) if seed is None else int(seed)
@@ -159,9 +153,10 @@ def finetune(
     es = ESFinetuner(policy, cfg, seed)
     # the source's notes (its training command, evaluation figures) describe other weights
     source_meta = dict(policy.meta)
-    policy.meta = {}
+    policy.meta = run_meta(scenario, p_hash, dev)
     if resume is not None:
         es.load_state(torch.load(es_path, map_location=dev, weights_only=True), str(es_path))
+        source, source_meta = Path(manifest["source_checkpoint"]), manifest["source_meta"]
     else:
         run_dir = new_run_dir(out or "runs", scenario.name)
         manifest = {
@@ -185,21 +180,9 @@ def finetune(
             "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         write_json(run_dir / "finetune_manifest.json", manifest)
-    policy.meta.update(
-        {
-            "scenario": scenario.name,
-            "scenario_hash": scenario_hash(scenario),
-            "policy_hash": p_hash,
-            "versions": versions(),
-            "device": str(dev),
-        }
-    )
     env = make_env(es.num_envs())
     per_gen = es.agent_steps_per_generation(env)
     validator = dom.make_validator(scenario, run_dir, say=console.print)
-    every = int(validate_every or DEFAULT_VALIDATE_EVERY)
-    if every < 1:
-        raise ScenarioError(f"--validate-every must be >= 1, got {every}")
     console.print(
         f"[bold]finetune[/bold] matppo on {scenario.name} by ES from {source}: {es.dim:,} "
         f"weights, {es.copies()} copies × {cfg.episodes} episodes = {env.num_envs} envs "
@@ -209,12 +192,7 @@ def finetune(
     console.print(validator.describe())
 
     ck = run_dir / "checkpoints"
-    best_json = ck / "best.json"
-    best = (
-        validator.score_from_meta(json.loads(best_json.read_text()))
-        if best_json.exists()
-        else -math.inf
-    )
+    best = best_score(validator, ck)
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=es.generations or None)
     t_start = time.perf_counter()
     shown = {"share": "—"}
@@ -228,20 +206,16 @@ def finetune(
             "generation": g,
             "es_agent_steps": g * per_gen,
             "wall_s": round(time.perf_counter() - t_start, 1),
-            **res.row,
         }
-        _append_csv(run_dir / "validation.csv", row)
-        for k, v in res.scalars.items():
-            if math.isfinite(v):
-                writer.add_scalar(f"validate/{k}", v, g)
+        record_validation(run_dir, writer, res, row, g)
         policy.meta.update(
             {
                 **res.meta,
                 "finetune": {
                     "method": "es",
                     "generations": g,
-                    "source": str(manifest.get("source_checkpoint", source)),
-                    "source_meta": manifest.get("source_meta", source_meta),
+                    "source": str(source),
+                    "source_meta": source_meta,
                     "es_agent_steps": g * per_gen,
                     "es": cfg.model_dump(),
                 },
@@ -249,9 +223,7 @@ def finetune(
             }
         )
         policy.save(ck / f"gen_{g:06d}.pt")
-        for old in sorted(ck.glob("gen_*.pt"))[:-KEEP_GEN_CHECKPOINTS]:
-            old.unlink(missing_ok=True)
-            old.with_suffix(".json").unlink(missing_ok=True)
+        prune_checkpoints(ck, "gen_*.pt", KEEP_GEN_CHECKPOINTS)
         state = es.state()
         atomic_write(ck / "last.es.pt", lambda p: torch.save(state, p))
         policy.save(ck / "last.pt")
@@ -278,7 +250,7 @@ def finetune(
             )
             while es.generations < generations:
                 tg = time.perf_counter()
-                before = copy.deepcopy(es.state())  # an interrupted generation is dropped
+                before = es.state()  # a copy: an interrupted generation is dropped
                 stats = es.generation(env)
                 stats["time/generation_s"] = time.perf_counter() - tg
                 for k, v in stats.items():

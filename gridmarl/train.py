@@ -130,6 +130,68 @@ def check_train_settings(
         )
 
 
+def open_resume_run(
+    run_dir: Path, manifest_name: str, needed: tuple[str, ...], p_hash: str, command: str
+) -> dict[str, Any]:
+    """The manifest of a run folder to resume, after checking it is one and was started on
+    this scenario (policy hash).
+
+    Raises:
+        ScenarioError: a file of ``needed`` (paths in the folder) or the manifest is missing,
+            or the policy hash differs.
+    """
+    files = (*needed, manifest_name)
+    if not all((run_dir / f).exists() for f in files):
+        raise ScenarioError(
+            f"--resume {run_dir}: no {', '.join(files)} there "
+            f"(not a gridmarl {command} run folder?)"
+        )
+    manifest = json.loads((run_dir / manifest_name).read_text())
+    if manifest.get("policy_hash") != p_hash:
+        raise ScenarioError(
+            f"--resume {run_dir}: the run was started with a different "
+            f"scenario (policy hash {manifest.get('policy_hash', '?')[:12]}… "
+            f"vs {p_hash[:12]}…); resume with the same scenario file"
+        )
+    return manifest
+
+
+def run_meta(scenario: Any, p_hash: str, device: torch.device) -> dict[str, Any]:
+    """What every checkpoint sidecar of a run records about the scenario and the machine."""
+    return {
+        "scenario": scenario.name,
+        "scenario_hash": scenario_hash(scenario),
+        "policy_hash": p_hash,
+        "versions": versions(),
+        "device": str(device),
+    }
+
+
+def best_score(validator: Validator | None, ck: Path) -> float:
+    """Validation score of ``ck / best.json`` (−inf when there is none yet)."""
+    best_json = ck / "best.json"
+    if best_json.exists() and validator is not None:
+        return validator.score_from_meta(json.loads(best_json.read_text()))
+    return -math.inf
+
+
+def record_validation(
+    run_dir: Path, writer: Any, res: ValidationResult, row: dict[str, Any], step: int
+) -> None:
+    """Append ``row`` + the result's KPIs to ``validation.csv``; its scalars to TensorBoard."""
+    _append_csv(run_dir / "validation.csv", {**row, **res.row})
+    for k, v in res.scalars.items():
+        if math.isfinite(v):
+            writer.add_scalar(f"validate/{k}", v, step)
+
+
+def prune_checkpoints(ck: Path, pattern: str, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints ``ck / pattern`` and their sidecars."""
+    for pt in sorted(ck.glob(pattern))[:-keep]:
+        pt.unlink(missing_ok=True)
+        pt.with_suffix(".json").unlink(missing_ok=True)
+
+
 def versions() -> dict[str, str]:
     """Package versions recorded in manifests and checkpoint sidecars."""
     import numpy
@@ -163,10 +225,7 @@ class _DriverLogger:
         self.progress, self.task, self.writer = progress, task, writer
         self.last_return = math.nan
         self.last_display = "—"
-        self.best = -math.inf
-        best_json = run_dir / "checkpoints" / "best.json"
-        if best_json.exists() and validator is not None:
-            self.best = validator.score_from_meta(json.loads(best_json.read_text()))
+        self.best = best_score(validator, run_dir / "checkpoints")
         self.t_start = time.perf_counter()
         self.steps_start = ctrl.agent_steps
 
@@ -197,20 +256,9 @@ class _DriverLogger:
             "agent_steps": step,
             "updates": self.ctrl.updates,
             "wall_s": round(time.perf_counter() - self.t_start, 1),
-            **res.row,
         }
-        _append_csv(self.run_dir / "validation.csv", row)
-        for k, v in res.scalars.items():
-            if math.isfinite(v):
-                self.writer.add_scalar(f"validate/{k}", v, step)
+        record_validation(self.run_dir, self.writer, res, row, step)
         return res
-
-    def prune(self, ck: Path) -> None:
-        """Delete all but the newest ``KEEP_STEP_CHECKPOINTS`` periodic checkpoints."""
-        old = sorted(ck.glob("step_*.pt"))[:-KEEP_STEP_CHECKPOINTS]
-        for pt in old:
-            pt.unlink(missing_ok=True)
-            pt.with_suffix(".json").unlink(missing_ok=True)
 
     def checkpoint(self, step: int) -> None:
         """Validate, then write ``step_*.pt``, ``last.pt`` and (if better) ``best.pt``."""
@@ -224,7 +272,7 @@ class _DriverLogger:
         )
         self.ctrl.save(ck / f"step_{step:012d}.pt")
         self.ctrl.save(ck / "last.pt")
-        self.prune(ck)
+        prune_checkpoints(ck, "step_*.pt", KEEP_STEP_CHECKPOINTS)
         score = res.score if res is not None else -math.inf
         if res is not None and score > self.best:
             self.best = score
@@ -333,20 +381,9 @@ def train(
     manifest: dict[str, Any] = {}
     if resume is not None:
         run_dir = Path(resume)
-        last = run_dir / "checkpoints" / "last.pt"
-        man_path = run_dir / "train_manifest.json"
-        if not last.exists() or not man_path.exists():
-            raise ScenarioError(
-                f"--resume {run_dir}: no checkpoints/last.pt and "
-                "train_manifest.json there (not a gridmarl train run folder?)"
-            )
-        manifest = json.loads(man_path.read_text())
-        if manifest.get("policy_hash") != p_hash:
-            raise ScenarioError(
-                f"--resume {run_dir}: the run was started with a different "
-                f"scenario (policy hash {manifest.get('policy_hash', '?')[:12]}… "
-                f"vs {p_hash[:12]}…); resume with the same scenario file"
-            )
+        manifest = open_resume_run(
+            run_dir, "train_manifest.json", ("checkpoints/last.pt",), p_hash, "train"
+        )
         if manifest.get("controller") != controller:
             raise ScenarioError(
                 f"--resume {run_dir}: the run trains "
@@ -399,15 +436,7 @@ def train(
             "warm_start_keep_prior": warm_start_keep_prior,
         }
         write_json(run_dir / "train_manifest.json", manifest)
-    ctrl.meta.update(
-        {
-            "scenario": scenario.name,
-            "scenario_hash": scenario_hash(scenario),
-            "policy_hash": p_hash,
-            "versions": versions(),
-            "device": str(dev),
-        }
-    )
+    ctrl.meta.update(run_meta(scenario, p_hash, dev))
 
     console.print(
         f"[bold]train[/bold] {controller} on {scenario.name}: {spec.n_agents} agents, "

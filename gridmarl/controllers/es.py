@@ -38,6 +38,7 @@ gives the same weights.
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -209,7 +210,8 @@ class ESFinetuner:
 
     # -- resume ---------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        """What resuming needs beyond the policy checkpoint (tensors and plain values)."""
+        """What resuming needs beyond the policy checkpoint (tensors and plain values), as a
+        copy that later generations do not change."""
         return {
             "format": STATE_FORMAT,
             "generations": self.generations,
@@ -217,7 +219,7 @@ class ESFinetuner:
             "dim": self.dim,
             "config": self.cfg.model_dump(),
             "theta": self.theta.detach().clone(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
         }
 
     def load_state(self, state: dict[str, Any], path: str) -> None:

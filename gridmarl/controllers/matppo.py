@@ -201,7 +201,8 @@ class Actor(nn.Module):
 
     def forward(self, local: Tensor, forecast: Tensor, mask: Tensor | None) -> HybridDistribution:
         """``local [M, local_dim]``, ``forecast [M, H, f]``, ``mask [M, K]`` -> the policy."""
-        logits, mean = self.heads(self.trunk(local, forecast), local, lambda i, x: self.tail[i](x))
+        tail = self.tail
+        logits, mean = self.heads(self.trunk(local, forecast), local, lambda i, x: tail[i](x))
         return HybridDistribution(logits, mask, mean, self.log_std)
 
     @property

@@ -262,9 +262,9 @@ def test_checkpoint_retention_keeps_newest(tmp_path) -> None:
         (tmp_path / f"step_{i:012d}.json").write_text("{}")
     (tmp_path / "best.pt").write_bytes(b"x")
     (tmp_path / "last.pt").write_bytes(b"x")
-    train_mod._DriverLogger.prune(None, tmp_path)
-    kept = sorted(p.name for p in tmp_path.glob("step_*.pt"))
     keep = train_mod.KEEP_STEP_CHECKPOINTS
+    train_mod.prune_checkpoints(tmp_path, "step_*.pt", keep)
+    kept = sorted(p.name for p in tmp_path.glob("step_*.pt"))
     assert kept == [f"step_{i:012d}.pt" for i in range(8 - keep, 8)]
     assert len(list(tmp_path.glob("step_*.json"))) == keep
     assert (tmp_path / "best.pt").exists() and (tmp_path / "last.pt").exists()
