@@ -76,7 +76,12 @@ def _libsumo():
 
 
 class SumoEngine(Engine):
-    """SUMO through ``libsumo`` (in process, one simulation per process)."""
+    """SUMO through ``libsumo`` (in process, one simulation per process).
+
+    Attributes:
+        extra_args: more SUMO options for the command line of the next ``load``
+            (diagnostics, e.g. ``["--tripinfo-output", "trips.xml"]``; empty by default).
+    """
 
     name = "sumo"
 
@@ -88,6 +93,7 @@ class SumoEngine(Engine):
             (i, j, lid) for i, row in enumerate(self._lane_ids) for j, lid in enumerate(row)
         ]
         self._running = False
+        self.extra_args: list[str] = []
 
     def load(self, folder: Path, seed: int) -> None:
         """Start SUMO on ``folder/grid.net.xml`` and ``folder/routes.rou.xml``."""
@@ -122,6 +128,7 @@ class SumoEngine(Engine):
             "300",
             "--xml-validation",
             "never",
+            *self.extra_args,
         ]
         try:
             self._ls.start(cmd)

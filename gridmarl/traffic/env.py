@@ -173,6 +173,13 @@ class TrafficEnv(MultiAgentEnv):
         self._done = True
         self._t = 0
 
+    @property
+    def engine(self):
+        """The simulator of an in-process env (``gridmarl.traffic.engines.Engine``)."""
+        if not self._sims:
+            raise RuntimeError("the simulations run in worker processes; use in_process=True")
+        return self._sims[0].engine
+
     # -- helpers ------------------------------------------------------------------------------
     def _broadcast(self, cmd: str, args: list[Any]) -> list[Any]:
         if self._sims:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+
 import pytest
 import torch
 from pettingzoo.test import parallel_api_test, parallel_seed_test
@@ -162,3 +164,25 @@ def test_pressure_features_are_maxpressures_and_the_green_time(make_tiny):
     finally:
         plain.close()
         env.close()
+
+
+def test_sumo_extra_args_reach_the_simulator(make_tiny, tmp_path):
+    """``env.engine.extra_args`` adds SUMO options to the next load (here SUMO's own trip
+    records, which ``benchmarks/traffic_delay_breakdown.py`` reads): one record per finished
+    trip, at the time the env counted it."""
+    out = tmp_path / "trips.xml"
+    env = TrafficEnv(make_tiny())
+    try:
+        env.engine.extra_args = ["--tripinfo-output", str(out)]
+        run_episode(env, MaxPressure(), seed=3)
+        finished = env.episode_kpis()[0]["throughput_veh"]
+    finally:
+        env.close()
+    trips = list(ET.parse(out).getroot().iter("tripinfo"))
+    assert finished > 0 and len(trips) == finished
+    workers = TrafficEnv(make_tiny(), in_process=False)
+    try:
+        with pytest.raises(RuntimeError, match="in_process"):
+            _ = workers.engine
+    finally:
+        workers.close()
