@@ -39,6 +39,7 @@ SIMULATORS = {
 }
 
 ScenarioArg = Annotated[Path, typer.Argument(help="scenario YAML file", show_default=False)]
+THREADS_HELP = "CPU threads for torch (default: the cores the env's worker processes leave)"
 SetOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -195,7 +196,7 @@ def train(
     validate_every: Annotated[
         int | None, typer.Option(help="PPO updates between validations and checkpoints")
     ] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch")] = None,
+    threads: Annotated[int | None, typer.Option(help=THREADS_HELP)] = None,
     set_: SetOpt = None,
 ) -> None:
     """Train a learned controller on the scenario (energy: the training window, validated against
@@ -241,7 +242,7 @@ def finetune(
     validate_every: Annotated[
         int | None, typer.Option(help="generations between validations and checkpoints")
     ] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch")] = None,
+    threads: Annotated[int | None, typer.Option(help=THREADS_HELP)] = None,
     set_: SetOpt = None,
 ) -> None:
     """Fine-tune a trained MATPPO policy by evolution strategies on the deterministic team

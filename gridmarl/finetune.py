@@ -64,7 +64,8 @@ def finetune(
         resume: a ``finetune`` run folder; continues from its ``checkpoints/last.pt``.
         console: a ``rich.console.Console``.
         validate_every: generations between validations + checkpoints (default 10).
-        threads: ``torch.set_num_threads`` (default: torch's choice).
+        threads: ``torch.set_num_threads`` (default: torch's choice, less the cores the env's
+            worker processes need, ``core.training.threads_beside_workers``).
         overrides: ``--set key=value`` items applied when ``scenario`` is a path.
 
     Raises:
@@ -78,6 +79,7 @@ def finetune(
 
     from gridmarl.controllers.es import ESFinetuner
     from gridmarl.controllers.matppo import MATPPO
+    from gridmarl.core.training import threads_beside_workers
     from gridmarl.train import (
         best_score,
         check_train_settings,
@@ -151,6 +153,10 @@ def finetune(
             "keys added since); ES adapts it to this scenario"
         )
     es = ESFinetuner(policy, cfg, seed)
+    if not threads:  # leave the env's worker processes their cores
+        torch.set_num_threads(
+            threads_beside_workers(dom, scenario, es.num_envs(), torch.get_num_threads())
+        )
     # the source's notes (its training command, evaluation figures) describe other weights
     source_meta = dict(policy.meta)
     policy.meta = run_meta(scenario, p_hash, dev)

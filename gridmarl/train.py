@@ -62,7 +62,7 @@ import torch
 from gridmarl.config import ScenarioError, load_scenario, scenario_hash
 from gridmarl.core.io import new_run_dir, write_json, write_text
 from gridmarl.core.seeding import resolve_device, seed_everything
-from gridmarl.core.training import ValidationResult, Validator
+from gridmarl.core.training import ValidationResult, Validator, threads_beside_workers
 from gridmarl.energy.training import (  # noqa: F401 - re-exported (benchmarks, old imports)
     MILP_TIME_LIMIT_S,
     EnergyValidator,
@@ -344,7 +344,8 @@ def train(
         resume: a run folder of an earlier ``train``; continues from its ``checkpoints/last.pt``.
         console: a ``rich.console.Console`` (default: a new one).
         validate_every: updates between validations + checkpoints (default 10).
-        threads: ``torch.set_num_threads`` for CPU training (default: torch's choice).
+        threads: ``torch.set_num_threads`` for CPU training (default: torch's choice, less the
+            cores the env's worker processes need, ``core.training.threads_beside_workers``).
         overrides: ``--set key=value`` items applied when ``scenario`` is a path.
         warm_start: name of a teacher of the domain (``TEACHERS`` of its training module:
             energy ``rule_based`` | ``no_control`` | ``milp``, routing ``shortest_path_distance`` |
@@ -375,6 +376,11 @@ def train(
         raise ScenarioError(str(exc.args[0])) from None
     if threads:
         torch.set_num_threads(int(threads))
+    else:  # leave the env's worker processes their cores
+        n_envs = int(dict(scenario.train.options).get("num_envs", scenario.train.num_envs))
+        torch.set_num_threads(
+            threads_beside_workers(dom, scenario, n_envs, torch.get_num_threads())
+        )
     dev = resolve_device(device)
     p_hash = policy_hash(scenario)
 

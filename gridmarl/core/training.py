@@ -10,6 +10,9 @@ Each domain module provides
   baselines; energy also the MILP of the training episodes, routing the MCF split tables).
   A teacher with an ``episodes`` attribute demonstrates that many envs instead of the PPO
   batch's.
+* optionally ``worker_processes(scenario, num_envs) -> int``: the processes its training env
+  runs beside the driver (traffic: one SUMO simulation per env).  Without ``--threads`` the
+  driver then leaves them a core each (``threads_beside_workers``).
 
 ``gridmarl.train.DOMAINS`` maps ``scenario.domain`` to the module.
 """
@@ -17,6 +20,7 @@ Each domain module provides
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +30,25 @@ from gridmarl.core.controller import Controller
 from gridmarl.core.env import MultiAgentEnv
 
 EnvFactory = Callable[[int], MultiAgentEnv]
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def threads_beside_workers(domain: Any, scenario: Any, num_envs: int, current: int) -> int:
+    """Torch CPU threads for a driver whose env runs ``domain.worker_processes(scenario,
+    num_envs)`` worker processes: the cores they leave free (at least 1, at most ``current``),
+    or ``current`` when the domain runs none.  Torch's thread pool spins between operations,
+    on the cores the workers need."""
+    busy = getattr(domain, "worker_processes", None)
+    n = int(busy(scenario, num_envs)) if busy is not None else 0
+    if n <= 0:
+        return current
+    return max(1, min(current, available_cores() - n))
 
 
 @dataclass

@@ -41,6 +41,11 @@ def train_env_factory(
     return make
 
 
+def worker_processes(scenario: Any, num_envs: int) -> int:
+    """One SUMO worker process per training env."""
+    return int(num_envs)
+
+
 def _kpis(scenario: Any, ctrl: Controller, seed: int) -> dict[str, float]:
     """KPIs of one deterministic episode of ``ctrl`` on demand ``seed`` (in-process SUMO)."""
     env = TrafficEnv(scenario, num_envs=1, in_process=True)

@@ -91,3 +91,17 @@ def test_shipped_policy_loads_on_another_community_size(tiny_run):
     assert isinstance(ctrl, MATPPO)
     act = ctrl.act(env.reset(seed=0))
     assert act.continuous.shape == (1, 5, 2) and act.continuous.dtype == torch.float64
+
+
+def test_threads_leave_the_env_worker_processes_their_cores(monkeypatch):
+    """Without ``--threads``, a driver whose env runs worker processes (traffic: one SUMO
+    simulation per env) keeps torch to the cores they leave free, at least one; domains
+    without workers keep torch's count."""
+    import gridmarl.core.training as ct
+    from gridmarl.traffic import training as traffic_training
+
+    monkeypatch.setattr(ct, "available_cores", lambda: 8)
+    assert ct.threads_beside_workers(traffic_training, None, 3, current=8) == 5
+    assert ct.threads_beside_workers(traffic_training, None, 12, current=8) == 1
+    assert ct.threads_beside_workers(traffic_training, None, 2, current=4) == 4
+    assert ct.threads_beside_workers(object(), None, 64, current=8) == 8

@@ -62,6 +62,27 @@ def test_max_pressure_picks_highest_pressure_phase():
     ]
 
 
+def test_outgoing_term_equals_the_dense_weights_times_the_counts(make_tiny):
+    """The outgoing term is a gather over each movement's downstream lanes; it must equal the
+    documented dense form ``veh @ move_out.T`` (hand-built model and the tiny grid's)."""
+    g = torch.Generator().manual_seed(0)
+    models = [_two_nodes()]
+    from gridmarl.traffic.env import TrafficEnv
+
+    env = TrafficEnv(make_tiny())
+    try:
+        models.append(PressureModel.from_layout(env.layout))
+    finally:
+        env.close()
+    for m in models:
+        n, lanes = m.move_in.shape[0], m.n_lanes
+        veh = torch.randint(0, 20, (3, n, lanes), generator=g).float()
+        x_in = torch.gather(veh, 2, m.move_in.clamp(min=0).expand(3, n, -1)) * (m.move_in >= 0)
+        x_out = (veh.reshape(3, -1) @ m.move_out.T).reshape(3, n, -1)
+        dense = (m.phase_moves.float()[None] * (x_in - x_out)[:, :, None, :]).sum(-1)
+        assert torch.equal(m.pressures_of(veh), dense)
+
+
 def test_max_pressure_tie_keeps_current_phase():
     mp = MaxPressure(_two_nodes())
     obs = _obs([2, 1], [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
