@@ -156,6 +156,13 @@ class SignalConfig(StrictModel):
         "entry and exit roads) [veh] and the time since its current green began / 60 [min]; "
         "policies trained without them do not load with them",
     )
+    neighbor_features: bool = Field(
+        False,
+        description="append, for each adjacent intersection (N, E, S, W; zeros at the grid "
+        "edge), its current phase one-hot, its phase pressures [veh] and its green time "
+        "[min]: what a neighbour would tell over a link (CoLight-style); needs "
+        "pressure_features",
+    )
 
     @model_validator(mode="after")
     def _fits(self) -> SignalConfig:
@@ -166,6 +173,8 @@ class SignalConfig(StrictModel):
             )
         if self.horizon_s % self.decision_s:
             raise ValueError("traffic.horizon_s must be a whole number of traffic.decision_s")
+        if self.neighbor_features and not self.pressure_features:
+            raise ValueError("traffic.neighbor_features needs traffic.pressure_features: true")
         return self
 
     @property

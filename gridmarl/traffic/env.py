@@ -20,7 +20,9 @@ Incoming lanes are ordered by approach N, E, S, W, rightmost lane first, zero-pa
 "vehicles per intersection" in ``global_`` are sums over its incoming lanes.
 
 (+) With ``traffic.pressure_features``, ``P + 1`` more: the pressure of each phase [veh] and
-the green time so far [min].  The pressure of a phase is MaxPressure's (``PressureModel``,
+the green time so far [min]; with ``traffic.neighbor_features`` also, per neighbour N, E, S, W,
+its phase one-hot, its phase pressures [veh] and its green time [min] (``4 (2P + 1)``; zeros
+where there is no neighbour).  The pressure of a phase is MaxPressure's (``PressureModel``,
 Varaiya 2013 Eq. 5): over the phase's movements, vehicles on the incoming lane minus the mean
 vehicles per lane of the outgoing road, i.e. what the intersection's own entry and exit
 detectors count; the green time is the time since the intersection's current green began.
@@ -140,6 +142,12 @@ class TrafficEnv(MultiAgentEnv):
         )
         if self._pressure is not None:
             names += [f"pressure_phase_{k}" for k in range(p)] + ["green_min"]
+        self._neighbors = None
+        if scenario.traffic.neighbor_features:
+            self._neighbors = torch.as_tensor(lay.grid.neighbors())  # [N, 4], -1 = none
+            for d in "NESW":
+                names += [f"{d}_phase_{k}" for k in range(p)]
+                names += [f"{d}_pressure_phase_{k}" for k in range(p)] + [f"{d}_green_min"]
         local_dim = len(names)
         self.spec = AgentSpec(
             n_agents=n,
@@ -198,7 +206,10 @@ class TrafficEnv(MultiAgentEnv):
         parts = [onehot, veh, halt]
         if self._pressure is not None:
             green_min = torch.as_tensor(np.stack([o["green_s"] for o in outs])) / 60.0
-            parts += [self._pressure.pressures_of(veh.float()), green_min.float()[..., None]]
+            own = [self._pressure.pressures_of(veh.float()), green_min.float()[..., None]]
+            parts += own
+            if self._neighbors is not None:
+                parts.append(self._neighbor_parts(torch.cat([onehot, *own], dim=-1)))
         local = torch.cat([x.float() for x in parts], dim=-1).to(self.device)
         t = torch.tensor([float(o["t_s"]) / self.scenario.traffic.horizon_s for o in outs])
         glob = torch.stack([t, veh.sum(-1).mean(-1), halt.sum(-1).mean(-1)], dim=-1)
@@ -211,6 +222,13 @@ class TrafficEnv(MultiAgentEnv):
             global_=glob.to(self.device),
             action_mask=mask,
         )
+
+    def _neighbor_parts(self, own: torch.Tensor) -> torch.Tensor:
+        """``[B, N, 4 F]``: each neighbour's ``own [B, N, F]`` features (zeros for none)."""
+        nb = self._neighbors
+        got = own[:, nb.clamp(min=0)]  # [B, N, 4, F]
+        got = got * (nb >= 0)[None, :, :, None]
+        return got.reshape(own.shape[0], own.shape[1], -1)
 
     # -- MultiAgentEnv ------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> Observation:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
+from gridmarl.config import ScenarioError
 from gridmarl.core.pettingzoo_adapter import PettingZooParallelEnv
 from gridmarl.core.types import Action
 from gridmarl.experiment import run_episode
@@ -186,3 +187,42 @@ def test_sumo_extra_args_reach_the_simulator(make_tiny, tmp_path):
             _ = workers.engine
     finally:
         workers.close()
+
+
+def test_neighbor_features_are_the_neighbours_own(make_tiny):
+    """With ``traffic.neighbor_features`` each intersection also sees, per neighbour N, E, S,
+    W, that neighbour's phase one-hot, pressures and green time (zeros at the grid edge)."""
+    sc = make_tiny(
+        traffic={
+            "horizon_s": 60,
+            "decision_s": 10,
+            "pressure_features": True,
+            "neighbor_features": True,
+        }
+    )
+    env = TrafficEnv(sc)
+    try:
+        p, lanes = env.n_phases, env.n_lanes
+        own = slice(p + 2 * lanes, None)
+        base = 2 * p + 2 * lanes + 1
+        f = 2 * p + 1
+        assert env.spec.local_dim == base + 4 * f
+        assert env.spec.local_features[base] == "N_phase_0"
+        nb = env.spec.neighbors
+        obs = env.reset(seed=2)
+        ft = FixedTime(green_s=20)
+        ft.reset(env)
+        for _ in range(env.episode_len):
+            loc = obs.local[0]
+            mine = torch.cat([loc[:, :p], loc[:, p + 2 * lanes : base]], -1)
+            for i in range(4):
+                for d in range(4):
+                    got = loc[i, base + d * f : base + (d + 1) * f]
+                    j = int(nb[i, d])
+                    assert torch.equal(got, mine[j] if j >= 0 else torch.zeros(f))
+            obs = env.step(ft.act(obs)).obs
+        assert obs.local[0, :, own].abs().sum() > 0
+    finally:
+        env.close()
+    with pytest.raises(ScenarioError, match="neighbor_features needs"):
+        make_tiny(traffic={"horizon_s": 60, "decision_s": 10, "neighbor_features": True})
