@@ -32,7 +32,7 @@ import torch
 
 from gridmarl.config import load_scenario
 from gridmarl.traffic.env import TrafficEnv
-from gridmarl.traffic.simulate import _controller
+from gridmarl.traffic.simulate import build_controller
 
 PERIOD_S = 600
 FIELDS = ("duration", "departDelay", "waitingTime", "waitingCount", "timeLoss", "depart")
@@ -44,7 +44,7 @@ def trips_of(scenario, entry, seed: int, folder: Path) -> pd.DataFrame:
     env = TrafficEnv(scenario, num_envs=1, in_process=True)
     try:
         env.engine.extra_args = ["--tripinfo-output", str(out)]
-        ctrl = _controller(entry, env, seed)
+        ctrl = build_controller(entry, env, seed)
         obs = env.reset(seed=seed)
         ctrl.reset(env)
         with torch.no_grad():

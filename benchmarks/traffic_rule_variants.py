@@ -52,7 +52,7 @@ import torch
 from gridmarl.config import load_scenario
 from gridmarl.core.types import Action, Observation
 from gridmarl.traffic.env import TrafficEnv
-from gridmarl.traffic.roadnet import SignalLayout, _turn_of
+from gridmarl.traffic.roadnet import SignalLayout, turn_of
 from gridmarl.traffic.rules import MaxPressure, PressureModel
 
 Rule = Callable[[Observation, int], torch.Tensor]  # (obs, step) -> [B, N] phases
@@ -88,7 +88,7 @@ class Parts:
                 self.src[i * m + k] = i * lanes + slot
                 self.phase_lanes[i, :, slot] += self.model.phase_moves[i, :, k].float()
                 in_road = lay.grid.roads[lay.lanes[i][slot][0]]
-                turn = TURN_KEY[_turn_of(in_road, lay.grid.roads[out_road])]
+                turn = TURN_KEY[turn_of(in_road, lay.grid.roads[out_road])]
                 down = slot_of.get(out_road, [])
                 for s in down:
                     self.turn_out[i * m + k, s] = getattr(share, turn) / len(down)

@@ -355,7 +355,9 @@ def write_sumo_routes(vehicles: list[Vehicle], grid: Grid, path: str | Path) -> 
 # --------------------------------------------------------------------------------------------
 # CityFlow writers
 # --------------------------------------------------------------------------------------------
-def _turn_of(a: Road, b: Road) -> str:
+def turn_of(a: Road, b: Road) -> str:
+    """CityFlow's name of the movement from road ``a`` onto road ``b``: ``go_straight``,
+    ``turn_left`` or ``turn_right``."""
     d = (b.heading - a.heading) % 4
     return {0: "go_straight", 1: "turn_left", 3: "turn_right"}[d]
 
@@ -410,7 +412,7 @@ def cityflow_roadnet(grid: Grid) -> dict:
             for b in (r for r in grid.roads.values() if r.src == nid):
                 if (b.heading - a.heading) % 4 == 2:
                     continue  # no U-turns
-                kind = _turn_of(a, b)
+                kind = turn_of(a, b)
                 if kind == "go_straight":
                     pairs = [(k, k) for k in range(lanes)]
                 elif kind == "turn_left":

@@ -53,7 +53,9 @@ def _log(console: Any, text: str) -> None:
         console.print(text)
 
 
-def _controller(entry: ControllerEntry, env: TrafficEnv, seed: int) -> Controller:
+def build_controller(entry: ControllerEntry, env: TrafficEnv, seed: int) -> Controller:
+    """The controller of ``entry`` for ``env`` (``sf_plan`` plans for demand ``seed``); raises
+    ``ScenarioError`` for an unknown name or option."""
     opts = dict(entry.options)
     name = entry.name
     if name == "fixed_time":
@@ -145,12 +147,12 @@ def simulate(scenario: TrafficScenario, console: Any | None = None) -> Simulatio
     try:
         for entry in entries:  # refuse an unfit checkpoint before minutes of simulation
             if entry.name in _learned():
-                _controller(entry, env, seeds[0])
+                build_controller(entry, env, seeds[0])
         for entry in entries:
             label = entry.display_name
             rows, plan, t0 = [], None, time.perf_counter()
             for seed in seeds:
-                ctrl = _controller(entry, env, seed)
+                ctrl = build_controller(entry, env, seed)
                 rec, wall = run_episode(env, ctrl, seed=seed)
                 k = env.episode_kpis()[0]
                 rows.append(k)
