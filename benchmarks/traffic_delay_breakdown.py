@@ -38,21 +38,32 @@ PERIOD_S = 600
 FIELDS = ("duration", "departDelay", "waitingTime", "waitingCount", "timeLoss", "depart")
 
 
-def trips_of(scenario, entry, seed: int, folder: Path) -> pd.DataFrame:
-    """SUMO's trip records of one episode of ``entry`` on demand ``seed``."""
-    out = folder / f"{entry.display_name}_{seed}.xml"
+def record_trips(scenario, seeds: list[int], folder: Path) -> dict[tuple[str, int], Path]:
+    """Run every controller of ``scenario`` on every demand seed in one in-process env, each
+    episode writing SUMO's trip records to its own file in ``folder``."""
+    files: dict[tuple[str, int], Path] = {}
     env = TrafficEnv(scenario, num_envs=1, in_process=True)
     try:
-        env.engine.extra_args = ["--tripinfo-output", str(out)]
-        ctrl = build_controller(entry, env, seed)
-        obs = env.reset(seed=seed)
-        ctrl.reset(env)
-        with torch.no_grad():
-            for _ in range(env.episode_len):
-                obs = env.step(ctrl.act(obs, deterministic=True)).obs
+        for entry in scenario.controllers:
+            for seed in seeds:
+                out = files[(entry.display_name, seed)] = (
+                    folder / f"{entry.display_name}_{seed}.xml"
+                )
+                env.engine.extra_args = ["--tripinfo-output", str(out)]
+                ctrl = build_controller(entry, env, seed)
+                obs = env.reset(seed=seed)
+                ctrl.reset(env)
+                with torch.no_grad():
+                    for _ in range(env.episode_len):
+                        obs = env.step(ctrl.act(obs, deterministic=True)).obs
     finally:
-        env.close()  # SUMO writes the last records when it closes
-    rows = [{k: float(t.get(k)) for k in FIELDS} for t in ET.parse(out).getroot().iter("tripinfo")]
+        env.close()  # SUMO writes an episode's last records when it closes (or reloads)
+    return files
+
+
+def read_trips(path: Path, seed: int) -> pd.DataFrame:
+    """One episode's trip records, with the travel time [s] as the env's KPI counts it."""
+    rows = [{k: float(t.get(k)) for k in FIELDS} for t in ET.parse(path).getroot().iter("tripinfo")]
     df = pd.DataFrame(rows)
     df["travel_time_s"] = df["duration"] + df["departDelay"]
     df["seed"] = seed
@@ -70,12 +81,14 @@ def main() -> None:
     if sc.engine != "sumo":
         raise SystemExit(f"{args.scenario}: engine {sc.engine!r}; this benchmark needs sumo")
     seeds = args.seeds if args.seeds is not None else [sc.seed + k for k in range(sc.demand.seeds)]
-    trips: dict[str, pd.DataFrame] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for entry in sc.controllers:
-            trips[entry.display_name] = pd.concat(
-                [trips_of(sc, entry, s, Path(tmp)) for s in seeds], ignore_index=True
+        files = record_trips(sc, seeds, Path(tmp))
+        trips = {
+            e.display_name: pd.concat(
+                [read_trips(files[(e.display_name, s)], s) for s in seeds], ignore_index=True
             )
+            for e in sc.controllers
+        }
     print(f"seeds {seeds}; means over finished trips")
     print(
         f"{'controller':<16} {'trips':>6} {'travel [s]':>11} {'time loss':>10} "

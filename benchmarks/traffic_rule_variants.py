@@ -95,6 +95,10 @@ class Parts:
                     self.feed[s, i * m + k] = 1.0 / moves_of_slot[(i, slot)] / len(down)
 
         self.phase_lanes = self.phase_lanes.clamp(max=1.0)
+        # MaxPressure's model with another outgoing term: none, or weighted by turning shares
+        mi, pm = self.model.move_in, self.model.phase_moves
+        self.no_out = PressureModel(self.p, lanes, mi, torch.zeros_like(self.turn_out), pm)
+        self.turning = PressureModel(self.p, lanes, mi, self.turn_out, pm)
 
     def split(self, obs: Observation) -> tuple[torch.Tensor, ...]:
         """(vehicles [B, N, L], halting [B, N, L], current phase [B, N], green [s] [B, N])."""
@@ -102,20 +106,6 @@ class Parts:
         loc = obs.local
         veh, halt = loc[..., p : p + lanes], loc[..., p + lanes : p + 2 * lanes]
         return veh, halt, loc[..., :p].argmax(-1), loc[..., -1] * 60.0
-
-    def incoming(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, N, P]``: Σ over each phase's movements of ``x`` on the movement's incoming
-        lane (MaxPressure's first term)."""
-        b = x.shape[0]
-        mi = self.model.move_in
-        x_in = torch.gather(x, 2, mi.clamp(min=0).expand(b, self.n, self.m)) * (mi >= 0)
-        return (self.model.phase_moves.float()[None] * x_in[:, :, None, :]).sum(-1)
-
-    def outgoing(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """``[B, N, P]``: Σ over each phase's movements of the weighted outgoing-road ``x``."""
-        b = x.shape[0]
-        x_out = (x.reshape(b, -1) @ weights.T).reshape(b, self.n, self.m)
-        return (self.model.phase_moves.float()[None] * x_out[:, :, None, :]).sum(-1)
 
     def arriving(self, veh: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
         """``[B, N, L]``: vehicles upstream, on a movement with green there, that lead onto
@@ -165,11 +155,11 @@ def variants(parts: Parts, args: argparse.Namespace) -> list[tuple[str, Rule]]:
 
     def incoming_only(obs: Observation, step: int) -> torch.Tensor:
         veh, _, cur, _ = parts.split(obs)
-        return choose(parts.incoming(veh), obs, cur)
+        return choose(parts.no_out.pressures_of(veh), obs, cur)
 
     def turning_ratio(obs: Observation, step: int) -> torch.Tensor:
         veh, _, cur, _ = parts.split(obs)
-        return choose(parts.incoming(veh) - parts.outgoing(veh, parts.turn_out), obs, cur)
+        return choose(parts.turning.pressures_of(veh), obs, cur)
 
     def advanced_mp(obs: Observation, step: int) -> torch.Tensor:
         veh, halt, cur, _ = parts.split(obs)
@@ -181,7 +171,7 @@ def variants(parts: Parts, args: argparse.Namespace) -> list[tuple[str, Rule]]:
     def look_ahead(g: float) -> Rule:
         def rule(obs: Observation, step: int) -> torch.Tensor:
             veh, _, cur, _ = parts.split(obs)
-            return choose(parts.incoming(veh + g * parts.arriving(veh, cur)), obs, cur)
+            return choose(parts.no_out.pressures_of(veh + g * parts.arriving(veh, cur)), obs, cur)
 
         return rule
 

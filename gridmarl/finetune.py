@@ -65,7 +65,7 @@ def finetune(
         console: a ``rich.console.Console``.
         validate_every: generations between validations + checkpoints (default 10).
         threads: ``torch.set_num_threads`` (default: torch's choice, less the cores the env's
-            worker processes need, ``core.training.threads_beside_workers``).
+            worker processes need, ``core.training.set_torch_threads``).
         overrides: ``--set key=value`` items applied when ``scenario`` is a path.
 
     Raises:
@@ -79,7 +79,7 @@ def finetune(
 
     from gridmarl.controllers.es import ESFinetuner
     from gridmarl.controllers.matppo import MATPPO
-    from gridmarl.core.training import threads_beside_workers
+    from gridmarl.core.training import set_torch_threads
     from gridmarl.train import (
         best_score,
         check_train_settings,
@@ -96,8 +96,6 @@ def finetune(
     if isinstance(scenario, str | Path):
         scenario = load_scenario(scenario, overrides)
     dom = domain_training(scenario)
-    if threads:
-        torch.set_num_threads(int(threads))
     dev = resolve_device(device)
     p_hash = policy_hash(scenario)
     cfg = scenario.train.es
@@ -153,10 +151,7 @@ def finetune(
             "keys added since); ES adapts it to this scenario"
         )
     es = ESFinetuner(policy, cfg, seed)
-    if not threads:  # leave the env's worker processes their cores
-        torch.set_num_threads(
-            threads_beside_workers(dom, scenario, es.num_envs(), torch.get_num_threads())
-        )
+    set_torch_threads(threads, dom, scenario, es.num_envs())
     # the source's notes (its training command, evaluation figures) describe other weights
     source_meta = dict(policy.meta)
     policy.meta = run_meta(scenario, p_hash, dev)

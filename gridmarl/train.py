@@ -62,7 +62,7 @@ import torch
 from gridmarl.config import ScenarioError, load_scenario, scenario_hash
 from gridmarl.core.io import new_run_dir, write_json, write_text
 from gridmarl.core.seeding import resolve_device, seed_everything
-from gridmarl.core.training import ValidationResult, Validator, threads_beside_workers
+from gridmarl.core.training import ValidationResult, Validator, set_torch_threads
 from gridmarl.energy.training import (  # noqa: F401 - re-exported (benchmarks, old imports)
     MILP_TIME_LIMIT_S,
     EnergyValidator,
@@ -104,6 +104,13 @@ def policy_hash(scenario: Any) -> str:
     """SHA-256 of what a policy is trained on: the validated scenario without ``controllers``
     (what ``simulate`` runs) and ``train`` (budget and hyper-parameters, kept in the checkpoint)."""
     return scenario_hash(scenario, exclude=("controllers", "train"))
+
+
+def train_options(scenario: Any) -> dict[str, Any]:
+    """The controller options of ``scenario.train`` (``num_envs`` from the block unless set)."""
+    opts = dict(scenario.train.options)
+    opts.setdefault("num_envs", scenario.train.num_envs)
+    return opts
 
 
 def check_train_settings(
@@ -345,7 +352,7 @@ def train(
         console: a ``rich.console.Console`` (default: a new one).
         validate_every: updates between validations + checkpoints (default 10).
         threads: ``torch.set_num_threads`` for CPU training (default: torch's choice, less the
-            cores the env's worker processes need, ``core.training.threads_beside_workers``).
+            cores the env's worker processes need, ``core.training.set_torch_threads``).
         overrides: ``--set key=value`` items applied when ``scenario`` is a path.
         warm_start: name of a teacher of the domain (``TEACHERS`` of its training module:
             energy ``rule_based`` | ``no_control`` | ``milp``, routing ``shortest_path_distance`` |
@@ -374,13 +381,7 @@ def train(
         info = registry.get(controller)
     except KeyError as exc:
         raise ScenarioError(str(exc.args[0])) from None
-    if threads:
-        torch.set_num_threads(int(threads))
-    else:  # leave the env's worker processes their cores
-        n_envs = int(dict(scenario.train.options).get("num_envs", scenario.train.num_envs))
-        torch.set_num_threads(
-            threads_beside_workers(dom, scenario, n_envs, torch.get_num_threads())
-        )
+    set_torch_threads(threads, dom, scenario, int(train_options(scenario)["num_envs"]))
     dev = resolve_device(device)
     p_hash = policy_hash(scenario)
 
@@ -420,8 +421,7 @@ def train(
         if ctrl.seed != seed:
             raise ScenarioError(f"--resume {run_dir}: the run's seed is {ctrl.seed}, not {seed}")
     else:
-        opts = dict(scenario.train.options)
-        opts.setdefault("num_envs", scenario.train.num_envs)
+        opts = train_options(scenario)
         ctrl = cls(spec, info.load_config_class().from_options(opts), device=dev, seed=seed)
         run_dir = new_run_dir(out or "runs", scenario.name)
         manifest = {

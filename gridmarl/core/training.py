@@ -12,7 +12,7 @@ Each domain module provides
   batch's.
 * optionally ``worker_processes(scenario, num_envs) -> int``: the processes its training env
   runs beside the driver (traffic: one SUMO simulation per env).  Without ``--threads`` the
-  driver then leaves them a core each (``threads_beside_workers``).
+  driver then leaves them a core each (``set_torch_threads``).
 
 ``gridmarl.train.DOMAINS`` maps ``scenario.domain`` to the module.
 """
@@ -37,6 +37,19 @@ def available_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def set_torch_threads(threads: int | None, domain: Any, scenario: Any, num_envs: int) -> None:
+    """``torch.set_num_threads(threads)``; without ``threads``, torch's count less the cores
+    the domain's ``num_envs`` worker processes need (``threads_beside_workers``)."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    else:
+        torch.set_num_threads(
+            threads_beside_workers(domain, scenario, num_envs, torch.get_num_threads())
+        )
 
 
 def threads_beside_workers(domain: Any, scenario: Any, num_envs: int, current: int) -> int:

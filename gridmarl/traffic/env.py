@@ -50,6 +50,7 @@ import torch
 from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.types import Action, AgentSpec, Observation, Step
 from gridmarl.traffic.config import TrafficScenario
+from gridmarl.traffic.engines import Engine
 from gridmarl.traffic.roadnet import SignalLayout
 from gridmarl.traffic.rules import PressureModel
 from gridmarl.traffic.sim import SignalSim, demand_seed, prepare_folder, worker_main
@@ -182,8 +183,8 @@ class TrafficEnv(MultiAgentEnv):
         self._t = 0
 
     @property
-    def engine(self):
-        """The simulator of an in-process env (``gridmarl.traffic.engines.Engine``)."""
+    def engine(self) -> Engine:
+        """The simulator of an in-process env."""
         if not self._sims:
             raise RuntimeError("the simulations run in worker processes; use in_process=True")
         return self._sims[0].engine

@@ -82,7 +82,8 @@ class PressureModel:
     def __post_init__(self) -> None:
         # move_out as (column, weight) lists padded to the widest row: the outgoing term is then
         # a gather and a sum, not a BLAS matmul, whose thread pool would spin on the cores the
-        # SUMO worker processes need (benchmarks/traffic_workers.py: efficiency 0.47 -> 0.85)
+        # SUMO worker processes need (benchmarks/traffic_workers.py, 2 workers: median
+        # efficiency 0.51 -> 0.78)
         nz = self.move_out != 0
         k = max(1, int(nz.sum(1).max())) if nz.numel() else 1
         order = torch.argsort(nz.to(torch.int8), dim=1, descending=True, stable=True)[:, :k]
