@@ -47,8 +47,8 @@ import torch
 from pyomo.contrib.solver.common.factory import SolverFactory
 from pyomo.contrib.solver.common.results import TerminationCondition
 
-from gridmarl.config import ScenarioError
 from gridmarl.core.controller import ScheduleController
+from gridmarl.core.errors import ScenarioError
 from gridmarl.traffic.config import TrafficScenario
 from gridmarl.traffic.roadnet import NORTH, SOUTH, SignalLayout, Vehicle
 

@@ -20,7 +20,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gridmarl.config import ScenarioError, load_scenario, scenario_adapter
+from gridmarl.config import load_scenario, scenario_adapter
+from gridmarl.core.errors import ScenarioError
 
 app = typer.Typer(
     add_completion=False,

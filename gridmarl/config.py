@@ -17,11 +17,11 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from gridmarl.core.errors import ScenarioError
+
+__all__ = ["ScenarioError"]  # re-exported for users; gridmarl's own modules import core.errors
+
 MAX_INPUT_ECHO = 80  # [chars] longest piece of user input repeated in an error message
-
-
-class ScenarioError(ValueError):
-    """A scenario that cannot be used; the message is meant for a person."""
 
 
 class StrictModel(BaseModel):

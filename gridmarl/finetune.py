@@ -30,7 +30,8 @@ from typing import Any
 
 import torch
 
-from gridmarl.config import ScenarioError, load_scenario, scenario_hash
+from gridmarl.config import load_scenario, scenario_hash
+from gridmarl.core.errors import ScenarioError
 from gridmarl.core.io import atomic_write, new_run_dir, write_json
 from gridmarl.core.seeding import resolve_device, seed_everything
 

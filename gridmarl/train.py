@@ -59,7 +59,8 @@ from typing import Any
 
 import torch
 
-from gridmarl.config import ScenarioError, load_scenario, scenario_hash
+from gridmarl.config import load_scenario, scenario_hash
+from gridmarl.core.errors import ScenarioError
 from gridmarl.core.io import new_run_dir, write_json, write_text
 from gridmarl.core.seeding import resolve_device, seed_everything
 from gridmarl.core.training import ValidationResult, Validator, set_torch_threads
@@ -307,10 +308,6 @@ def _warm_start(
         return warm_start(ctrl, env, teach, epochs=epochs, seed=seed, keep_prior=keep_prior)
     finally:
         env.close()
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f} %" if math.isfinite(x) else "—"
 
 
 def _append_csv(path: Path, row: dict[str, Any]) -> None:

@@ -45,9 +45,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gridmarl.config import ESConfig, ScenarioError
+from gridmarl.config import ESConfig
 from gridmarl.controllers.common.distributions import HybridDistribution, env_continuous
 from gridmarl.core.env import MultiAgentEnv
+from gridmarl.core.errors import ScenarioError
 from gridmarl.core.seeding import make_generator
 from gridmarl.core.types import Action, Observation
 

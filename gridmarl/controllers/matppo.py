@@ -59,7 +59,6 @@ from typing import Any, Literal, Protocol
 import torch
 from torch import Tensor, nn
 
-from gridmarl.config import ScenarioError
 from gridmarl.controllers.common.buffer import RolloutBuffer
 from gridmarl.controllers.common.checkpoint import check_compatible, read_checkpoint
 from gridmarl.controllers.common.distributions import HybridDistribution, env_continuous
@@ -74,6 +73,7 @@ from gridmarl.controllers.common.normalizers import RunningMeanStd, ValueNorm
 from gridmarl.controllers.common.rollout import collect_rollout
 from gridmarl.core.controller import Trainable
 from gridmarl.core.env import MultiAgentEnv
+from gridmarl.core.errors import ScenarioError
 from gridmarl.core.io import atomic_write
 from gridmarl.core.seeding import make_generator
 from gridmarl.core.types import Action, AgentSpec, Observation

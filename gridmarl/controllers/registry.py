@@ -104,7 +104,7 @@ def load_policy(
     Raises:
         ScenarioError: unknown name, unreadable checkpoint, or shapes that do not fit.
     """
-    from gridmarl.config import ScenarioError
+    from gridmarl.core.errors import ScenarioError
 
     try:
         info = get(name)

@@ -12,7 +12,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from gridmarl.config import ScenarioBase, ScenarioError, StrictModel, TrainBase, resolve_path
+from gridmarl.config import ScenarioBase, StrictModel, TrainBase, resolve_path
+from gridmarl.core.errors import ScenarioError
 
 Range = tuple[float, float]
 

@@ -106,7 +106,7 @@ import numpy as np
 import pandas as pd
 import pvlib
 
-from gridmarl.config import ScenarioError
+from gridmarl.core.errors import ScenarioError
 from gridmarl.energy.community import Community
 
 ENV_DATA = "GRIDMARL_DATA"  # environment variable that overrides the repository's data/ folder

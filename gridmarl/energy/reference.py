@@ -198,15 +198,3 @@ class ReferenceCommunityEnv:
             "peak_kw": list(self.peak),
         }
 
-
-def run_reference(
-    community: Community,
-    starts: Sequence[int],
-    episode_steps: int,
-    discrete: Sequence,
-    continuous: Sequence,
-) -> list[dict[str, list]]:
-    """Step a fresh reference env through ``discrete [T][B][N]`` and ``continuous
-    [T][B][N][2]``; returns the per-step outputs of :meth:`ReferenceCommunityEnv.step`."""
-    env = ReferenceCommunityEnv(community, starts, episode_steps)
-    return [env.step(discrete[t], continuous[t]) for t in range(len(discrete))]

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from gridmarl.config import ControllerEntry, ScenarioError, resolve_path
+from gridmarl.config import ControllerEntry, resolve_path
 from gridmarl.core.controller import Controller
+from gridmarl.core.errors import ScenarioError
 from gridmarl.experiment import ControllerResult, SimulationResult, run_episode
 
 HEADLINE = [

@@ -12,8 +12,9 @@ from typing import Any
 
 import torch
 
-from gridmarl.config import ScenarioError, scenario_hash
+from gridmarl.config import scenario_hash
 from gridmarl.core.controller import ScheduleController
+from gridmarl.core.errors import ScenarioError
 from gridmarl.core.io import write_json, write_text
 from gridmarl.core.training import ValidationResult, meta_score
 

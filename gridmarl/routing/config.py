@@ -11,7 +11,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from gridmarl.config import ScenarioBase, ScenarioError, StrictModel, TrainBase, resolve_path
+from gridmarl.config import ScenarioBase, StrictModel, TrainBase, resolve_path
+from gridmarl.core.errors import ScenarioError
 
 #: controller names the routing domain knows (``simulate`` runs them in the scenario's order)
 ROUTING_CONTROLLERS = ("shortest_path_hops", "shortest_path_distance", "mcf")

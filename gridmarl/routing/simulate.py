@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from gridmarl.config import ControllerEntry, ScenarioError, resolve_path
+from gridmarl.config import ControllerEntry, resolve_path
 from gridmarl.core.controller import Controller
+from gridmarl.core.errors import ScenarioError
 from gridmarl.experiment import ControllerResult, SimulationResult, run_episode
 from gridmarl.routing.config import RoutingScenario
 from gridmarl.routing.env import RoutingEnv, rates_from_profile

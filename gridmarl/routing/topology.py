@@ -45,9 +45,8 @@ from xml.etree.ElementTree import ParseError
 
 import networkx as nx
 import numpy as np
-import torch
 
-from gridmarl.config import ScenarioError
+from gridmarl.core.errors import ScenarioError
 
 EARTH_RADIUS_KM = 6371.0088  # [km] mean Earth radius (IUGG)
 DEFAULT_KM_PER_STEP = 500.0  # [km/step] propagation per step (IBM links: 1 to 6 steps)
@@ -167,10 +166,6 @@ class Topology:
                     out[src, dst] = v
             self._cache["delay_matrix"] = out
         return self._cache["delay_matrix"]
-
-    def neighbor_tensor(self, device: torch.device | str = "cpu") -> torch.Tensor:
-        """``neighbors`` as a long tensor."""
-        return torch.as_tensor(self.neighbors, dtype=torch.long, device=device)
 
 
 def great_circle_km(

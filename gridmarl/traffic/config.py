@@ -209,8 +209,9 @@ class TrafficScenario(ScenarioBase):
         from gridmarl.traffic.engines import check_engine
 
         check_engine(self.engine)
-        from gridmarl.config import ScenarioError, resolve_path
+        from gridmarl.config import resolve_path
         from gridmarl.controllers import registry
+        from gridmarl.core.errors import ScenarioError
 
         for entry in self.controllers:
             if entry.name in registry.names():

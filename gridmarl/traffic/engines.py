@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gridmarl.config import ScenarioError
+from gridmarl.core.errors import ScenarioError
 from gridmarl.traffic.roadnet import SignalLayout, sumo_binary, sumo_home
 
 HALTING_SPEED_M_PER_S = 0.1  # SUMO's halting threshold; CityFlow's waiting count uses the same

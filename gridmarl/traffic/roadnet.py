@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gridmarl.config import ScenarioError
+from gridmarl.core.errors import ScenarioError
 from gridmarl.core.io import atomic_write, write_json
 from gridmarl.traffic.config import DemandConfig, GridConfig
 

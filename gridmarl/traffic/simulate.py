@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gridmarl.config import ControllerEntry, ScenarioError, resolve_path
+from gridmarl.config import ControllerEntry, resolve_path
 from gridmarl.core.controller import Controller
+from gridmarl.core.errors import ScenarioError
 from gridmarl.experiment import ControllerResult, SimulationResult, run_episode
 from gridmarl.traffic.config import TrafficScenario
 from gridmarl.traffic.env import TrafficEnv

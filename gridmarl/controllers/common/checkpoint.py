@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from gridmarl.config import ScenarioError
+from gridmarl.core.errors import ScenarioError
 from gridmarl.core.types import AgentSpec
 
 
