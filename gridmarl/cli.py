@@ -33,12 +33,6 @@ app = typer.Typer(
 console = Console() if sys.stdout.isatty() else Console(width=200)
 err_console = Console(stderr=True, soft_wrap=True)
 
-SIMULATORS = {
-    "energy": "gridmarl.energy.simulate",
-    "traffic": "gridmarl.traffic.simulate",
-    "routing": "gridmarl.routing.simulate",
-}
-
 ScenarioArg = Annotated[Path, typer.Argument(help="scenario YAML file", show_default=False)]
 THREADS_HELP = "CPU threads for torch (default: the cores the env's worker processes leave)"
 SetOpt = Annotated[
@@ -83,8 +77,11 @@ def _prepare_learning(path: Path, overrides: list[str] | None, out: Path, device
 
 
 def _simulator(domain: str):
+    """The simulate module of a registered domain (``gridmarl.domains``)."""
+    from gridmarl import domains
+
     try:
-        return import_module(SIMULATORS[domain])
+        return import_module(domains.get(domain).simulator)
     except ModuleNotFoundError as exc:
         raise UsageError(
             f"domain {domain!r} is not available in this build ({exc.name} is missing)"

@@ -1,6 +1,7 @@
 """Scenario files: YAML read with ``yaml.safe_load``, validated by pydantic v2 models.
 
-The scenario is a discriminated union on ``domain`` (``energy`` | ``traffic`` | ``routing``).
+The scenario is a discriminated union on ``domain`` over the registered domains
+(``gridmarl.domains``: ``energy`` | ``traffic`` | ``routing``).
 Every model forbids unknown keys.  ``load_scenario`` turns every problem into a
 ``ScenarioError`` whose message names the file, the key, the value and what is allowed;
 the command line prints it and exits with code 2.
@@ -142,21 +143,47 @@ class ScenarioBase(StrictModel):
         return self._base_dir or Path.cwd()
 
 
-def _domain_models() -> tuple[type[BaseModel], ...]:
-    from gridmarl.energy.config import EnergyScenario
-    from gridmarl.routing.config import RoutingScenario
-    from gridmarl.traffic.config import TrafficScenario
-
-    return EnergyScenario, TrafficScenario, RoutingScenario
-
-
 def scenario_adapter():
-    """A pydantic ``TypeAdapter`` for the discriminated union of all domain scenarios."""
+    """A pydantic ``TypeAdapter`` for the discriminated union of every registered domain's
+    scenario model (``gridmarl.domains``)."""
+    from functools import reduce
+    from operator import or_
+
     from pydantic import TypeAdapter
 
-    e, t, r = _domain_models()
-    union = Annotated[e | t | r, Field(discriminator="domain")]
+    from gridmarl import domains
+
+    models = [domains.get(n).scenario_class() for n in domains.names()]
+    union = Annotated[reduce(or_, models), Field(discriminator="domain")]
     return TypeAdapter(union)
+
+
+def check_controllers(scenario: Any) -> None:
+    """Every ``controllers`` entry names one of the domain's baselines or a registered learned
+    controller; a learned one has a ``checkpoint`` that exists.
+
+    Raises:
+        ScenarioError: naming the entry and what is allowed.
+    """
+    from gridmarl import domains
+    from gridmarl.controllers import registry
+
+    dom = domains.of(scenario)
+    learned = registry.names()
+    for entry in scenario.controllers:
+        if entry.name not in dom.baselines and entry.name not in learned:
+            raise ScenarioError(
+                f"controllers: unknown {dom.name} controller {entry.name!r}; "
+                f"allowed: {', '.join(dom.baselines + tuple(learned))}"
+            )
+        if entry.name in learned and entry.checkpoint is None:
+            raise ScenarioError(
+                f"controllers[{entry.name}]: a learned controller needs 'checkpoint'"
+            )
+        if entry.checkpoint is not None and not resolve_path(scenario, entry.checkpoint).exists():
+            raise ScenarioError(
+                f"controllers[{entry.name}].checkpoint: file not found: {entry.checkpoint}"
+            )
 
 
 def _short(value: Any) -> str:
@@ -166,20 +193,21 @@ def _short(value: Any) -> str:
 
 def format_validation_error(err: ValidationError, source: str) -> str:
     """One readable message per problem: ``source: key.path: what is wrong (got VALUE)``."""
+    from gridmarl import domains
+
+    known = ", ".join(domains.names())
     lines = []
     for e in err.errors():
         loc = ".".join(
-            str(p)
-            for p in e["loc"]
-            if not (isinstance(p, str) and p in ("energy", "traffic", "routing"))
+            str(p) for p in e["loc"] if not (isinstance(p, str) and p in domains.DOMAINS)
         )
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key (not allowed here; check the spelling)"
         elif e["type"] == "union_tag_invalid":
-            msg = "unknown domain; allowed: energy, traffic, routing"
+            msg = f"unknown domain; allowed: {known}"
         elif e["type"] == "union_tag_not_found":
-            msg = "missing key 'domain'; allowed: energy, traffic, routing"
+            msg = f"missing key 'domain'; allowed: {known}"
         got = (
             ""
             if e["type"] in ("missing", "union_tag_not_found")
@@ -258,11 +286,12 @@ def validate_scenario(data: dict, source: str = "<scenario>", base_dir: Path | N
     scenario._source = source
     scenario._base_dir = base_dir or Path.cwd()
     check = getattr(scenario, "check_resources", None)
-    if check is not None:
-        try:
+    try:
+        if check is not None:
             check()
-        except ScenarioError as err:
-            raise ScenarioError(f"{source}: {err}") from None
+        check_controllers(scenario)
+    except ScenarioError as err:
+        raise ScenarioError(f"{source}: {err}") from None
     return scenario
 
 

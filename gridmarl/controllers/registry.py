@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gridmarl.core.controller import Controller
-from gridmarl.core.env import MultiAgentEnv
+if TYPE_CHECKING:  # torch-free import: validating a scenario lists the names
+    from gridmarl.core.controller import Controller
+    from gridmarl.core.env import MultiAgentEnv
 
 
 @dataclass(frozen=True)

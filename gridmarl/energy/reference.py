@@ -197,4 +197,3 @@ class ReferenceCommunityEnv:
             "theta_c": [list(r) for r in self.theta],
             "peak_kw": list(self.peak),
         }
-

@@ -11,11 +11,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from gridmarl.config import ScenarioBase, StrictModel, TrainBase, resolve_path
-from gridmarl.core.errors import ScenarioError
-
-#: controller names the routing domain knows (``simulate`` runs them in the scenario's order)
-ROUTING_CONTROLLERS = ("shortest_path_hops", "shortest_path_distance", "mcf")
+from gridmarl.config import ScenarioBase, StrictModel, TrainBase
 
 
 class GeneratorConfig(StrictModel):
@@ -152,23 +148,8 @@ class RoutingScenario(ScenarioBase):
     train: TrainConfig = Field(default_factory=TrainConfig, description="gridmarl train")
 
     def check_resources(self) -> None:
-        """The topology loads (or is refused with what is missing); controllers are known."""
-        from gridmarl.controllers import registry
-        from gridmarl.routing.simulate import load_topology
+        """The topology loads (or is refused with what is missing); the controllers are
+        checked by ``gridmarl.config.check_controllers``."""
+        from gridmarl.routing.topology import load_topology
 
         load_topology(self)
-        learned = registry.names()
-        for entry in self.controllers:
-            if entry.name not in ROUTING_CONTROLLERS and entry.name not in learned:
-                raise ScenarioError(
-                    f"controllers: unknown routing controller {entry.name!r}; "
-                    f"allowed: {', '.join(ROUTING_CONTROLLERS + tuple(learned))}"
-                )
-            if entry.name in learned and entry.checkpoint is None:
-                raise ScenarioError(
-                    f"controllers[{entry.name}]: a learned controller needs 'checkpoint'"
-                )
-            if entry.checkpoint is not None and not resolve_path(self, entry.checkpoint).exists():
-                raise ScenarioError(
-                    f"controllers[{entry.name}].checkpoint: file not found: {entry.checkpoint}"
-                )

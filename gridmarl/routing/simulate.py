@@ -37,38 +37,7 @@ from gridmarl.routing.rules import (
     shortest_path_controller,
     shortest_path_slots,
 )
-from gridmarl.routing.topology import (
-    ReadOptions,
-    Topology,
-    grid,
-    random_geometric,
-    read_graphml,
-    waxman,
-)
-
-
-def load_topology(scenario: RoutingScenario) -> Topology:
-    """The scenario's topology (file or generator).
-
-    Raises:
-        ScenarioError: the file is missing, unreadable, or has a gap the options refuse.
-    """
-    net = scenario.network
-    if net.generator is not None:
-        g = net.generator
-        if g.kind == "grid":
-            return grid(int(g.rows or 1), int(g.cols or 1), g.spacing_km, net.km_per_step)
-        make = waxman if g.kind == "waxman" else random_geometric
-        return make(g.routers, g.seed, side_km=g.side_km, km_per_step=net.km_per_step)
-    assert net.topology is not None
-    path = resolve_path(scenario, net.topology)
-    opts = ReadOptions(
-        km_per_step=net.km_per_step,
-        missing_coordinates=net.missing_coordinates,
-        external_nodes=net.external_nodes,
-        components=net.components,
-    )
-    return read_graphml(path, opts)
+from gridmarl.routing.topology import Topology, load_topology
 
 
 def scenario_rates(scenario: RoutingScenario) -> np.ndarray:

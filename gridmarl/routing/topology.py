@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from xml.etree.ElementTree import ParseError
 
 import networkx as nx
@@ -440,3 +440,29 @@ def random_geometric(
         km_per_step,
         f"random_geometric(n={n}, seed={seed}, side_km={side_km}, radius_km={r:.0f})",
     )
+
+
+def load_topology(scenario: Any) -> Topology:
+    """The topology of a ``RoutingScenario`` (its file or generator).
+
+    Raises:
+        ScenarioError: the file is missing, unreadable, or has a gap the options refuse.
+    """
+    net = scenario.network
+    if net.generator is not None:
+        g = net.generator
+        if g.kind == "grid":
+            return grid(int(g.rows or 1), int(g.cols or 1), g.spacing_km, net.km_per_step)
+        make = waxman if g.kind == "waxman" else random_geometric
+        return make(g.routers, g.seed, side_km=g.side_km, km_per_step=net.km_per_step)
+    assert net.topology is not None
+    from gridmarl.config import resolve_path
+
+    path = resolve_path(scenario, net.topology)
+    opts = ReadOptions(
+        km_per_step=net.km_per_step,
+        missing_coordinates=net.missing_coordinates,
+        external_nodes=net.external_nodes,
+        components=net.components,
+    )
+    return read_graphml(path, opts)

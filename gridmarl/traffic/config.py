@@ -205,21 +205,8 @@ class TrafficScenario(ScenarioBase):
     train: TrainConfig = Field(default_factory=TrainConfig, description="gridmarl train")
 
     def check_resources(self) -> None:
-        """Raise ``ScenarioError`` when the chosen engine cannot run here."""
-        from gridmarl.traffic.engines import check_engine
+        """Raise ``ScenarioError`` when the chosen engine is not installed here (without
+        importing it); the controllers are checked by ``gridmarl.config.check_controllers``."""
+        from gridmarl.traffic.install import check_installed
 
-        check_engine(self.engine)
-        from gridmarl.config import resolve_path
-        from gridmarl.controllers import registry
-        from gridmarl.core.errors import ScenarioError
-
-        for entry in self.controllers:
-            if entry.name in registry.names():
-                if entry.checkpoint is None:
-                    raise ScenarioError(
-                        f"controllers[{entry.name}]: a learned controller needs 'checkpoint'"
-                    )
-                if not resolve_path(self, entry.checkpoint).exists():
-                    raise ScenarioError(
-                        f"controllers[{entry.name}].checkpoint: file not found: {entry.checkpoint}"
-                    )
+        check_installed(self.engine)

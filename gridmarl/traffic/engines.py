@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from gridmarl.core.errors import ScenarioError
-from gridmarl.traffic.roadnet import SignalLayout, sumo_binary, sumo_home
+from gridmarl.traffic.install import sumo_binary, sumo_home
+from gridmarl.traffic.roadnet import SignalLayout
 
 HALTING_SPEED_M_PER_S = 0.1  # SUMO's halting threshold; CityFlow's waiting count uses the same
 

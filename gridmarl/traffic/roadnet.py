@@ -37,53 +37,13 @@ import numpy as np
 from gridmarl.core.errors import ScenarioError
 from gridmarl.core.io import atomic_write, write_json
 from gridmarl.traffic.config import DemandConfig, GridConfig
+from gridmarl.traffic.install import sumo_binary
 
 EAST, NORTH, WEST, SOUTH = 0, 1, 2, 3  # heading of travel, counter-clockwise
 _DELTA = {EAST: (1, 0), NORTH: (0, 1), WEST: (-1, 0), SOUTH: (0, -1)}
 APPROACH_ORDER = (SOUTH, WEST, NORTH, EAST)  # headings of the N, E, S, W approaches
 N_PHASES = 2  # 0 = north-south green, 1 = east-west green
 MAX_ROUTE_FACTOR = 4  # a route crossing more than 4·(rows+cols) intersections goes straight
-
-
-# --------------------------------------------------------------------------------------------
-# SUMO installation
-# --------------------------------------------------------------------------------------------
-def sumo_home() -> Path:
-    """The SUMO installation of the ``eclipse-sumo`` wheel; sets ``SUMO_HOME`` if unset.
-
-    Raises:
-        ScenarioError: when the ``sumo`` package (eclipse-sumo wheel) is not installed.
-    """
-    env = os.environ.get("SUMO_HOME")
-    if env and (Path(env) / "bin").is_dir():
-        return Path(env)
-    try:
-        import sumo  # the eclipse-sumo wheel
-    except ImportError as exc:
-        raise ScenarioError(
-            "SUMO is not installed: `pip install eclipse-sumo libsumo` "
-            "(the traffic domain's default engine)"
-        ) from exc
-    home = Path(sumo.SUMO_HOME)
-    os.environ["SUMO_HOME"] = str(home)  # pip does not set it; SUMO's tools and XML checks need it
-    return home
-
-
-def sumo_binary(name: str) -> Path:
-    """Path of a SUMO executable (``sumo``, ``netgenerate``) of the installed wheel.
-
-    Raises:
-        ScenarioError: when it is missing.
-    """
-    path = sumo_home() / "bin" / name
-    if not path.exists():
-        found = shutil.which(name)
-        if found:
-            return Path(found)
-        raise ScenarioError(
-            f"SUMO binary {name!r} not found under {path.parent}; reinstall eclipse-sumo"
-        )
-    return path
 
 
 # --------------------------------------------------------------------------------------------
