@@ -159,7 +159,9 @@ def simulate(
 @app.command()
 def train(
     scenario: ScenarioArg,
-    controller: Annotated[str, typer.Option(help="learned controller to train")] = "matppo",
+    controller: Annotated[
+        str | None, typer.Option(help="learned controller to train (default: matppo)")
+    ] = None,
     device: Annotated[str, typer.Option(help="auto (GPU when present) | cpu | cuda")] = "auto",
     steps: Annotated[
         int | None,

@@ -39,6 +39,171 @@ DEFAULT_VALIDATE_EVERY = 10  # [generations] between validations (and checkpoint
 KEEP_GEN_CHECKPOINTS = 5
 
 
+def resume_finetune(
+    run_dir: Path, scenario: Any, p_hash: str, seed: int | None, generations: int | None
+) -> tuple[dict[str, Any], int, int | None]:
+    """The manifest of a ``finetune`` run to resume, its seed and (unless given) its number
+    of generations.
+
+    Raises:
+        ScenarioError: not a finetune run folder, another scenario, train settings or seed.
+    """
+    from gridmarl.train import check_train_settings, open_resume_run
+
+    needed = ("checkpoints/last.pt", "checkpoints/last.es.pt")
+    manifest = open_resume_run(run_dir, "finetune_manifest.json", needed, p_hash, "finetune")
+    # ES reads train.es (checked against last.es.pt) and the env's train settings
+    check_train_settings(manifest, scenario, run_dir, ignore=("steps", "es", "options"))
+    seed = int(manifest["seed"]) if seed is None else int(seed)
+    if seed != int(manifest["seed"]):
+        raise ScenarioError(f"--resume {run_dir}: the run's seed is {manifest['seed']}")
+    generations = int(manifest["generations"]) if generations is None else generations
+    return manifest, seed, generations
+
+
+def copies_spec(make_env: Any, seed: int) -> Any:
+    """The training env's ``AgentSpec``, after checking it runs copies of its episodes
+    (``reset_copies``), before any run folder is made.
+
+    Raises:
+        ScenarioError: an env without ``reset_copies``.
+    """
+    probe = make_env(1)
+    try:
+        probe.reset_copies(seed, 1)
+        return probe.spec
+    except NotImplementedError as exc:
+        raise ScenarioError(
+            f"finetune: ES needs an env that runs copies of its episodes ({exc}); "
+            "energy and traffic scenarios have one"
+        ) from None
+    finally:
+        probe.close()
+
+
+def load_source(source: Path, spec: Any, dev: torch.device) -> tuple[Any, Any]:
+    """The registered controller of checkpoint ``source`` (by its format) and the policy read
+    from it; shapes, feature names and forecast window must match the env.
+
+    Raises:
+        ScenarioError: an unknown checkpoint format, a controller without a fine-tuner, or a
+            checkpoint that does not fit ``spec``.
+    """
+    from gridmarl.controllers import registry
+
+    info = registry.for_checkpoint(source)
+    if info.finetuner is None:
+        raise ScenarioError(f"{source}: {info.name} checkpoints have no fine-tuner")
+    return info, info.load_class().from_checkpoint(source, spec, device=dev)
+
+
+class _Checkpointer:
+    """Validation and checkpoints of a finetune run (``gen_*.pt``, ``last.pt`` + the tuner's
+    state ``last.es.pt``, ``best.pt``), and the validation row / TensorBoard scalars."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        policy: Any,
+        tuner: Any,
+        validator: Any,
+        writer: Any,
+        per_gen: int,
+        source: Path,
+        source_meta: dict[str, Any],
+        es_settings: dict[str, Any],
+    ) -> None:
+        from gridmarl.train import best_score
+
+        self.ck = run_dir / "checkpoints"
+        self.run_dir, self.policy, self.tuner = run_dir, policy, tuner
+        self.validator, self.writer, self.per_gen = validator, writer, per_gen
+        self.source, self.source_meta, self.es_settings = source, source_meta, es_settings
+        self.best = best_score(validator, self.ck)
+        self.shown = "—"
+        self.t_start = time.perf_counter()
+
+    def __call__(self) -> None:
+        from gridmarl.train import prune_checkpoints, record_validation
+
+        res = self.validator.evaluate(self.policy)
+        self.shown = res.display
+        g = self.tuner.progress().updates
+        row = {
+            "generation": g,
+            "es_agent_steps": g * self.per_gen,
+            "wall_s": round(time.perf_counter() - self.t_start, 1),
+        }
+        record_validation(self.run_dir, self.writer, res, row, g)
+        self.policy.meta.update(
+            {
+                **res.meta,
+                "finetune": {
+                    "method": "es",
+                    "generations": g,
+                    "source": str(self.source),
+                    "source_meta": self.source_meta,
+                    "es_agent_steps": g * self.per_gen,
+                    "es": self.es_settings,
+                },
+                "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+        )
+        self.policy.save(self.ck / f"gen_{g:06d}.pt")
+        prune_checkpoints(self.ck, "gen_*.pt", KEEP_GEN_CHECKPOINTS)
+        state = self.tuner.state()
+        atomic_write(self.ck / "last.es.pt", lambda p: torch.save(state, p))
+        self.policy.save(self.ck / "last.pt")
+        if res.score > self.best:
+            self.best = res.score
+            self.policy.save(self.ck / "best.pt")
+
+
+def run_generations(
+    tuner: Any, env: Any, generations: int, every: int, save: _Checkpointer, console: Any
+) -> bool:
+    """Run generations until ``generations``, checkpointing every ``every`` and at the end;
+    returns whether the run was interrupted (Ctrl-C: the interrupted generation is dropped
+    and ``last.pt`` written)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = [
+        TextColumn("[bold]ES[/bold]"),
+        BarColumn(),
+        TextColumn("generation {task.completed}/{task.total}"),
+        TextColumn("return {task.fields[ret]} " + save.validator.return_unit),
+        TextColumn(save.validator.label + " {task.fields[share]}"),
+        TimeElapsedColumn(),
+    ]
+    before: dict[str, Any] | None = None
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            done = tuner.progress().updates
+            task = progress.add_task(
+                "es", total=generations, completed=done, ret="—", share=save.shown
+            )
+            while tuner.progress().updates < generations:
+                tg = time.perf_counter()
+                before = tuner.state()  # a copy: an interrupted generation is dropped
+                stats = tuner.update(tuner.collect(env, generations))
+                stats["time/generation_s"] = time.perf_counter() - tg
+                g = tuner.progress().updates
+                for k, v in stats.items():
+                    save.writer.add_scalar(k, v, g)
+                if g % every == 0 or g == generations:
+                    save()
+                progress.update(
+                    task, completed=g, ret=f"{stats['es/return_centre']:,.1f}", share=save.shown
+                )
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: writing checkpoints/last.pt …[/yellow]")
+        if before is not None and before["generations"] == tuner.progress().updates:
+            tuner.load_state(before, "the state before the interrupted generation")
+        save()
+        return True
+    return False
+
+
 def finetune(
     scenario: Any,
     checkpoint: str | Path | None = None,
@@ -52,11 +217,12 @@ def finetune(
     threads: int | None = None,
     overrides: list[str] | None = None,
 ) -> Path:
-    """Fine-tune a MATPPO checkpoint by ES on the scenario's training window.
+    """Fine-tune a trained checkpoint (its controller's fine-tuner, ES for MATPPO) on the
+    scenario's training window.
 
     Args:
         scenario: a scenario file path or a validated scenario model.
-        checkpoint: the MATPPO checkpoint to start from (not needed with ``resume``).
+        checkpoint: the checkpoint to start from (not needed with ``resume``).
         device: ``cpu``, ``cuda`` or ``auto``.
         generations: total ES generations (default ``scenario.train.es.generations``; on
             resume: the run's).
@@ -75,23 +241,10 @@ def finetune(
             on another scenario, or an env that cannot run ES.
     """
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from torch.utils.tensorboard import SummaryWriter
 
-    from gridmarl.controllers.es import ESFinetuner
-    from gridmarl.controllers.matppo import MATPPO
     from gridmarl.core.training import set_torch_threads
-    from gridmarl.train import (
-        best_score,
-        check_train_settings,
-        domain_training,
-        open_resume_run,
-        policy_hash,
-        prune_checkpoints,
-        record_validation,
-        run_meta,
-        versions,
-    )
+    from gridmarl.train import domain_training, policy_hash, run_meta, versions
 
     console = console or Console()
     if isinstance(scenario, str | Path):
@@ -107,19 +260,11 @@ def finetune(
     manifest: dict[str, Any] = {}
     if resume is not None:
         run_dir = Path(resume)
+        manifest, seed, generations = resume_finetune(run_dir, scenario, p_hash, seed, generations)
         source = run_dir / "checkpoints" / "last.pt"
-        es_path = run_dir / "checkpoints" / "last.es.pt"
-        needed = ("checkpoints/last.pt", "checkpoints/last.es.pt")
-        manifest = open_resume_run(run_dir, "finetune_manifest.json", needed, p_hash, "finetune")
-        # ES reads train.es (checked against last.es.pt) and the env's train settings
-        check_train_settings(manifest, scenario, run_dir, ignore=("steps", "es", "options"))
-        seed = int(manifest["seed"]) if seed is None else int(seed)
-        if seed != int(manifest["seed"]):
-            raise ScenarioError(f"--resume {run_dir}: the run's seed is {manifest['seed']}")
-        generations = int(manifest["generations"]) if generations is None else generations
     else:
         if checkpoint is None:
-            raise ScenarioError("finetune needs --checkpoint (a MATPPO checkpoint) or --resume")
+            raise ScenarioError("finetune needs --checkpoint (a trained checkpoint) or --resume")
         source = Path(checkpoint)
         if not source.exists():
             raise ScenarioError(f"--checkpoint {source}: no such file")
@@ -130,20 +275,9 @@ def finetune(
     seed_everything(seed)
 
     make_env = dom.train_env_factory(scenario, dev, seed)
-    probe = make_env(1)
-    spec = probe.spec
-    try:  # fail before any run folder is made
-        probe.reset_copies(seed, 1)
-    except NotImplementedError as exc:
-        raise ScenarioError(
-            f"finetune: ES needs an env that runs copies of its episodes ({exc}); "
-            "energy and traffic scenarios have one"
-        ) from None
-    finally:
-        probe.close()
-    # shapes, feature names and forecast window must match (from_checkpoint refuses others);
+    spec = copies_spec(make_env, seed)
     # the scenario may differ (another community size, a newer schema): said, not refused
-    policy = MATPPO.from_checkpoint(source, spec, device=dev)
+    info, policy = load_source(source, spec, dev)
     src_hash = policy.meta.get("policy_hash")
     if resume is None and src_hash not in (None, p_hash):
         console.print(
@@ -151,22 +285,23 @@ def finetune(
             f"hash {str(src_hash)[:12]}… vs {p_hash[:12]}…: other settings, or a schema with "
             "keys added since); ES adapts it to this scenario"
         )
-    es = ESFinetuner(policy, cfg, seed)
-    set_torch_threads(threads, dom, scenario, es.num_envs())
+    tuner = info.load_finetuner()(policy, cfg, seed)
+    set_torch_threads(threads, dom, scenario, tuner.num_envs())
     # the source's notes (its training command, evaluation figures) describe other weights
     source_meta = dict(policy.meta)
     policy.meta = run_meta(scenario, p_hash, dev)
     if resume is not None:
-        es.load_state(torch.load(es_path, map_location=dev, weights_only=True), str(es_path))
+        es_path = run_dir / "checkpoints" / "last.es.pt"
+        tuner.load_state(torch.load(es_path, map_location=dev, weights_only=True), str(es_path))
         source, source_meta = Path(manifest["source_checkpoint"]), manifest["source_meta"]
     else:
         run_dir = new_run_dir(out or "runs", scenario.name)
         manifest = {
             "method": "es",
-            "controller": "matppo",
+            "controller": info.name,
             "source_checkpoint": str(source),
             "source_meta": source_meta,
-            "source_agent_steps": policy.agent_steps,
+            "source_agent_steps": policy.progress().agent_steps,
             "scenario": scenario.model_dump(mode="json"),
             "scenario_source": scenario.source,
             "scenario_hash": scenario_hash(scenario),
@@ -174,7 +309,7 @@ def finetune(
             "seed": seed,
             "generations": generations,
             "es": cfg.model_dump(),
-            "weights_moved": es.dim,
+            "weights_moved": tuner.dim,
             "device": str(dev),
             "threads": torch.get_num_threads(),
             "versions": versions(),
@@ -182,112 +317,45 @@ def finetune(
             "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         write_json(run_dir / "finetune_manifest.json", manifest)
-    env = make_env(es.num_envs())
-    per_gen = es.agent_steps_per_generation(env)
+    env = make_env(tuner.num_envs())
+    per_gen = tuner.agent_steps_per_generation(env)
     validator = dom.make_validator(scenario, run_dir, say=console.print)
+    done = tuner.progress().updates
     console.print(
-        f"[bold]finetune[/bold] matppo on {scenario.name} by ES from {source}: {es.dim:,} "
-        f"weights, {es.copies()} copies × {cfg.episodes} episodes = {env.num_envs} envs "
-        f"({per_gen:,} agent-steps) per generation, {generations} generations, seed {seed} "
-        f"→ {run_dir}" + (f" (resuming at generation {es.generations})" if resume else "")
+        f"[bold]finetune[/bold] {info.name} on {scenario.name} by ES from {source}: "
+        f"{tuner.dim:,} weights, {tuner.copies()} copies × {cfg.episodes} episodes = "
+        f"{env.num_envs} envs ({per_gen:,} agent-steps) per generation, {generations} "
+        f"generations, seed {seed} → {run_dir}"
+        + (f" (resuming at generation {done})" if resume else "")
     )
     console.print(validator.describe())
 
-    ck = run_dir / "checkpoints"
-    best = best_score(validator, ck)
-    writer = SummaryWriter(str(run_dir / "tb"), purge_step=es.generations or None)
-    t_start = time.perf_counter()
-    shown = {"share": "—"}
-
-    def checkpoint() -> None:
-        nonlocal best
-        res = validator.evaluate(policy)
-        shown["share"] = res.display
-        g = es.generations
-        row = {
-            "generation": g,
-            "es_agent_steps": g * per_gen,
-            "wall_s": round(time.perf_counter() - t_start, 1),
-        }
-        record_validation(run_dir, writer, res, row, g)
-        policy.meta.update(
-            {
-                **res.meta,
-                "finetune": {
-                    "method": "es",
-                    "generations": g,
-                    "source": str(source),
-                    "source_meta": source_meta,
-                    "es_agent_steps": g * per_gen,
-                    "es": cfg.model_dump(),
-                },
-                "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            }
-        )
-        policy.save(ck / f"gen_{g:06d}.pt")
-        prune_checkpoints(ck, "gen_*.pt", KEEP_GEN_CHECKPOINTS)
-        state = es.state()
-        atomic_write(ck / "last.es.pt", lambda p: torch.save(state, p))
-        policy.save(ck / "last.pt")
-        if res.score > best:
-            best = res.score
-            policy.save(ck / "best.pt")
-
+    writer = SummaryWriter(str(run_dir / "tb"), purge_step=done or None)
+    save = _Checkpointer(
+        run_dir, policy, tuner, validator, writer, per_gen, source, source_meta, cfg.model_dump()
+    )
     if resume is None:
-        checkpoint()  # generation 0: the source policy, so best.pt is never worse than it
-    columns = [
-        TextColumn("[bold]ES[/bold]"),
-        BarColumn(),
-        TextColumn("generation {task.completed}/{task.total}"),
-        TextColumn("return {task.fields[ret]} " + validator.return_unit),
-        TextColumn(validator.label + " {task.fields[share]}"),
-        TimeElapsedColumn(),
-    ]
+        save()  # generation 0: the source policy, so best.pt is never worse than it
     t0 = time.perf_counter()
-    before: dict[str, Any] | None = None
-    try:
-        with Progress(*columns, console=console, transient=False) as progress:
-            task = progress.add_task(
-                "es", total=generations, completed=es.generations, ret="—", share=shown["share"]
-            )
-            while es.generations < generations:
-                tg = time.perf_counter()
-                before = es.state()  # a copy: an interrupted generation is dropped
-                stats = es.generation(env)
-                stats["time/generation_s"] = time.perf_counter() - tg
-                for k, v in stats.items():
-                    writer.add_scalar(k, v, es.generations)
-                if es.generations % every == 0 or es.generations == generations:
-                    checkpoint()
-                progress.update(
-                    task,
-                    completed=es.generations,
-                    ret=f"{stats['es/return_centre']:,.1f}",
-                    share=shown["share"],
-                )
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted: writing checkpoints/last.pt …[/yellow]")
-        if before is not None and before["generations"] == es.generations:
-            es.load_state(before, "the state before the interrupted generation")
-        checkpoint()
-        writer.close()
-        env.close()
-        console.print(f"resume with: gridmarl finetune {scenario.source} --resume {run_dir}")
-        return run_dir
+    interrupted = run_generations(tuner, env, generations, every, save, console)
     writer.close()
     env.close()
+    if interrupted:
+        console.print(f"resume with: gridmarl finetune {scenario.source} --resume {run_dir}")
+        return run_dir
     wall = time.perf_counter() - t0
+    g = tuner.progress().updates
     final = {
         **manifest,
         "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "generations_done": es.generations,
-        "es_agent_steps": es.generations * per_gen,
+        "generations_done": g,
+        "es_agent_steps": g * per_gen,
         "wall_s_last_session": round(wall, 1),
-        f"best_validation_{validator.score_name}": best,
+        f"best_validation_{validator.score_name}": save.best,
     }
     write_json(run_dir / "finetune_manifest.json", final)
     console.print(
-        f"done: {es.generations} generations ({es.generations * per_gen:,} agent-steps) in "
-        f"{wall:.0f} s; last validation ({validator.label}) {shown['share']}; checkpoints in {ck}"
+        f"done: {g} generations ({g * per_gen:,} agent-steps) in {wall:.0f} s; last "
+        f"validation ({validator.label}) {save.shown}; checkpoints in {save.ck}"
     )
     return run_dir

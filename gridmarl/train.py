@@ -55,50 +55,64 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from gridmarl.config import load_scenario, scenario_hash
 from gridmarl.core.errors import ScenarioError
 from gridmarl.core.io import new_run_dir, write_json, write_text
+from gridmarl.core.learner import Learner
 from gridmarl.core.seeding import resolve_device, seed_everything
 from gridmarl.core.training import ValidationResult, Validator, set_torch_threads
-from gridmarl.energy.training import (  # noqa: F401 - re-exported (benchmarks, old imports)
-    MILP_TIME_LIMIT_S,
-    EnergyValidator,
-    energy_env_factory,
-)
+
+if TYPE_CHECKING:
+    from gridmarl.controllers.registry import ControllerInfo
+    from gridmarl.core.domain import Domain
 
 DEFAULT_VALIDATE_EVERY = 10  # [updates] between validations (and checkpoints)
-
-#: ``scenario.domain`` -> module with ``train_env_factory``, ``make_validator`` and ``TEACHERS``
-#: (``gridmarl.core.training``); imported when a scenario of that domain is trained
-DOMAINS: dict[str, str] = {
-    "energy": "gridmarl.energy.training",
-    "routing": "gridmarl.routing.training",
-    "traffic": "gridmarl.traffic.training",
-}
 
 # Periodic checkpoints kept per run (best.pt and last.pt are always kept) [-].
 KEEP_STEP_CHECKPOINTS = 5
 
 
-def domain_training(scenario: Any) -> Any:
-    """The training module of ``scenario.domain`` (see ``DOMAINS``).
+def domain_training(scenario: Any) -> Domain:
+    """The registered domain of ``scenario`` (``gridmarl.domains``), whose training hooks the
+    drivers call.
 
     Raises:
-        ScenarioError: a domain without training support.
+        ScenarioError: a domain that is not registered.
     """
-    from importlib import import_module
+    from gridmarl import domains
 
-    domain = getattr(scenario, "domain", None)
-    if domain not in DOMAINS:
-        raise ScenarioError(
-            f"{scenario.source}: gridmarl train supports domain: {', '.join(DOMAINS)} "
-            f"(got {domain!r})"
-        )
-    return import_module(DOMAINS[domain])
+    return domains.of(scenario)
+
+
+def learner_info(controller: str, domain: Domain) -> ControllerInfo:
+    """The registered learned controller ``controller``, after checking it can train on
+    ``domain`` (its action kinds and graph, ``Domain.refusal``).
+
+    Raises:
+        ScenarioError: an unknown controller, or one the domain's env does not fit (naming
+            both and why).
+    """
+    from gridmarl.controllers import registry
+
+    try:
+        info = registry.get(controller)
+    except KeyError as exc:
+        raise ScenarioError(str(exc.args[0])) from None
+    why = domain.refusal(info.name, info.action_kinds, info.needs_graph)
+    if why is not None:
+        raise ScenarioError(f"{controller} cannot train on the {domain.name} domain: {why}")
+    return info
+
+
+def default_learner() -> str:
+    """The learned controller ``train`` trains when none is named (``registry.DEFAULT``)."""
+    from gridmarl.controllers import registry
+
+    return registry.DEFAULT
 
 
 def policy_hash(scenario: Any) -> str:
@@ -220,7 +234,7 @@ class _DriverLogger:
 
     def __init__(
         self,
-        ctrl: Any,
+        learner: Learner,
         run_dir: Path,
         validator: Validator | None,
         validate_every: int,
@@ -228,14 +242,14 @@ class _DriverLogger:
         task: Any,
         writer: Any,
     ) -> None:
-        self.ctrl, self.run_dir, self.validator = ctrl, run_dir, validator
+        self.learner, self.run_dir, self.validator = learner, run_dir, validator
         self.validate_every = validate_every
         self.progress, self.task, self.writer = progress, task, writer
         self.last_return = math.nan
         self.last_display = "—"
         self.best = best_score(validator, run_dir / "checkpoints")
         self.t_start = time.perf_counter()
-        self.steps_start = ctrl.agent_steps
+        self.steps_start = learner.progress().agent_steps
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         for k, v in metrics.items():
@@ -243,7 +257,7 @@ class _DriverLogger:
                 self.writer.add_scalar(k, v, step)
         if "train/episode_return" in metrics:
             self.last_return = metrics["train/episode_return"]
-        if self.ctrl.updates % self.validate_every == 0:
+        if self.learner.progress().updates % self.validate_every == 0:
             self.checkpoint(step)
         rate = (step - self.steps_start) / max(time.perf_counter() - self.t_start, 1e-9)
         self.progress.update(
@@ -258,11 +272,11 @@ class _DriverLogger:
         """Run the validator; append its row to ``validation.csv`` and log its scalars."""
         if self.validator is None:
             return None
-        res = self.validator.evaluate(self.ctrl)
+        res = self.validator.evaluate(self.learner)
         self.last_display = res.display
         row = {
             "agent_steps": step,
-            "updates": self.ctrl.updates,
+            "updates": self.learner.progress().updates,
             "wall_s": round(time.perf_counter() - self.t_start, 1),
         }
         record_validation(self.run_dir, self.writer, res, row, step)
@@ -272,42 +286,19 @@ class _DriverLogger:
         """Validate, then write ``step_*.pt``, ``last.pt`` and (if better) ``best.pt``."""
         res = self.validate(step)
         ck = self.run_dir / "checkpoints"
-        self.ctrl.meta.update(
+        self.learner.meta.update(
             {
                 **(res.meta if res is not None else {}),
                 "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
         )
-        self.ctrl.save(ck / f"step_{step:012d}.pt")
-        self.ctrl.save(ck / "last.pt")
+        self.learner.save(ck / f"step_{step:012d}.pt")
+        self.learner.save(ck / "last.pt")
         prune_checkpoints(ck, "step_*.pt", KEEP_STEP_CHECKPOINTS)
         score = res.score if res is not None else -math.inf
         if res is not None and score > self.best:
             self.best = score
-            self.ctrl.save(ck / "best.pt")
-
-
-def _warm_start(
-    ctrl: Any,
-    make_env: Any,
-    teacher: str,
-    seed: int,
-    teachers: dict[str, Any],
-    scenario: Any,
-    epochs: int = 4,
-    keep_prior: bool = False,
-) -> dict[str, float]:
-    from gridmarl.controllers.common.warm_start import warm_start
-
-    if teacher not in teachers:
-        raise ScenarioError(f"--warm-start {teacher!r}; allowed: {', '.join(teachers)}")
-    teach = teachers[teacher](scenario)
-    # an expensive teacher (the MILP) demonstrates fewer episodes than the PPO batch has envs
-    env = make_env(min(ctrl.cfg.num_envs, getattr(teach, "episodes", ctrl.cfg.num_envs)))
-    try:
-        return warm_start(ctrl, env, teach, epochs=epochs, seed=seed, keep_prior=keep_prior)
-    finally:
-        env.close()
+            self.learner.save(ck / "best.pt")
 
 
 def _append_csv(path: Path, row: dict[str, Any]) -> None:
@@ -319,9 +310,211 @@ def _append_csv(path: Path, row: dict[str, Any]) -> None:
     write_text(path, "\n".join(lines) + "\n")
 
 
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 to the second (manifests, sidecars)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def resume_settings(
+    run_dir: Path, controller: str, scenario: Any, p_hash: str, seed: int | None, steps: int | None
+) -> tuple[dict[str, Any], int | None, int | None]:
+    """The manifest of a ``train`` run to resume, and the seed and budget it started with
+    (unless given).
+
+    Raises:
+        ScenarioError: not a train run folder, another scenario, controller or train settings.
+    """
+    manifest = open_resume_run(
+        run_dir, "train_manifest.json", ("checkpoints/last.pt",), p_hash, "train"
+    )
+    if manifest.get("controller") != controller:
+        raise ScenarioError(
+            f"--resume {run_dir}: the run trains {manifest.get('controller')!r}, not {controller!r}"
+        )
+    check_train_settings(manifest, scenario, run_dir, ignore=("steps", "es"))
+    seed = int(manifest["seed"]) if seed is None else seed
+    steps = int(manifest["steps"]) if steps is None else steps
+    return manifest, seed, steps
+
+
+def env_spec(make_env: Any) -> Any:
+    """The ``AgentSpec`` of the training env (one env built and closed)."""
+    probe = make_env(1)
+    try:
+        return probe.spec
+    finally:
+        probe.close()
+
+
+def check_keep_prior(keep_prior: bool, teacher: str | None, spec: Any) -> None:
+    """``--warm-start-keep-prior`` needs a warm start and an env with a default action.
+
+    Raises:
+        ScenarioError: saying which is missing.
+    """
+    if keep_prior and (teacher is None or not any(i >= 0 for i in spec.action_prior)):
+        raise ScenarioError(
+            "--warm-start-keep-prior needs --warm-start and an env that declares a default "
+            "action (energy: community.ev.action_prior=true); "
+            + ("no --warm-start given" if teacher is None else "this env declares none")
+        )
+
+
+def build_learner(
+    info: ControllerInfo,
+    spec: Any,
+    scenario: Any,
+    dev: torch.device,
+    seed: int,
+    p_hash: str,
+    resume: Path | None,
+) -> Learner:
+    """A fresh learner (hyper-parameters from ``train.options``), or the one in
+    ``resume/checkpoints/last.pt``.
+
+    Raises:
+        ScenarioError: bad options, or a checkpoint of another scenario or seed.
+    """
+    cls = info.load_class()
+    if resume is None:
+        return cls(
+            spec, cls.config_class.from_options(train_options(scenario)), device=dev, seed=seed
+        )
+    learner = cls.from_checkpoint(
+        resume / "checkpoints" / "last.pt", spec, device=dev, scenario_hash=p_hash
+    )
+    if learner.seed != seed:
+        raise ScenarioError(f"--resume {resume}: the run's seed is {learner.seed}, not {seed}")
+    return learner
+
+
+def new_manifest(
+    controller: str,
+    learner: Learner,
+    scenario: Any,
+    p_hash: str,
+    seed: int,
+    steps: int,
+    dev: torch.device,
+    warm_start: str | None,
+    keep_prior: bool,
+) -> dict[str, Any]:
+    """``train_manifest.json`` of a new run."""
+    return {
+        "controller": controller,
+        "scenario": scenario.model_dump(mode="json"),
+        "scenario_source": scenario.source,
+        "scenario_hash": scenario_hash(scenario),
+        "policy_hash": p_hash,
+        "seed": seed,
+        "steps": steps,
+        "device": str(dev),
+        "threads": torch.get_num_threads(),
+        "config": asdict(learner.cfg),
+        "versions": versions(),
+        "argv": sys.argv,
+        "started_utc": utc_now(),
+        "warm_start": warm_start,
+        "warm_start_keep_prior": keep_prior,
+    }
+
+
+def run_warm_start(
+    learner: Learner,
+    make_env: Any,
+    teacher: str,
+    domain: Domain,
+    scenario: Any,
+    seed: int,
+    epochs: int,
+    keep_prior: bool,
+    say: Any,
+    unit: str,
+) -> dict[str, float]:
+    """Clone the domain's teacher ``teacher`` into the learner before training; prints what
+    the clone reached and returns its metrics (``warm/*``).
+
+    Raises:
+        ScenarioError: a teacher the domain does not have.
+    """
+    teachers = domain.teachers()
+    if teacher not in teachers:
+        raise ScenarioError(f"--warm-start {teacher!r}; allowed: {', '.join(teachers)}")
+    teach = teachers[teacher](scenario)
+    # an expensive teacher (the MILP) demonstrates fewer episodes than the batch has envs
+    n_envs = learner.cfg.num_envs
+    env = make_env(min(n_envs, getattr(teach, "episodes", n_envs)))
+    try:
+        warm = learner.warm_start(env, teach, epochs, seed, keep_prior)
+    finally:
+        env.close()
+    learner.meta["warm_start"] = teacher + (" (env prior kept)" if keep_prior else "")
+    say(
+        f"warm start from {teacher}: teacher return {warm['warm/teacher_return']:.1f} {unit} "
+        f"per episode; CE {warm['warm/actor_ce']:.3f}, MSE {warm['warm/actor_mse']:.4f}, "
+        f"value loss {warm['warm/value_loss']:.3f} after {warm['warm/gradient_steps']:.0f} "
+        "gradient steps"
+        + (
+            " (few: a high CE means the clone is unfinished; raise --warm-start-epochs)"
+            if warm["warm/gradient_steps"] < 50
+            else ""
+        )
+    )
+    return warm
+
+
+def progress_columns(validator: Validator) -> list[Any]:
+    """The columns of the training progress bar."""
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+
+    return [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} agent-steps"),
+        TextColumn("{task.fields[rate]} steps/s"),
+        TextColumn("return {task.fields[ret]} " + validator.return_unit),
+        TextColumn(validator.label + " {task.fields[share]}"),
+        TimeElapsedColumn(),
+    ]
+
+
+def drive(
+    learner: Learner,
+    make_env: Any,
+    steps: int,
+    name: str,
+    run_dir: Path,
+    validator: Validator,
+    validate_every: int,
+    writer: Any,
+    console: Any,
+) -> tuple[_DriverLogger, bool]:
+    """Collect and update until ``steps`` agent-steps, validating and checkpointing every
+    ``validate_every`` updates and at the end; returns the logger and whether the run was
+    interrupted (Ctrl-C: ``last.pt`` is written first)."""
+    from rich.progress import Progress
+
+    from gridmarl.core.learner import run
+
+    with Progress(*progress_columns(validator), console=console, transient=False) as progress:
+        done = learner.progress().agent_steps
+        task = progress.add_task(name, total=steps, completed=done, rate="—", ret="—", share="—")
+        logger = _DriverLogger(learner, run_dir, validator, validate_every, progress, task, writer)
+        try:
+            run(learner, make_env, steps, logger)
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted: writing checkpoints/last.pt …[/yellow]")
+            logger.checkpoint(learner.progress().agent_steps)
+            return logger, True
+        p = learner.progress()
+        if p.updates % logger.validate_every != 0 or p.updates == 0:
+            logger.checkpoint(p.agent_steps)
+    return logger, False
+
+
 def train(
     scenario: Any,
-    controller: str = "matppo",
+    controller: str | None = None,
     device: str = "auto",
     steps: int | None = None,
     seed: int | None = None,
@@ -339,7 +532,8 @@ def train(
 
     Args:
         scenario: a scenario file path or a validated scenario model.
-        controller: a registered learned controller (``gridmarl.controllers.registry``).
+        controller: a registered learned controller (``gridmarl.controllers.registry``) that
+            fits the scenario's domain (``learner_info``); default ``registry.DEFAULT``.
         device: ``auto`` (GPU when present), ``cpu`` or ``cuda``.
         steps: total agent-steps budget (env steps × agents); default ``scenario.train.steps``
             (on resume: the budget the run started with).
@@ -351,183 +545,109 @@ def train(
         threads: ``torch.set_num_threads`` for CPU training (default: torch's choice, less the
             cores the env's worker processes need, ``core.training.set_torch_threads``).
         overrides: ``--set key=value`` items applied when ``scenario`` is a path.
-        warm_start: name of a teacher of the domain (``TEACHERS`` of its training module:
-            energy ``rule_based`` | ``no_control`` | ``milp``, routing ``shortest_path_distance`` |
+        warm_start: name of a teacher of the domain (``Domain.teachers()``: energy
+            ``rule_based`` | ``no_control`` | ``milp``, routing ``shortest_path_distance`` |
             ``shortest_path_hops`` | ``mcf``, traffic ``max_pressure`` | ``fixed_time``) to
-            clone before PPO starts (``controllers/common/warm_start.py``); None = learn from
-            scratch.  Ignored on resume.
+            clone before training starts (``Learner.warm_start``); None = learn from scratch.
+            Ignored on resume.
         warm_start_epochs: passes of the warm start over the teacher's episodes.
         warm_start_keep_prior: on the action dimensions where the env declares a default
             action (``spec.action_prior``), the warm start keeps that default instead of the
             teacher's action.
 
     Raises:
-        ScenarioError: unknown controller, a domain without training support, or a checkpoint /
-            run that does not match the scenario.
+        ScenarioError: unknown controller, a controller the domain does not fit, or a
+            checkpoint / run that does not match the scenario.
     """
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from gridmarl.controllers import registry
+    from torch.utils.tensorboard import SummaryWriter
 
     console = console or Console()
     if isinstance(scenario, str | Path):
         scenario = load_scenario(scenario, overrides)
     dom = domain_training(scenario)
-    try:
-        info = registry.get(controller)
-    except KeyError as exc:
-        raise ScenarioError(str(exc.args[0])) from None
+    info = learner_info(controller or default_learner(), dom)
+    controller = info.name
     set_torch_threads(threads, dom, scenario, int(train_options(scenario)["num_envs"]))
     dev = resolve_device(device)
     p_hash = policy_hash(scenario)
-
+    resume = Path(resume) if resume is not None else None
     manifest: dict[str, Any] = {}
     if resume is not None:
-        run_dir = Path(resume)
-        manifest = open_resume_run(
-            run_dir, "train_manifest.json", ("checkpoints/last.pt",), p_hash, "train"
-        )
-        if manifest.get("controller") != controller:
-            raise ScenarioError(
-                f"--resume {run_dir}: the run trains "
-                f"{manifest.get('controller')!r}, not {controller!r}"
-            )
-        check_train_settings(manifest, scenario, run_dir, ignore=("steps", "es"))
-        seed = int(manifest["seed"]) if seed is None else seed
-        steps = int(manifest["steps"]) if steps is None else steps
+        manifest, seed, steps = resume_settings(resume, controller, scenario, p_hash, seed, steps)
     seed = scenario.seed if seed is None else int(seed)
     steps = int(scenario.train.steps if steps is None else steps)
     seed_everything(seed)
 
     make_env = dom.train_env_factory(scenario, dev, seed)
-    probe = make_env(1)
-    spec = probe.spec
-    probe.close()
-    if warm_start_keep_prior and (warm_start is None or not any(i >= 0 for i in spec.action_prior)):
-        raise ScenarioError(
-            "--warm-start-keep-prior needs --warm-start and an env that declares a default "
-            "action (energy: community.ev.action_prior=true); "
-            + ("no --warm-start given" if warm_start is None else "this env declares none")
-        )
-    cls = info.load_class()
-    if resume is not None:
-        ctrl = cls.from_checkpoint(
-            run_dir / "checkpoints" / "last.pt", spec, device=dev, scenario_hash=p_hash
-        )
-        if ctrl.seed != seed:
-            raise ScenarioError(f"--resume {run_dir}: the run's seed is {ctrl.seed}, not {seed}")
-    else:
-        opts = train_options(scenario)
-        ctrl = cls(spec, info.load_config_class().from_options(opts), device=dev, seed=seed)
+    spec = env_spec(make_env)
+    check_keep_prior(warm_start_keep_prior, warm_start, spec)
+    learner = build_learner(info, spec, scenario, dev, seed, p_hash, resume)
+    if resume is None:
         run_dir = new_run_dir(out or "runs", scenario.name)
-        manifest = {
-            "controller": controller,
-            "scenario": scenario.model_dump(mode="json"),
-            "scenario_source": scenario.source,
-            "scenario_hash": scenario_hash(scenario),
-            "policy_hash": p_hash,
-            "seed": seed,
-            "steps": steps,
-            "device": str(dev),
-            "threads": torch.get_num_threads(),
-            "config": asdict(ctrl.cfg),
-            "versions": versions(),
-            "argv": sys.argv,
-            "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "warm_start": warm_start,
-            "warm_start_keep_prior": warm_start_keep_prior,
-        }
+        manifest = new_manifest(
+            controller,
+            learner,
+            scenario,
+            p_hash,
+            seed,
+            steps,
+            dev,
+            warm_start,
+            warm_start_keep_prior,
+        )
         write_json(run_dir / "train_manifest.json", manifest)
-    ctrl.meta.update(run_meta(scenario, p_hash, dev))
-
+    else:
+        run_dir = resume
+    learner.meta.update(run_meta(scenario, p_hash, dev))
+    done = learner.progress().agent_steps
     console.print(
         f"[bold]train[/bold] {controller} on {scenario.name}: {spec.n_agents} agents, "
         f"{steps:,} agent-steps, device {dev}, seed {seed} → {run_dir}"
-        + (f" (resuming at {ctrl.agent_steps:,})" if resume is not None else "")
+        + (f" (resuming at {done:,})" if resume is not None else "")
     )
     validator = dom.make_validator(scenario, run_dir, say=console.print)
     console.print(validator.describe())
 
-    from torch.utils.tensorboard import SummaryWriter
-
     warm: dict[str, float] = {}
     if warm_start is not None and resume is None:
-        warm = _warm_start(
-            ctrl,
+        warm = run_warm_start(
+            learner,
             make_env,
             warm_start,
-            seed,
-            dom.TEACHERS,
+            dom,
             scenario,
+            seed,
             warm_start_epochs,
             warm_start_keep_prior,
+            console.print,
+            validator.return_unit,
         )
-        kept = " (env prior kept)" if warm_start_keep_prior else ""
-        ctrl.meta["warm_start"] = warm_start + kept
-        unit = validator.return_unit
-        console.print(
-            f"warm start from {warm_start}: teacher return {warm['warm/teacher_return']:.1f} "
-            f"{unit} "
-            f"per episode; CE {warm['warm/actor_ce']:.3f}, MSE {warm['warm/actor_mse']:.4f}, "
-            f"value loss {warm['warm/value_loss']:.3f} after {warm['warm/gradient_steps']:.0f} "
-            "gradient steps"
-            + (
-                " (few: a high CE means the clone is unfinished; raise --warm-start-epochs)"
-                if warm["warm/gradient_steps"] < 50
-                else ""
-            )
-        )
-
-    writer = SummaryWriter(str(run_dir / "tb"), purge_step=ctrl.agent_steps or None)
-    columns = [
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:,}/{task.total:,} agent-steps"),
-        TextColumn("{task.fields[rate]} steps/s"),
-        TextColumn("return {task.fields[ret]} " + validator.return_unit),
-        TextColumn(validator.label + " {task.fields[share]}"),
-        TimeElapsedColumn(),
-    ]
-    t0 = time.perf_counter()
+    writer = SummaryWriter(str(run_dir / "tb"), purge_step=done or None)
     for k, v in warm.items():
         writer.add_scalar(k, v, 0)
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(
-            controller, total=steps, completed=ctrl.agent_steps, rate="—", ret="—", share="—"
-        )
-        logger = _DriverLogger(
-            ctrl,
-            run_dir,
-            validator,
-            validate_every or DEFAULT_VALIDATE_EVERY,
-            progress,
-            task,
-            writer,
-        )
-        try:
-            ctrl.train(make_env, steps, logger)
-        except KeyboardInterrupt:
-            console.print("[yellow]interrupted: writing checkpoints/last.pt …[/yellow]")
-            logger.checkpoint(ctrl.agent_steps)
-            writer.close()
-            console.print(f"resume with: gridmarl train {scenario.source} --resume {run_dir}")
-            return run_dir
-        if ctrl.updates % logger.validate_every != 0 or ctrl.updates == 0:
-            logger.checkpoint(ctrl.agent_steps)
+    t0 = time.perf_counter()
+    every = validate_every or DEFAULT_VALIDATE_EVERY
+    logger, interrupted = drive(
+        learner, make_env, steps, controller, run_dir, validator, every, writer, console
+    )
     writer.close()
+    if interrupted:
+        console.print(f"resume with: gridmarl train {scenario.source} --resume {run_dir}")
+        return run_dir
+    p = learner.progress()
     wall = time.perf_counter() - t0
     final = {
         **manifest,
-        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "agent_steps": ctrl.agent_steps,
-        "updates": ctrl.updates,
+        "finished_utc": utc_now(),
+        "agent_steps": p.agent_steps,
+        "updates": p.updates,
         "wall_s_last_session": round(wall, 1),
         f"best_validation_{validator.score_name}": logger.best,
     }
     write_json(run_dir / "train_manifest.json", final)
     console.print(
-        f"done: {ctrl.agent_steps:,} agent-steps in {wall:.0f} s; last validation "
+        f"done: {p.agent_steps:,} agent-steps in {wall:.0f} s; last validation "
         f"({validator.label}) {logger.last_display}; checkpoints in {run_dir / 'checkpoints'}"
     )
     return run_dir

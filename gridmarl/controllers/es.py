@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import copy
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -49,10 +50,26 @@ from gridmarl.config import ESConfig
 from gridmarl.controllers.common.distributions import HybridDistribution, env_continuous
 from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.errors import ScenarioError
+from gridmarl.core.learner import Progress
 from gridmarl.core.seeding import make_generator
 from gridmarl.core.types import Action, Observation
 
 STATE_FORMAT = "gridmarl.es/1"
+
+
+@dataclass
+class ESBatch:
+    """One generation's evaluation, as ``ESFinetuner.collect`` hands it to ``update``.
+
+    Attributes:
+        eps: ``[P, D]`` the perturbation directions ε_i.
+        returns: ``[2P + 1]`` team returns of θ + σε_i, θ − σε_i and θ (float64, CPU).
+        agent_steps: agent-steps the generation simulated.
+    """
+
+    eps: Tensor
+    returns: Tensor
+    agent_steps: int
 
 
 class ESFinetuner:
@@ -74,6 +91,7 @@ class ESFinetuner:
         self.theta = torch.nn.Parameter(self.flat_weights())
         self.optimizer = torch.optim.Adam([self.theta], lr=config.lr)
         self.generations = 0
+        self.agent_steps = 0  # [agent-steps] simulated by this run's generations
         self.timing = {"policy_s": 0.0, "env_s": 0.0}
 
     @property
@@ -174,8 +192,15 @@ class ESFinetuner:
         key = (self.seed * 1_000_003 + self.generations * 7_919) % (2**31 - 1)
         return make_generator(key), (key * 31 + 17) % (2**31 - 1)
 
-    def generation(self, env: MultiAgentEnv) -> dict[str, float]:
-        """Run one generation on ``env`` (``num_envs()`` envs) and update θ; returns stats."""
+    def progress(self) -> Progress:
+        """Generations done (``updates``) and the agent-steps they simulated."""
+        return Progress(agent_steps=self.agent_steps, updates=self.generations)
+
+    def collect(self, env: MultiAgentEnv, budget: int | None = None) -> ESBatch:
+        """Run the current generation's weight copies on ``env`` (``num_envs()`` envs).
+
+        ``budget`` is unused (ES has no schedule); it keeps the ``Learner`` signature.
+        """
         cfg = self.cfg
         if env.num_envs != self.num_envs():
             raise ValueError(f"ES needs {self.num_envs()} envs, got {env.num_envs}")
@@ -185,7 +210,13 @@ class ESFinetuner:
         eps = torch.randn(cfg.pairs, self.dim, generator=gen).to(theta)
         weights = torch.cat([theta + cfg.sigma * eps, theta - cfg.sigma * eps, theta[None]])
         f = self.returns(env, weights, reset_seed).cpu()
-        perturbed, centre = f[:-1], float(f[-1])
+        return ESBatch(eps, f, self.agent_steps_per_generation(env))
+
+    def update(self, batch: ESBatch) -> dict[str, float]:
+        """The ES step on θ from one generation's returns; returns its statistics."""
+        cfg = self.cfg
+        theta, eps = self.theta.detach(), batch.eps
+        perturbed, centre = batch.returns[:-1], float(batch.returns[-1])
         # centred ranks in [-0.5, 0.5]: higher return, higher rank ([ES] fitness shaping)
         ranks = torch.empty_like(perturbed)
         ranks[perturbed.argsort()] = torch.arange(len(perturbed), dtype=perturbed.dtype)
@@ -199,6 +230,7 @@ class ESFinetuner:
         self.optimizer.step()
         self.write_weights()
         self.generations += 1
+        self.agent_steps += batch.agent_steps
         return {
             "es/return_centre": centre,
             "es/return_mean": float(perturbed.mean()),
@@ -209,6 +241,10 @@ class ESFinetuner:
             "time/env_s": self.timing["env_s"],
         }
 
+    def generation(self, env: MultiAgentEnv) -> dict[str, float]:
+        """Run one generation on ``env`` (``num_envs()`` envs) and update θ; returns stats."""
+        return self.update(self.collect(env))
+
     # -- resume ---------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """What resuming needs beyond the policy checkpoint (tensors and plain values), as a
@@ -216,6 +252,7 @@ class ESFinetuner:
         return {
             "format": STATE_FORMAT,
             "generations": self.generations,
+            "agent_steps": self.agent_steps,
             "seed": self.seed,
             "dim": self.dim,
             "config": self.cfg.model_dump(),
@@ -241,5 +278,6 @@ class ESFinetuner:
             self.theta.copy_(state["theta"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generations = int(state["generations"])
+        self.agent_steps = int(state.get("agent_steps", 0))  # absent in older states
         self.seed = int(state["seed"])
         self.write_weights()

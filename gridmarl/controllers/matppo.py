@@ -54,7 +54,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -70,11 +70,12 @@ from gridmarl.controllers.common.layers import (
     orthogonal_init,
 )
 from gridmarl.controllers.common.normalizers import RunningMeanStd, ValueNorm
-from gridmarl.controllers.common.rollout import collect_rollout
+from gridmarl.controllers.common.rollout import RolloutStats, collect_rollout
 from gridmarl.core.controller import Trainable
 from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.errors import ScenarioError
 from gridmarl.core.io import atomic_write
+from gridmarl.core.learner import Progress, TrainingLogger, run
 from gridmarl.core.seeding import make_generator
 from gridmarl.core.types import Action, AgentSpec, Observation
 
@@ -165,12 +166,39 @@ class MATPPOConfig:
         return cls(**options)
 
 
-class TrainingLogger(Protocol):
-    """Receives the metrics after every PPO update (the driver adds progress, TensorBoard,
-    validation and checkpoints)."""
+@dataclass
+class PPOBatch:
+    """One rollout, as ``MATPPO.collect`` hands it to ``MATPPO.update``.
 
-    def log(self, step: int, metrics: dict[str, float]) -> None:
-        """``step`` = agent-steps so far; ``metrics`` = name -> value."""
+    Attributes:
+        buffer: the filled rollout buffer.
+        last_obs: the observation after its last step (bootstraps GAE).
+        stats: env / policy timing and the returns of the episodes that ended.
+        lr: the learning rate of this update (linear decay over the budget).
+        scale: the factor the rewards were scaled by (``reward_scale``, / N for a team value).
+        agent_steps: agent-steps the rollout simulated (steps × envs × agents).
+        t_start: ``time.perf_counter()`` when the collection began [s].
+    """
+
+    buffer: RolloutBuffer
+    last_obs: Observation
+    stats: RolloutStats
+    lr: float
+    scale: float
+    agent_steps: int
+    t_start: float
+
+
+@dataclass
+class _Episodes:
+    """The episodes in flight on one env between rollouts."""
+
+    env: MultiAgentEnv
+    buffer: RolloutBuffer
+    obs: Observation
+    running: Tensor
+    team: bool
+    scale: float
 
 
 class Actor(nn.Module):
@@ -280,6 +308,7 @@ class MATPPO(Trainable):
     """
 
     name = "matppo"
+    config_class: ClassVar[type[MATPPOConfig]] = MATPPOConfig
 
     def __init__(
         self,
@@ -304,6 +333,8 @@ class MATPPO(Trainable):
         self.agent_steps = 0
         self.updates = 0
         self.meta: dict[str, Any] = {}  # written to the checkpoint's sidecar JSON
+        self._episodes = 0  # episodes begun since collection started on the current env
+        self._flight: _Episodes | None = None
 
     # -- acting ---------------------------------------------------------------------------------
     def _dist(self, obs: Observation) -> HybridDistribution:
@@ -358,7 +389,77 @@ class MATPPO(Trainable):
         return self.value_norm.denormalize(v) if self.cfg.value_norm else v
 
     # -- learning -------------------------------------------------------------------------------
-    def update(self, buffer: RolloutBuffer, last_obs: Observation) -> dict[str, float]:
+    def progress(self) -> Progress:
+        """Agent-steps and PPO updates so far."""
+        return Progress(agent_steps=self.agent_steps, updates=self.updates)
+
+    def collect(self, env: MultiAgentEnv, budget: int) -> PPOBatch:
+        """One rollout of ``rollout_steps`` steps on ``env`` (a new env is reset first; its
+        episodes continue across calls), sampled with this update's schedules: the learning
+        rate and the ceiling on log σ fall linearly over ``budget`` [agent-steps]."""
+        cfg = self.cfg
+        if self._flight is None or self._flight.env is not env:
+            team = cfg.value_target == "team"
+            n = env.spec.n_agents
+            buffer = RolloutBuffer(
+                env.spec, cfg.rollout_steps, env.num_envs, 1 if team else n, self.device
+            )
+            # a resumed run starts fresh episodes, seeded by how far training had come
+            self._episodes = 0
+            obs = env.reset(seed=self._next_reset_seed())
+            running = torch.zeros(env.num_envs, dtype=torch.float64, device=self.device)
+            scale = cfg.reward_scale / (n if team else 1)
+            self._flight = _Episodes(env, buffer, obs, running, team, scale)
+        fl = self._flight
+        frac = min(1.0, self.agent_steps / max(budget, 1))
+        lr = cfg.lr * (1.0 - (1.0 - cfg.lr_final_frac) * frac)  # linear decay
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        if cfg.log_std_final is not None:  # linearly falling ceiling on log σ
+            cap = cfg.init_log_std + (cfg.log_std_final - cfg.init_log_std) * frac
+            with torch.no_grad():
+                self.actor.log_std.clamp_(max=cap)
+        t0 = time.perf_counter()
+        fl.obs, rs = collect_rollout(
+            env,
+            fl.obs,
+            fl.buffer,
+            self._policy_step,
+            fl.team,
+            fl.scale,
+            fl.running,
+            self._next_reset_seed,
+            self._truncation_value if self.cfg.bootstrap_time_limit else None,
+        )
+        per_update = cfg.rollout_steps * env.num_envs * env.spec.n_agents
+        return PPOBatch(fl.buffer, fl.obs, rs, lr, fl.scale, per_update, t0)
+
+    def update(self, batch: PPOBatch) -> dict[str, float]:
+        """The PPO update from one rollout, then the observation statistics; returns the loss
+        statistics, timings and training metrics."""
+        t1 = time.perf_counter()
+        buffer, rs, per_update = batch.buffer, batch.stats, batch.agent_steps
+        metrics = self.ppo_update(buffer, batch.last_obs)
+        self.update_normalizers(buffer)
+        t2 = time.perf_counter()
+        self.agent_steps += per_update
+        self.updates += 1
+        metrics.update(
+            {
+                "time/env_s": rs.env_s,
+                "time/policy_forward_s": rs.policy_s,
+                "time/update_s": t2 - t1,
+                "time/rollout_s": t1 - batch.t_start,
+                "perf/agent_steps_per_s": per_update / max(t2 - batch.t_start, 1e-9),
+                "train/lr": batch.lr,
+                "train/reward_per_step": float(buffer.rewards.mean()) / batch.scale,
+            }
+        )
+        if rs.episode_returns:
+            metrics["train/episode_return"] = sum(rs.episode_returns) / len(rs.episode_returns)
+        return metrics
+
+    def ppo_update(self, buffer: RolloutBuffer, last_obs: Observation) -> dict[str, float]:
         """One PPO update from a full rollout; returns the loss statistics."""
         cfg = self.cfg
         with torch.no_grad():
@@ -447,74 +548,21 @@ class MATPPO(Trainable):
         budget: int,
         logger: TrainingLogger | None = None,
     ) -> dict[str, float]:
-        """Train until ``agent_steps >= budget`` (continues from ``agent_steps`` after a load).
-
-        Args:
-            env_factory: ``num_envs -> env`` on this controller's device.
-            budget: total agent-steps (env steps × agents), counting those already done.
-            logger: gets ``log(agent_steps, metrics)`` after every update.
+        """Train until ``agent_steps >= budget`` (continues from ``agent_steps`` after a load):
+        ``collect`` and ``update`` on ``env_factory(num_envs)`` (``core.learner.run``).
 
         Returns:
             The metrics of the last update.
         """
-        cfg = self.cfg
-        env = env_factory(cfg.num_envs)
-        team = cfg.value_target == "team"
-        n = env.spec.n_agents
-        scale = cfg.reward_scale / (n if team else 1)
-        buffer = RolloutBuffer(
-            env.spec, cfg.rollout_steps, env.num_envs, 1 if team else n, self.device
-        )
-        # a resumed run starts fresh episodes, seeded by how far training had come
-        self._episodes = 0
-        obs = env.reset(seed=self._next_reset_seed())
-        running = torch.zeros(env.num_envs, dtype=torch.float64, device=self.device)
-        metrics: dict[str, float] = {}
-        per_update = cfg.rollout_steps * env.num_envs * n
-        while self.agent_steps < budget:
-            frac = min(1.0, self.agent_steps / max(budget, 1))
-            lr = cfg.lr * (1.0 - (1.0 - cfg.lr_final_frac) * frac)  # linear decay
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            if cfg.log_std_final is not None:  # linearly falling ceiling on log σ
-                cap = cfg.init_log_std + (cfg.log_std_final - cfg.init_log_std) * frac
-                with torch.no_grad():
-                    self.actor.log_std.clamp_(max=cap)
-            t0 = time.perf_counter()
-            obs, rs = collect_rollout(
-                env,
-                obs,
-                buffer,
-                self._policy_step,
-                team,
-                scale,
-                running,
-                self._next_reset_seed,
-                self._truncation_value if self.cfg.bootstrap_time_limit else None,
-            )
-            t1 = time.perf_counter()
-            metrics = self.update(buffer, obs)
-            self.update_normalizers(buffer)
-            t2 = time.perf_counter()
-            self.agent_steps += per_update
-            self.updates += 1
-            metrics.update(
-                {
-                    "time/env_s": rs.env_s,
-                    "time/policy_forward_s": rs.policy_s,
-                    "time/update_s": t2 - t1,
-                    "time/rollout_s": t1 - t0,
-                    "perf/agent_steps_per_s": per_update / max(t2 - t0, 1e-9),
-                    "train/lr": lr,
-                    "train/reward_per_step": float(buffer.rewards.mean()) / scale,
-                }
-            )
-            if rs.episode_returns:
-                metrics["train/episode_return"] = sum(rs.episode_returns) / len(rs.episode_returns)
-            if logger is not None:
-                logger.log(self.agent_steps, metrics)
-        env.close()
-        return metrics
+        return run(self, env_factory, budget, logger)
+
+    def warm_start(
+        self, env: MultiAgentEnv, teacher: Any, epochs: int, seed: int, keep_prior: bool
+    ) -> dict[str, float]:
+        """Behaviour cloning of ``teacher`` on ``env`` (``controllers/common/warm_start.py``)."""
+        from gridmarl.controllers.common.warm_start import warm_start
+
+        return warm_start(self, env, teacher, epochs=epochs, seed=seed, keep_prior=keep_prior)
 
     def _next_reset_seed(self) -> int:
         """Seed of the next ``env.reset``: a function of (seed, updates done, episodes begun)."""

@@ -20,40 +20,58 @@ if TYPE_CHECKING:  # torch-free import: validating a scenario lists the names
 class ControllerInfo:
     """What a learned controller is and what it supports.
 
+    ``gridmarl train`` reads ``action_kinds`` and ``needs_graph`` to refuse a domain the
+    controller cannot run on (``core.domain.Domain.refusal``); the controller x domain test
+    matrix is built from this registry.
+
     Attributes:
         name: registered name (``--controller``, ``controllers[].name``).
-        target: ``"module:Class"`` of the ``Trainable`` (imported lazily).
-        config: ``"module:Class"`` of its hyper-parameter dataclass.
-        discrete: handles a discrete action part.
-        continuous: handles a continuous action part.
-        hybrid: handles both at once.
+        target: ``"module:Class"`` of the learner (``core.learner.Learner``; imported lazily).
+        action_kinds: the action spaces it handles: ``discrete``, ``continuous``, ``hybrid``
+            (both parts at once) (``core.domain.ACTION_KINDS``).
+        needs_graph: it needs the env's agent graph (``AgentSpec.neighbors``).
+        on_policy: learns from the current policy's rollouts (False: off-policy, from a
+            replay buffer).
         action_mask: respects ``Observation.action_mask``.
         centralised_critic: trains with a critic that sees ``state`` / ``global_``.
         size_free: one set of weights runs on any number of agents.
+        checkpoint_format: the ``format`` its checkpoints record (``for_checkpoint``).
+        finetuner: ``"module:Class"`` of what ``gridmarl finetune`` runs on its checkpoints
+            (``ESFinetuner(policy, es_config, seed)``), or None.
         paper: the paper the implementation follows.
     """
 
     name: str
     target: str
-    config: str
-    discrete: bool
-    continuous: bool
-    hybrid: bool
+    action_kinds: frozenset[str]
+    needs_graph: bool
+    on_policy: bool
     action_mask: bool
     centralised_critic: bool
     size_free: bool
+    checkpoint_format: str
+    finetuner: str | None
     paper: str
 
-    def load_class(self) -> type:
-        """The controller class."""
+    @property
+    def off_policy(self) -> bool:
+        """Learns from a replay buffer (not only the current policy's rollouts)."""
+        return not self.on_policy
+
+    def load_class(self) -> Any:
+        """The learner class (``core.learner.Learner``)."""
         return _import(self.target)
 
     def load_config_class(self) -> type:
-        """The hyper-parameter dataclass."""
-        return _import(self.config)
+        """The hyper-parameter dataclass (the learner's ``config_class``)."""
+        return self.load_class().config_class
+
+    def load_finetuner(self) -> Any:
+        """The fine-tuner class, or None when the controller has none."""
+        return _import(self.finetuner) if self.finetuner is not None else None
 
 
-def _import(target: str) -> type:
+def _import(target: str) -> Any:
     module, _, attr = target.partition(":")
     return getattr(import_module(module), attr)
 
@@ -62,16 +80,21 @@ REGISTRY: dict[str, ControllerInfo] = {
     "matppo": ControllerInfo(
         name="matppo",
         target="gridmarl.controllers.matppo:MATPPO",
-        config="gridmarl.controllers.matppo:MATPPOConfig",
-        discrete=True,
-        continuous=True,
-        hybrid=True,
+        action_kinds=frozenset({"discrete", "continuous", "hybrid"}),
+        needs_graph=False,
+        on_policy=True,
         action_mask=True,
         centralised_critic=True,
         size_free=True,
+        checkpoint_format="gridmarl.matppo/1",
+        finetuner="gridmarl.controllers.es:ESFinetuner",
         paper="Yu et al. 2022 (MAPPO), arXiv:2103.01955; Schulman et al. 2017 (PPO)",
     ),
 }
+
+
+#: what ``gridmarl train`` trains without ``--controller``
+DEFAULT = "matppo"
 
 
 def get(name: str) -> ControllerInfo:
@@ -113,3 +136,24 @@ def load_policy(
         raise ScenarioError(str(exc.args[0])) from None
     cls = info.load_class()
     return cls.from_checkpoint(checkpoint, env.spec, device="cpu")
+
+
+def for_checkpoint(path: str | Path) -> ControllerInfo:
+    """The registered controller whose checkpoint ``path`` is (by its recorded ``format``).
+
+    Raises:
+        ScenarioError: an unreadable file, or a format no registered controller writes.
+    """
+    import torch
+
+    from gridmarl.core.errors import ScenarioError
+
+    try:
+        fmt = torch.load(path, map_location="cpu", weights_only=True).get("format")
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input
+        raise ScenarioError(f"{path}: not a readable checkpoint ({exc})") from None
+    for info in REGISTRY.values():
+        if info.checkpoint_format == fmt:
+            return info
+    known = ", ".join(f"{i.checkpoint_format} ({i.name})" for i in REGISTRY.values())
+    raise ScenarioError(f"{path}: checkpoint format {fmt!r} is not one of {known}")
