@@ -23,7 +23,7 @@ from gridmarl.config import load_scenario
 from gridmarl.controllers.es import ESFinetuner
 from gridmarl.controllers.matppo import MATPPO
 from gridmarl.core.seeding import resolve_device
-from gridmarl.train import energy_env_factory
+from gridmarl.energy.training import energy_env_factory
 
 
 def main() -> None:

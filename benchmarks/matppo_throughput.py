@@ -23,7 +23,7 @@ import torch
 from gridmarl.config import load_scenario
 from gridmarl.controllers.matppo import MATPPO, MATPPOConfig
 from gridmarl.core.seeding import resolve_device
-from gridmarl.train import energy_env_factory
+from gridmarl.energy.training import energy_env_factory
 
 PHASES = ("time/env_s", "time/policy_forward_s", "time/update_forward_s", "time/update_backward_s")
 

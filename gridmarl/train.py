@@ -1,10 +1,11 @@
-"""``gridmarl train``: train a learned controller on a scenario (any domain in ``DOMAINS``).
+"""``gridmarl train``: train a learned controller on a scenario (any registered domain).
 
-One function, :func:`train`, drives everything; ``gridmarl.cli`` maps the flags onto it.  The
-algorithm code is the same for every domain; what differs (the training env, the validation KPI
-and its baselines, the teachers ``--warm-start`` may clone) comes from the domain's
-``gridmarl/<domain>/training.py``, chosen by ``scenario.domain`` (interface:
-``gridmarl.core.training``).
+:func:`train` is a short driver over the helpers below; ``gridmarl.cli`` maps the flags onto
+it.  It speaks only the ``Learner`` protocol (``gridmarl.core.learner``) to the controller,
+which it looks up in ``gridmarl.controllers.registry``, and only the ``Domain`` object
+(``gridmarl.domains``) to the domain: the training env, the validation KPI and its baselines,
+the teachers ``--warm-start`` may clone (interface: ``gridmarl.core.training``).  A controller
+whose capability flags the domain does not fit is refused (``learner_info``).
 
 Run folder ``<out>/<scenario>/<UTC stamp>/`` (``out`` defaults to ``runs``):
 

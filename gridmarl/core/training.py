@@ -14,7 +14,8 @@ Each domain module provides
   runs beside the driver (traffic: one SUMO simulation per env).  Without ``--threads`` the
   driver then leaves them a core each (``set_torch_threads``).
 
-``gridmarl.train.DOMAINS`` maps ``scenario.domain`` to the module.
+The domain's ``Domain`` entry (``gridmarl.domains``, ``core.domain.Domain.training``) names the
+module; the drivers call it through the ``Domain`` object.
 """
 
 from __future__ import annotations
