@@ -147,3 +147,16 @@ def test_domain_refusal_names_what_is_missing() -> None:
     assert dom.refusal("x", {"discrete", "continuous", "hybrid"}, needs_graph=False) is None
     assert "hybrid" in (dom.refusal("x", {"discrete"}, needs_graph=False) or "")
     assert "agent graph" in (dom.refusal("x", {"hybrid"}, needs_graph=True) or "")
+
+
+def test_for_checkpoint_finds_the_controller_by_format(tmp_path) -> None:
+    info = registry.for_checkpoint(ROOT / "data" / "checkpoints" / "routing_ibm_matppo.pt")
+    assert info.name == "matppo" and info.load_finetuner() is not None
+    other = tmp_path / "other.pt"
+    torch.save({"format": "someone.else/1"}, other)
+    with pytest.raises(ScenarioError, match="format 'someone.else/1' is not one of"):
+        registry.for_checkpoint(other)
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a checkpoint")
+    with pytest.raises(ScenarioError, match="not a readable checkpoint"):
+        registry.for_checkpoint(junk)
