@@ -63,7 +63,10 @@ def _perturb_agent(obs, j: int):
 def test_registry_lists_matppo_with_capabilities():
     info = registry.get("matppo")
     assert info.load_class() is MATPPO and info.load_config_class() is MATPPOConfig
-    assert info.hybrid and info.action_mask and info.centralised_critic and info.size_free
+    assert info.action_kinds == {"discrete", "continuous", "hybrid"}
+    assert info.on_policy and not info.off_policy and not info.needs_graph
+    assert info.action_mask and info.centralised_critic and info.size_free
+    assert info.checkpoint_format == "gridmarl.matppo/1" and MATPPO.config_class is MATPPOConfig
     with pytest.raises(KeyError, match="registered: matppo"):
         registry.get("nope")
 
