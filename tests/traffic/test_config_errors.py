@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gridmarl.config import ScenarioError, validate_scenario
-from gridmarl.traffic import engines
+from gridmarl.traffic import engines, install
 
 
 def _data(**over):
@@ -41,10 +41,18 @@ def test_missing_sumo_is_a_scenario_error(monkeypatch):
             f"SUMO binary {name!r} not found under /nowhere; reinstall eclipse-sumo"
         )
 
-    monkeypatch.setattr(engines, "sumo_binary", boom)
+    monkeypatch.setattr(install, "sumo_binary", boom)  # what validation checks
+    monkeypatch.setattr(engines, "sumo_binary", boom)  # what doctor and the engines use
     with pytest.raises(ScenarioError, match="engine: 'sumo' is not usable"):
         validate_scenario(_data())
     assert engines.engine_status()["sumo"].startswith("unavailable")
+
+
+def test_missing_libsumo_is_found_without_importing_it(monkeypatch):
+    real = install.find_spec
+    monkeypatch.setattr(install, "find_spec", lambda n: None if n == "libsumo" else real(n))
+    with pytest.raises(ScenarioError, match="libsumo is not installed"):
+        validate_scenario(_data())
 
 
 def test_cityflow_missing_is_reported():
