@@ -48,7 +48,7 @@ from torch import Tensor
 from gridmarl.config import ESConfig, ScenarioError
 from gridmarl.controllers.common.distributions import HybridDistribution, env_continuous
 from gridmarl.core.env import MultiAgentEnv
-from gridmarl.core.seeding import make_generator
+from gridmarl.core.seeding import make_generator, stream_seed
 from gridmarl.core.types import Action, Observation
 
 STATE_FORMAT = "gridmarl.es/1"
@@ -171,7 +171,8 @@ class ESFinetuner:
     def _generators(self) -> tuple[torch.Generator, int]:
         """The perturbation stream and the env reset seed of the current generation."""
         key = (self.seed * 1_000_003 + self.generations * 7_919) % (2**31 - 1)
-        return make_generator(key), (key * 31 + 17) % (2**31 - 1)
+        # the episodes come from the training seed stream (docs/protocol.md)
+        return make_generator(key), stream_seed(self.seed, "train", self.generations)
 
     def generation(self, env: MultiAgentEnv) -> dict[str, float]:
         """Run one generation on ``env`` (``num_envs()`` envs) and update θ; returns stats."""

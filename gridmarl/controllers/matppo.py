@@ -75,7 +75,7 @@ from gridmarl.controllers.common.rollout import collect_rollout
 from gridmarl.core.controller import Trainable
 from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.io import atomic_write
-from gridmarl.core.seeding import make_generator
+from gridmarl.core.seeding import make_generator, stream_seed
 from gridmarl.core.types import Action, AgentSpec, Observation
 
 CHECKPOINT_FORMAT = "gridmarl.matppo/1"
@@ -517,9 +517,11 @@ class MATPPO(Trainable):
         return metrics
 
     def _next_reset_seed(self) -> int:
-        """Seed of the next ``env.reset``: a function of (seed, updates done, episodes begun)."""
+        """Seed of the next ``env.reset``: the training seed stream (``core.seeding``) at an index
+        that is a function of (updates done, episodes begun), so it never is a validation, test or
+        evaluation seed (docs/protocol.md)."""
         self._episodes += 1
-        return (self.seed * 1_000_003 + self.updates * 1_009 + self._episodes) % (2**31 - 1)
+        return stream_seed(self.seed, "train", self.updates * 1_009 + self._episodes)
 
     # -- checkpoints ----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
