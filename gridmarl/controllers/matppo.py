@@ -111,9 +111,10 @@ class MATPPOConfig:
         value_norm: regress the critic on running-normalised returns ([MAPPO] value norm).
         value_target: ``team`` (pooled V(s), team reward) or ``agent`` (per-agent values/rewards).
         reward_scale: extra multiplier on the reward used for learning.
-        bootstrap_time_limit: treat the end of an episode as a time limit and bootstrap the
-            last step with γ V(final observation) (``collect_rollout``'s ``truncation_value``);
-            off by default, as every checkpoint shipped before it was trained without.
+        bootstrap_time_limit: bootstrap the last step of a ``truncated`` episode (a time
+            limit) with γ V(final observation) (``collect_rollout``'s ``truncation_value``);
+            off by default (a truncation is treated as terminal), as every checkpoint shipped
+            before it was trained without.
         lstm_hidden: LSTM hidden size d_h.
         feat_dim: local feature width d_feat.
         actor_hidden: actor MLP width.
