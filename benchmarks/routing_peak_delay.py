@@ -3,6 +3,8 @@ traffic seeds (mean ± std over the seeds).
 
     python benchmarks/routing_peak_delay.py --checkpoint data/checkpoints/routing_ibm_matppo.pt
     python benchmarks/routing_peak_delay.py --checkpoint runs/routing_ibm/<run>/checkpoints/best.pt
+    python benchmarks/routing_peak_delay.py --test --set evaluation.test_episodes=50 \
+        --checkpoint data/checkpoints/routing_ibm_matppo.pt     # the protocol's test seeds
 
 Controllers: the scenario's (shortest_path_hops, shortest_path_distance, mcf) plus, with
 ``--checkpoint``, a learned ``matppo`` policy.  Each runs one ``B = 1`` episode per traffic seed
@@ -36,6 +38,7 @@ import numpy as np
 import torch
 
 from gridmarl.config import ControllerEntry, load_scenario
+from gridmarl.core.seeding import stream_seeds
 from gridmarl.experiment import run_episode
 from gridmarl.routing.simulate import build_controller, load_topology, make_env
 
@@ -56,11 +59,20 @@ def main() -> None:
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--baseline", default="shortest_path_distance", help="ratio denominator")
+    ap.add_argument(
+        "--test",
+        action="store_true",
+        help="run on the test split's seeds (evaluation.test_episodes of the test seed stream, "
+        "docs/protocol.md) instead of seed, seed + 1, ...",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     sc = load_scenario(args.scenario, args.overrides)
     topo = load_topology(sc)
-    seeds = [sc.seed + i for i in range(sc.evaluation.episodes)]
+    if args.test:
+        seeds = stream_seeds(sc.seed, "test", sc.evaluation.test_episodes)
+    else:
+        seeds = [sc.seed + i for i in range(sc.evaluation.episodes)]
     entries = list(sc.controllers) + [
         ControllerEntry(
             name="matppo",

@@ -132,12 +132,24 @@ def simulate(
     scenario: ScenarioArg,
     out: Annotated[Path, typer.Option(help="root folder of run folders")] = Path("runs"),
     set_: SetOpt = None,
+    split: Annotated[
+        str,
+        typer.Option(
+            help="evaluate: the scenario's evaluation window / seeds (default); test: every "
+            "test window (energy) or test seed (traffic, routing), with means, std and 95 % "
+            "intervals (docs/protocol.md); energy also dev, validate"
+        ),
+    ] = "evaluate",
 ) -> None:
     """Run every controller the scenario lists over its evaluation window and write a run folder
     (KPIs, schedules as CSV, plots, comparison.md, manifest.json)."""
     import torch
 
+    from gridmarl.protocol import SPLITS, run_split
     from gridmarl.report import write_run
+
+    if split not in SPLITS:
+        raise UsageError(f"--split {split!r}; allowed: {', '.join(SPLITS)}")
 
     sc = _load(scenario, set_)
     _check_writable(out)
@@ -148,7 +160,10 @@ def simulate(
     # HiGHS and the SUMO workers have their own threads.
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    result = sim.simulate(sc, console=console)
+    if split == "evaluate":
+        result = sim.simulate(sc, console=console)
+    else:
+        result = run_split(sim, sc, split, console=console)
     run_dir = write_run(result, out)
     console.print(kpi_rich_table(result))
     if result.summary:

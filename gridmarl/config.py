@@ -107,7 +107,14 @@ class ScenarioBase(StrictModel):
         max_length=80,
         description="scenario name; names the run folder",
     )
-    seed: int = Field(0, ge=0, description="drives numpy, torch and the simulators")
+    seed: int = Field(
+        0,
+        ge=0,
+        lt=2**28,
+        description="drives numpy, torch and the simulators; simulate evaluates seed, seed+1, "
+        "…, which stay below the seeds gridmarl derives for training, validation and tests "
+        "(2**30 and up, docs/protocol.md)",
+    )
     description: str = Field("", description="free text")
     controllers: list[ControllerEntry] = Field(
         default_factory=list, description="what simulate runs, in order"

@@ -51,7 +51,7 @@ from gridmarl.controllers.common.distributions import HybridDistribution, env_co
 from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.errors import ScenarioError
 from gridmarl.core.learner import Progress
-from gridmarl.core.seeding import make_generator
+from gridmarl.core.seeding import make_generator, stream_seed
 from gridmarl.core.types import Action, Observation
 
 STATE_FORMAT = "gridmarl.es/1"
@@ -190,7 +190,8 @@ class ESFinetuner:
     def _generators(self) -> tuple[torch.Generator, int]:
         """The perturbation stream and the env reset seed of the current generation."""
         key = (self.seed * 1_000_003 + self.generations * 7_919) % (2**31 - 1)
-        return make_generator(key), (key * 31 + 17) % (2**31 - 1)
+        # the episodes come from the training seed stream (docs/protocol.md)
+        return make_generator(key), stream_seed(self.seed, "train", self.generations)
 
     def progress(self) -> Progress:
         """Generations done (``updates``) and the agent-steps they simulated."""

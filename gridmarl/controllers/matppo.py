@@ -76,7 +76,7 @@ from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.errors import ScenarioError
 from gridmarl.core.io import atomic_write
 from gridmarl.core.learner import Progress, TrainingLogger, run
-from gridmarl.core.seeding import make_generator
+from gridmarl.core.seeding import make_generator, stream_seed
 from gridmarl.core.types import Action, AgentSpec, Observation
 
 CHECKPOINT_FORMAT = "gridmarl.matppo/1"
@@ -112,9 +112,10 @@ class MATPPOConfig:
         value_norm: regress the critic on running-normalised returns ([MAPPO] value norm).
         value_target: ``team`` (pooled V(s), team reward) or ``agent`` (per-agent values/rewards).
         reward_scale: extra multiplier on the reward used for learning.
-        bootstrap_time_limit: treat the end of an episode as a time limit and bootstrap the
-            last step with γ V(final observation) (``collect_rollout``'s ``truncation_value``);
-            off by default, as every checkpoint shipped before it was trained without.
+        bootstrap_time_limit: bootstrap the last step of a ``truncated`` episode (a time
+            limit) with γ V(final observation) (``collect_rollout``'s ``truncation_value``);
+            off by default (a truncation is treated as terminal), as every checkpoint shipped
+            before it was trained without.
         lstm_hidden: LSTM hidden size d_h.
         feat_dim: local feature width d_feat.
         actor_hidden: actor MLP width.
@@ -565,9 +566,11 @@ class MATPPO(Trainable):
         return warm_start(self, env, teacher, epochs=epochs, seed=seed, keep_prior=keep_prior)
 
     def _next_reset_seed(self) -> int:
-        """Seed of the next ``env.reset``: a function of (seed, updates done, episodes begun)."""
+        """Seed of the next ``env.reset``: the training seed stream (``core.seeding``) at an index
+        that is a function of (updates done, episodes begun), so it never is a validation, test or
+        evaluation seed (docs/protocol.md)."""
         self._episodes += 1
-        return (self.seed * 1_000_003 + self.updates * 1_009 + self._episodes) % (2**31 - 1)
+        return stream_seed(self.seed, "train", self.updates * 1_009 + self._episodes)
 
     # -- checkpoints ----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -13,7 +13,8 @@ Spaces (per agent):
 
 For the hybrid action the mask is a dict with the same keys as the action space, so that
 ``action_space.sample(mask=obs["action_mask"])`` works; the continuous part has no mask (None).
-Every agent is truncated together when the episode's fixed horizon is reached.
+Every agent ends together: ``terminations`` and ``truncations`` are the env's ``Step.terminated``
+and ``Step.truncated`` (a fixed horizon is a truncation).
 """
 
 from __future__ import annotations
@@ -131,13 +132,15 @@ class PettingZooParallelEnv(ParallelEnv):
         step = self.env.step(self._to_action(actions))
         self._t += 1
         rew = step.reward[0].detach().cpu().numpy()
-        done = bool(step.done[0])
+        terminated = bool(step.terminated[0])
+        # PettingZoo: an agent that is terminated is not also truncated
+        truncated = bool(step.truncated[0]) and not terminated
         obs = self._obs_dict(step.obs)
         rewards = {a: float(rew[self._index[a]]) for a in self.agents}
-        terms = {a: False for a in self.agents}
-        truncs = {a: done for a in self.agents}
+        terms = {a: terminated for a in self.agents}
+        truncs = {a: truncated for a in self.agents}
         infos = {a: {} for a in self.agents}
-        if done:
+        if terminated or truncated:
             self.agents = []
         return obs, rewards, terms, truncs, infos
 

@@ -169,16 +169,41 @@ class Action:
 class Step:
     """What ``MultiAgentEnv.step`` returns.
 
+    An episode ends in one of two ways (Gymnasium's convention; Pardo et al. 2018, "Time Limits
+    in Reinforcement Learning", arXiv:1712.00378): it is ``terminated`` when it reached a
+    terminal state of the task (nothing follows it, so a value target adds nothing after it),
+    or ``truncated`` when it was cut off by something outside the task, such as a time limit
+    (the state still has a future, so a value target may bootstrap γ V(final obs)).  Every
+    shipped domain has a fixed horizon: its last step is ``truncated``, never ``terminated``.
+
     Attributes:
-        obs: the observation after the step (after auto-reset where ``done``).
+        obs: the observation after the step; where the episode ended this is its final
+            observation (envs never reset themselves: the caller resets them with
+            ``MultiAgentEnv.reset`` or ``reset_envs``).
         reward: ``[B, N]`` per-agent reward.
         team_reward: ``[B]`` team reward.
-        done: ``[B]`` bool, episode ended at this step.
+        terminated: ``[B]`` bool, the episode reached a terminal state at this step.
+        truncated: ``[B]`` bool, the episode was cut off at this step (time limit) without
+            reaching a terminal state.
         info: named ``[B, ...]`` tensors (domain specific KPIs of the step).
     """
 
     obs: Observation
     reward: Tensor
     team_reward: Tensor
-    done: Tensor
+    terminated: Tensor
+    truncated: Tensor
     info: dict[str, Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("terminated", "truncated"):
+            flag = getattr(self, name)
+            if flag.dtype != torch.bool or flag.dim() != 1:
+                raise ValueError(
+                    f"Step.{name} must be a [B] bool tensor, got {flag.dtype} {tuple(flag.shape)}"
+                )
+
+    @property
+    def done(self) -> Tensor:
+        """``[B]`` bool, the episode ended at this step (``terminated | truncated``)."""
+        return self.terminated | self.truncated

@@ -37,14 +37,40 @@ class DateSpan(StrictModel):
 
 
 class WindowConfig(StrictModel):
-    """Which days train, validate and evaluate, and the step length."""
+    """Which days train, validate, develop, test and evaluate, and the step length.
+
+    Roles (docs/protocol.md): ``train`` is what learners see; ``validate`` picks checkpoints and
+    any tuning; ``dev`` windows were looked at while developing (never a reported figure);
+    ``test`` windows are touched once, to report (``gridmarl simulate --split test``), and by
+    no training, selection or tuning code.  ``evaluate`` is the operator's window that plain
+    ``gridmarl simulate`` runs.  Train, validate, dev and test windows are pairwise disjoint;
+    ``evaluate`` lies outside train and validate.
+    """
 
     step_h: Literal[1.0, 0.5, 0.25] = Field(1.0, description="decision step Δt [h]")
-    train: DateSpan = Field(description="days MATPPO trains on")
-    validate_: DateSpan = Field(alias="validate", description="days checked during training")
-    evaluate: DateSpan = Field(description="held-out days simulate reports on")
+    train: DateSpan = Field(description="days learners train on")
+    validate_: DateSpan = Field(
+        alias="validate", description="days that select checkpoints during training (and tuning)"
+    )
+    evaluate: DateSpan = Field(description="held-out days plain simulate reports on")
+    dev: list[DateSpan] = Field(
+        default_factory=list,
+        description="windows used while developing and comparing variants (not a test figure)",
+    )
+    test: list[DateSpan] = Field(
+        default_factory=list,
+        description="held-out test windows, reported with simulate --split test; never used "
+        "for training, selection or tuning",
+    )
 
     model_config = StrictModel.model_config | {"populate_by_name": True}
+
+    def spans(self) -> list[tuple[str, DateSpan]]:
+        """``(key, span)`` of every window, keys as in the file (``test[2]``)."""
+        out = [("train", self.train), ("validate", self.validate_), ("evaluate", self.evaluate)]
+        out += [(f"dev[{i}]", s) for i, s in enumerate(self.dev)]
+        out += [(f"test[{i}]", s) for i, s in enumerate(self.test)]
+        return out
 
     @model_validator(mode="after")
     def _disjoint(self) -> WindowConfig:
@@ -57,6 +83,17 @@ class WindowConfig(StrictModel):
             )
         if days(self.evaluate) & days(self.validate_):
             raise ValueError("window.evaluate overlaps window.validate")
+        # the roles of the protocol never share a day
+        roles = [("train", self.train), ("validate", self.validate_)]
+        roles += [(f"dev[{i}]", s) for i, s in enumerate(self.dev)]
+        roles += [(f"test[{i}]", s) for i, s in enumerate(self.test)]
+        for i, (ka, a) in enumerate(roles):
+            for kb, b in roles[i + 1 :]:
+                if days(a) & days(b):
+                    raise ValueError(
+                        f"window.{kb} overlaps window.{ka}; train, validate, dev and test "
+                        "windows must not share a day"
+                    )
         return self
 
 
@@ -292,11 +329,9 @@ class EnergyScenario(ScenarioBase):
                 "building CSVs"
             )
         first, last = dataset_span(folder)
-        for key in ("train", "validate_", "evaluate"):
-            span: DateSpan = getattr(self.window, key)
+        for k, span in self.window.spans():
             end = date.fromordinal(span.start.toordinal() + span.days - 1)
             if span.start < first or end > last:
-                k = key.rstrip("_")
                 raise ScenarioError(
                     f"window.{k}: {span.start} + {span.days} days lies outside the data "
                     f"({first} to {last})"

@@ -9,8 +9,9 @@ Episodes.  Each env ``b`` has a start offset ``start[b]`` into the community's s
 ``episode_steps`` steps (default: span − forecast_steps − 1, so that the last observation still
 has a full forecast window and the EV departure test can look one step ahead).  With
 ``random_start`` each env samples its offset uniformly from the offsets that fit, from a
-``torch.Generator`` re-seeded by ``reset(seed)``.  Fixed horizon: ``done`` is True for every env
-after the last step, and the caller calls ``reset`` (no auto-reset).
+``torch.Generator`` re-seeded by ``reset(seed)``.  Fixed horizon: ``truncated`` (a time limit,
+never ``terminated``) is True for every env after the last step, and the caller calls ``reset``
+(no auto-reset).
 
 Actions (``AgentSpec``):
 
@@ -652,10 +653,18 @@ class CommunityEnv(MultiAgentEnv):
             "ev_clipped_kw": ev_clip.sum(-1),
             "clipped_kw": b_clip.sum(-1) + ev_clip.sum(-1),
         }
-        done = torch.full(
+        # the fixed horizon is a time limit: the last step is truncated, never terminated
+        truncated = torch.full(
             (self.num_envs,), self.t >= self.episode_len, dtype=torch.bool, device=self.device
         )
-        return Step(obs=self._observe(), reward=reward, team_reward=-cost, done=done, info=info)
+        return Step(
+            obs=self._observe(),
+            reward=reward,
+            team_reward=-cost,
+            terminated=torch.zeros_like(truncated),
+            truncated=truncated,
+            info=info,
+        )
 
     def _observe(self) -> Observation:
         b, n = self.num_envs, self.community.n

@@ -2,8 +2,11 @@
 window, accounted by the same env, compared with the perfect-foresight MILP.
 
 Headline KPI: **share of optimal savings captured** = (C_no_control − C) / (C_no_control −
-C_milp).  ``no_control`` and ``milp`` are always run as references (reported only if the
-scenario lists them) so the share is always defined when the MILP solves.
+C_milp).  Beside it, two columns that flatter a controller less (docs/protocol.md): **cost ÷
+MILP cost** (``cost_vs_milp``) and the **share of the rule_based → MILP gap closed**
+((C_rule_based − C) / (C_rule_based − C_milp), ``rule_gap_closed_pct``).  ``no_control``,
+``rule_based`` and ``milp`` are always run as references (reported only if the scenario lists
+them) so the three are always defined when the MILP solves.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ HEADLINE = [
     "cost_usd",
     "savings_vs_no_control_usd",
     "share_of_optimal_savings_pct",
+    "cost_vs_milp",
+    "rule_gap_closed_pct",
     "peak_import_kw",
     "self_sufficiency_pct",
     "comfort_violation_c_h",
@@ -145,8 +150,34 @@ def build_controller(
     return ctrl, f"learned policy {entry.checkpoint}, local observations only", {}
 
 
-def simulate(scenario: Any, console: Any = None) -> SimulationResult:
-    """Run the scenario's controllers on its evaluation window; see the module docstring."""
+
+
+def split_parts(scenario: Any, split: str) -> list[Any]:
+    """The windows of ``split`` (``test``, ``dev`` or ``validate``; ``gridmarl.protocol``): one
+    part per window, the scenario with ``window.evaluate`` set to it."""
+    from gridmarl.protocol import SplitPart
+
+    w = scenario.window
+    spans = {"test": w.test, "dev": w.dev, "validate": [w.validate_]}.get(split)
+    if spans is None:
+        raise ScenarioError(f"--split {split!r}; allowed for energy: test, dev, validate")
+    return [
+        SplitPart(
+            f"{s.start}+{s.days}d",
+            scenario.model_copy(update={"window": w.model_copy(update={"evaluate": s})}),
+        )
+        for s in spans
+    ]
+
+
+def simulate(
+    scenario: Any, console: Any = None, seeds: list[int] | None = None
+) -> SimulationResult:
+    """Run the scenario's controllers on its evaluation window; see the module docstring.
+
+    ``seeds`` must be None: an energy episode is its window (``split_parts``)."""
+    if seeds is not None:
+        raise ValueError("energy episodes are windows, not seeds; seeds must be None")
     from gridmarl.energy.data import build_community
     from gridmarl.energy.kpis import community_kpis, share_of_optimal_savings
 
@@ -163,7 +194,9 @@ def simulate(scenario: Any, console: Any = None) -> SimulationResult:
     )
     entries = list(scenario.controllers)
     listed = {e.name for e in entries}
-    refs = [ControllerEntry(name=n) for n in ("no_control", "milp") if n not in listed]
+    refs = [
+        ControllerEntry(name=n) for n in ("no_control", "rule_based", "milp") if n not in listed
+    ]
 
     # Load every learned policy first: a checkpoint that does not fit this scenario is refused
     # in a second, before the MILP and MPC spend minutes.
@@ -204,6 +237,7 @@ def simulate(scenario: Any, console: Any = None) -> SimulationResult:
     by_name = {e.name: r for e, _, r in runs}
     c_nc = by_name["no_control"]["kpis"]["cost_usd"]
     c_milp = by_name["milp"]["kpis"]["cost_usd"]
+    c_rule = by_name["rule_based"]["kpis"]["cost_usd"]
     milp_info = by_name["milp"]["info"]
 
     results: list[ControllerResult] = []
@@ -213,10 +247,13 @@ def simulate(scenario: Any, console: Any = None) -> SimulationResult:
             continue
         k = r["kpis"]
         share = share_of_optimal_savings(c_nc, k["cost_usd"], c_milp)
+        closed = share_of_optimal_savings(c_rule, k["cost_usd"], c_milp)
         kpis = {
             "cost_usd": k["cost_usd"],
             "savings_vs_no_control_usd": c_nc - k["cost_usd"],
-            "share_of_optimal_savings_pct": 100 * share if not math.isnan(share) else share,
+            "share_of_optimal_savings_pct": 100 * share,
+            "cost_vs_milp": k["cost_usd"] / c_milp if c_milp > 0 else math.nan,
+            "rule_gap_closed_pct": 100 * closed,
             **{key: v for key, v in k.items() if key != "cost_usd"},
             "wall_s": r["wall"],
         }
@@ -236,7 +273,8 @@ def simulate(scenario: Any, console: Any = None) -> SimulationResult:
     summary = (
         f"Evaluation window {scenario.window.evaluate.start} + "
         f"{scenario.window.evaluate.days} d, {community.n} prosumers. "
-        f"no_control costs {c_nc:.2f} $, the MILP optimum {c_milp:.2f} $ "
+        f"no_control costs {c_nc:.2f} $, rule_based {c_rule:.2f} $, the MILP optimum "
+        f"{c_milp:.2f} $ "
         f"(status {milp_info.get('status')}, gap {100 * milp_info.get('gap', float('nan')):.3f} %)."
     )
     summary += reference_gap_warning(milp_info.get("gap", 0.0))
@@ -253,7 +291,12 @@ def simulate(scenario: Any, console: Any = None) -> SimulationResult:
         tables=tables,
         figures=figures,
         summary=summary,
-        extra_manifest={"milp": milp_info, "no_control_cost_usd": c_nc, "milp_cost_usd": c_milp},
+        extra_manifest={
+            "milp": milp_info,
+            "no_control_cost_usd": c_nc,
+            "rule_based_cost_usd": c_rule,
+            "milp_cost_usd": c_milp,
+        },
     )
 
 

@@ -16,6 +16,7 @@ from gridmarl.config import scenario_hash
 from gridmarl.core.controller import ScheduleController
 from gridmarl.core.errors import ScenarioError
 from gridmarl.core.io import write_json, write_text
+from gridmarl.core.seeding import stream_seed
 from gridmarl.core.training import ValidationResult, meta_score
 
 MILP_TIME_LIMIT_S = 300.0  # [s] least time for the once-per-run validation MILP
@@ -103,7 +104,7 @@ class EnergyValidator:
             forecast_kind=fc.kind,
             noise_std=fc.noise_std,
             random_start=False,
-            seed=self.scenario.seed,
+            seed=stream_seed(self.scenario.seed, "validate", 0),
             record=False,
         )
 
@@ -111,7 +112,7 @@ class EnergyValidator:
     def cost(self, controller: Any) -> float:
         """Community cost [$] of ``controller`` (deterministic) over the validation window."""
         env = self._env()
-        obs = env.reset(seed=self.scenario.seed)
+        obs = env.reset(seed=stream_seed(self.scenario.seed, "validate", 0))
         controller.reset(env)
         total = 0.0
         for _ in range(env.episode_len):
@@ -209,7 +210,15 @@ def validation_hash(scenario: Any) -> str:
     """SHA-256 of what the validation references depend on: the scenario without
     ``controllers``, ``train`` and the training and evaluation windows."""
     return scenario_hash(
-        scenario, exclude=("controllers", "train", "window.train", "window.evaluate")
+        scenario,
+        exclude=(
+            "controllers",
+            "train",
+            "window.train",
+            "window.evaluate",
+            "window.dev",
+            "window.test",
+        ),
     )
 
 

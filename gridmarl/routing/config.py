@@ -115,6 +115,13 @@ class EvaluationConfig(StrictModel):
         description="traffic seeds seed, seed+1, ... (one "
         "episode each); KPIs are reported as mean and std over them",
     )
+    test_episodes: int = Field(
+        20,
+        ge=0,
+        le=200,
+        description="traffic seeds of the test split (simulate --split test), drawn from the "
+        "test seed stream that no training or validation touches (docs/protocol.md) [-]",
+    )
 
 
 class EnvOptions(StrictModel):

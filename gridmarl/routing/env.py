@@ -501,7 +501,10 @@ class RoutingEnv(MultiAgentEnv):
             1,
             out=self._rec[t],
         )
-        done = torch.full((b,), self.t >= self.episode_len, dtype=torch.bool, device=self.device)
+        # the fixed horizon is a time limit: the last step is truncated, never terminated
+        truncated = torch.full(
+            (b,), self.t >= self.episode_len, dtype=torch.bool, device=self.device
+        )
         info = {
             "delivered_pkt": n_deliv,
             "delay_sum_steps": d_sum,
@@ -510,7 +513,14 @@ class RoutingEnv(MultiAgentEnv):
             "loops_pkt": first_loop,
             "invalid_actions": invalid,
         }
-        return Step(obs=obs, reward=reward, team_reward=reward.sum(1), done=done, info=info)
+        return Step(
+            obs=obs,
+            reward=reward,
+            team_reward=reward.sum(1),
+            terminated=torch.zeros_like(truncated),
+            truncated=truncated,
+            info=info,
+        )
 
     def _out_load(self, local: Tensor) -> Tensor:
         """``[B, N]`` packets in flight on each router's outgoing links [pkt]."""

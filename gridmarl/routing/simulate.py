@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from gridmarl.config import ControllerEntry, resolve_path
 from gridmarl.core.controller import Controller
@@ -159,8 +160,28 @@ def build_controller(
     )
 
 
-def simulate(scenario: RoutingScenario, console: Any = None) -> SimulationResult:
-    """Run every controller of the scenario (module docstring)."""
+#: the protocol's paired ratio (gridmarl.protocol): this KPI against this controller's, per episode
+PAIRED_BASELINE = ("avg_delay_steps", "shortest_path_distance")
+
+
+def split_parts(scenario: RoutingScenario, split: str) -> list[Any]:
+    """``split`` ``test`` (``gridmarl.protocol``): one part, ``evaluation.test_episodes``
+    traffic seeds from the test seed stream (``core.seeding``), which no training or validation
+    draws."""
+    from gridmarl.core.seeding import stream_seeds
+    from gridmarl.protocol import SplitPart
+
+    if split != "test":
+        raise ScenarioError(f"--split {split!r}; allowed for routing: test")
+    seeds = stream_seeds(scenario.seed, "test", scenario.evaluation.test_episodes)
+    return [SplitPart("test seeds", scenario, seeds)] if seeds else []
+
+
+def simulate(
+    scenario: RoutingScenario, console: Any = None, seeds: list[int] | None = None
+) -> SimulationResult:
+    """Run every controller of the scenario (module docstring) on ``evaluation.episodes``
+    traffic seeds (``seed``, ``seed + 1``, …), or on ``seeds`` when given."""
 
     def say(msg: str) -> None:
         if console is not None:
@@ -168,8 +189,10 @@ def simulate(scenario: RoutingScenario, console: Any = None) -> SimulationResult
 
     topo = load_topology(scenario)
     rates = scenario_rates(scenario)
-    seeds = [scenario.seed + i for i in range(scenario.evaluation.episodes)]
+    if seeds is None:
+        seeds = [scenario.seed + i for i in range(scenario.evaluation.episodes)]
     results: list[ControllerResult] = []
+    per_seed: list[dict[str, Any]] = []
     loads: dict[str, np.ndarray] = {}
     for entry in scenario.controllers:
         name = entry.display_name
@@ -180,7 +203,9 @@ def simulate(scenario: RoutingScenario, console: Any = None) -> SimulationResult
             env = make_env(scenario, topo, seed=seed, rates=rates)
             _, w = run_episode(env, ctrl, seed=seed)
             wall += w
-            rows += episode_kpis(env)
+            ep = episode_kpis(env)
+            rows += ep
+            per_seed += [{"controller": name, "seed": seed, **k} for k in ep]
             link += env.link_packets()[0].cpu().numpy() / env.episode_len
         loads[name] = link / len(seeds)
         results.append(
@@ -198,6 +223,7 @@ def simulate(scenario: RoutingScenario, console: Any = None) -> SimulationResult
         scenario=scenario,
         controllers=results,
         headline=list(KPI_ORDER[:4]),
+        tables={"kpis_per_seed": pd.DataFrame(per_seed)},
         figures=figures,
         summary=summary,
         extra_manifest={

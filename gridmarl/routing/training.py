@@ -5,7 +5,7 @@ Training env: the scenario's ``RoutingEnv`` (its rate profile, buffer and ``env`
 the reset seed the learner passes.
 
 Validation: the deterministic policy runs ``evaluation.episodes`` episodes of held-out traffic
-(one batched env, reset seed ``scenario.seed + VALIDATION_SEED_OFFSET``, so never the traffic
+(one batched env, reset seed ``stream_seed(scenario.seed, "validate", 0)``, so never the traffic
 seeds ``simulate`` reports on) next to ``shortest_path_distance`` and ``shortest_path_hops`` on
 the same packets.  KPI: average delay of the delivered packets [steps] (mean over the episodes)
 and throughput [pkt].  Score (picks ``best.pt``, higher is better):
@@ -25,10 +25,9 @@ import torch
 
 from gridmarl.core.controller import Controller
 from gridmarl.core.io import write_json
+from gridmarl.core.seeding import stream_seed
 from gridmarl.core.training import ValidationResult, cached_json, meta_score
 from gridmarl.routing.env import RoutingEnv
-
-VALIDATION_SEED_OFFSET = 100_003  # validation traffic seed = scenario.seed + this
 
 
 def train_env_factory(
@@ -77,7 +76,7 @@ class RoutingValidator:
 
         self.scenario = scenario
         self.topology = load_topology(scenario)
-        self.seed = scenario.seed + VALIDATION_SEED_OFFSET
+        self.seed = stream_seed(scenario.seed, "validate", 0)
         ref = cached_json(cache)
         if ref is None:
             from gridmarl.routing.rules import shortest_path_controller

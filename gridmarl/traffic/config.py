@@ -120,6 +120,13 @@ class DemandConfig(StrictModel):
         le=20,
         description="demand seeds simulate averages over: scenario seed, seed+1, ... [-]",
     )
+    test_seeds: int = Field(
+        10,
+        ge=0,
+        le=100,
+        description="demand seeds of the test split (simulate --split test), drawn from the "
+        "test seed stream that no training or validation touches (docs/protocol.md) [-]",
+    )
 
     @property
     def total_s(self) -> float:

@@ -30,7 +30,8 @@ detectors count; the green time is the time since the intersection's current gre
 Each step lasts ``traffic.decision_s`` [s]; a phase change starts with ``traffic.yellow_s`` [s]
 of yellow inside the step; a green is shown at least ``traffic.min_green_s`` [s] (masked, and a
 masked request keeps the current phase).  The episode has a fixed horizon (``traffic.horizon_s``);
-``done`` is True at the last step for every environment; no auto-reset (call ``reset``).
+``truncated`` (a time limit, never ``terminated``) is True at the last step for every
+environment; no auto-reset (call ``reset``).
 
 Neighbours: the adjacent intersections N, E, S, W (``-1`` at the grid edge).  Groups: 3 × 3
 blocks of the grid, numbered row-major from the south-west corner (``Grid.groups``).
@@ -271,15 +272,23 @@ class TrafficEnv(MultiAgentEnv):
         reward = torch.as_tensor(
             np.stack([o["reward"] for o in outs]), dtype=torch.float32, device=dev
         )
-        done = torch.tensor([bool(o["done"]) for o in outs], device=dev)
-        self._done = bool(done.all())
+        # the horizon is a time limit: the last step is truncated, never terminated
+        truncated = torch.tensor([bool(o["done"]) for o in outs], dtype=torch.bool, device=dev)
+        self._done = bool(truncated.all())
         info = {
             "arrived_veh": torch.tensor([float(o["arrived"]) for o in outs], device=dev),
             "halting_veh": -reward.sum(-1),
             "switched": torch.tensor([float(o["switched"].sum()) for o in outs], device=dev),
             "overridden": torch.tensor([float(o["overridden"].sum()) for o in outs], device=dev),
         }
-        return Step(obs=obs, reward=reward, team_reward=reward.sum(-1), done=done, info=info)
+        return Step(
+            obs=obs,
+            reward=reward,
+            team_reward=reward.sum(-1),
+            terminated=torch.zeros_like(truncated),
+            truncated=truncated,
+            info=info,
+        )
 
     def records(self) -> pd.DataFrame:
         """Per step and intersection of environment 0: ``step, agent, time_s`` (start of the

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from gridmarl.core.seeding import sub_seed
 from gridmarl.traffic.config import TrafficScenario
 from gridmarl.traffic.engines import make_engine
 from gridmarl.traffic.kpis import episode_kpis
@@ -40,10 +41,11 @@ from gridmarl.traffic.roadnet import (
 
 def demand_seed(seed: int, env_index: int) -> int:
     """Demand seed of parallel environment ``env_index`` when the env is reset with ``seed``:
-    environment 0 uses ``seed`` itself (so ``simulate``'s seeds are the scenario's)."""
+    environment 0 uses ``seed`` itself (so ``simulate``'s seeds are the scenario's), the others
+    ``core.seeding.sub_seed``, a seed of the same role (docs/protocol.md)."""
     if env_index == 0:
         return int(seed)
-    return int(np.random.SeedSequence([int(seed), int(env_index)]).generate_state(1)[0])
+    return sub_seed(int(seed), int(env_index))
 
 
 class SignalSim:

@@ -122,8 +122,27 @@ def _queue_figure(series: dict[str, pd.Series]):
     return fig
 
 
-def simulate(scenario: TrafficScenario, console: Any | None = None) -> SimulationResult:
-    """Run every controller listed in ``scenario`` on ``demand.seeds`` demand seeds.
+#: the protocol's paired ratio (gridmarl.protocol): this KPI against this controller's, per episode
+PAIRED_BASELINE = ("avg_travel_time_s", "max_pressure")
+
+
+def split_parts(scenario: TrafficScenario, split: str) -> list[Any]:
+    """``split`` ``test`` (``gridmarl.protocol``): one part, ``demand.test_seeds`` demand seeds
+    from the test seed stream (``core.seeding``), which no training or validation draws."""
+    from gridmarl.core.seeding import stream_seeds
+    from gridmarl.protocol import SplitPart
+
+    if split != "test":
+        raise ScenarioError(f"--split {split!r}; allowed for traffic: test")
+    seeds = stream_seeds(scenario.seed, "test", scenario.demand.test_seeds)
+    return [SplitPart("test seeds", scenario, seeds)] if seeds else []
+
+
+def simulate(
+    scenario: TrafficScenario, console: Any | None = None, seeds: list[int] | None = None
+) -> SimulationResult:
+    """Run every controller listed in ``scenario`` on ``demand.seeds`` demand seeds (``seed``,
+    ``seed + 1``, …), or on ``seeds`` when given.
 
     Returns:
         A ``SimulationResult``: per controller the mean KPIs (first ``avg_travel_time_s``) and
@@ -140,7 +159,8 @@ def simulate(scenario: TrafficScenario, console: Any | None = None) -> Simulatio
                 f"controllers: unknown traffic controller {e.name!r}; allowed: "
                 f"{', '.join(CONTROLLERS + tuple(_learned()))}"
             )
-    seeds = [scenario.seed + i for i in range(scenario.demand.seeds)]
+    if seeds is None:
+        seeds = [scenario.seed + i for i in range(scenario.demand.seeds)]
     env = TrafficEnv(scenario)
     results: list[ControllerResult] = []
     per_seed: list[dict[str, Any]] = []

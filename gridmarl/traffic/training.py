@@ -5,7 +5,7 @@ per process, so training never holds a simulation in the driver's process); each
 the demand of the seed the learner passes.
 
 Validation: the deterministic policy runs one episode of held-out demand (seed
-``scenario.seed + VALIDATION_SEED_OFFSET``, never a seed ``simulate`` reports on) in a
+``stream_seed(scenario.seed, "validate", 0)``, never a seed ``simulate`` reports on) in a
 simulation of the driver's process, next to MaxPressure on the same demand (once per run,
 cached).  KPI: average travel time [s] over finished trips and including the vehicles still on
 the road (``gridmarl.traffic.kpis``).  Score (picks ``best.pt``, higher is better):
@@ -23,10 +23,9 @@ import torch
 
 from gridmarl.core.controller import Controller
 from gridmarl.core.io import write_json
+from gridmarl.core.seeding import stream_seed
 from gridmarl.core.training import ValidationResult, cached_json, meta_score
 from gridmarl.traffic.env import TrafficEnv
-
-VALIDATION_SEED_OFFSET = 100_003  # validation demand seed = scenario.seed + this
 
 
 def train_env_factory(
@@ -79,7 +78,7 @@ class TrafficValidator:
 
     def __init__(self, scenario: Any, cache: Path) -> None:
         self.scenario = scenario
-        self.seed = scenario.seed + VALIDATION_SEED_OFFSET
+        self.seed = stream_seed(scenario.seed, "validate", 0)
         ref = cached_json(cache)
         if ref is None:
             from gridmarl.traffic.rules import MaxPressure

@@ -64,6 +64,8 @@ def test_batched_env_agrees_with_reference(
                 v, torch.tensor(ref.device_state()[k], dtype=T64), rtol=0, atol=1e-9, msg=k
             )
     assert bool(step.done.all())
+    # the fixed horizon is a time limit: truncated, never terminated
+    assert bool(step.truncated.all()) and not bool(step.terminated.any())
     with pytest.raises(RuntimeError, match="reset"):
         env.step(act)
 

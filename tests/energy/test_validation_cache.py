@@ -19,12 +19,13 @@ def test_training_choices_share_the_references() -> None:
     base = _hash()
     assert _hash("window.train.start=2016-10-01", "window.train.days=89") == base
     assert _hash("window.evaluate.start=2017-02-06") == base
+    assert _hash("window.test=[{start: 2017-04-03, days: 7}]", "window.dev=[]") == base
     assert _hash("train.credit=share", "train.options.lr=0.001") == base
     assert _hash("controllers=[{name: no_control}]") == base
 
 
 def test_what_the_references_depend_on_changes_the_key() -> None:
     base = _hash()
-    assert _hash("window.validate.start=2017-02-13") != base
+    assert _hash("window.validate.start=2017-01-09") != base
     assert _hash("community.prosumers=20") != base
     assert _hash("community.market.transformer_kw=100") != base

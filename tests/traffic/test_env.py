@@ -44,7 +44,7 @@ def test_shapes_mask_and_done(make_tiny):
                     discrete=torch.zeros(1, 4, dtype=torch.long), continuous=torch.zeros(1, 4, 0)
                 )
             )
-        assert bool(step.done.all())
+        assert bool(step.truncated.all()) and not bool(step.terminated.any())
         rec = env.records()
         assert list(rec.columns[:3]) == ["step", "agent", "time_s"]
         assert len(rec) == env.episode_len * 4

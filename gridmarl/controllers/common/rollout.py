@@ -47,21 +47,23 @@ def collect_rollout(
     """Fill ``buffer`` with ``buffer.horizon`` steps of every env, starting from ``obs``.
 
     Args:
-        env: the batched env; when every env's episode has ended it is reset here (fixed-horizon
-            envs end together; an env that auto-resets returns the new episode's observation).
+        env: the batched env; whenever an env's episode ends (``Step.done``) that env is
+            started again with ``env.reset_envs(done, reset_seed())`` (one seed per call), the
+            others keep running (envs with a fixed horizon end together and reset together).
         obs: the current observation.
         buffer: cleared and refilled.
         policy: samples the action and evaluates the critic (no grad).
         team: store the team reward ``[B, 1]`` (True) or per-agent rewards ``[B, N]``.
         reward_scale: multiplies the stored reward (the logged returns are unscaled).
         running_return: ``[B]`` team return so far of each env's current episode; updated in place.
-        reset_seed: gives the seed of each ``env.reset``.
-        truncation_value: when given, an episode's end is a time limit, not a terminal state
-            (Pardo et al. 2018, "Time Limits in Reinforcement Learning", arXiv:1712.00378):
-            the stored reward of an env's last step gets ``truncation_value(final obs)``
-            ``[B, V]`` added, i.e. γ V(s_T) in the stored reward's units, so that what would
-            follow the cut is bootstrapped instead of counted as zero.  ``done`` still stops
-            GAE's recursion there.  None: the end is terminal.
+        reset_seed: gives the seed of each ``env.reset_envs``.
+        truncation_value: when given, a ``truncated`` episode end (a time limit) is bootstrapped
+            (Pardo et al. 2018, "Time Limits in Reinforcement Learning", arXiv:1712.00378): the
+            stored reward of that env's last step gets ``truncation_value(final obs)`` ``[B, V]``
+            added, i.e. γ V(s_T) in the stored reward's units, so that what would follow the cut
+            is counted instead of zero.  A ``terminated`` end gets nothing added.  ``done``
+            still stops GAE's recursion at either.  None: every end is terminal (a truncation
+            is treated like a termination).
 
     Returns:
         The observation after the last step (for bootstrapping) and the rollout's stats.
@@ -79,19 +81,21 @@ def collect_rollout(
         stats.env_s += t2 - t1
         reward = step.team_reward.unsqueeze(-1) if team else step.reward
         reward = reward * reward_scale
-        ended = bool(step.done.any())
-        if truncation_value is not None and ended:
+        done = step.done
+        ended = bool(done.any())
+        # a step both terminated and truncated is terminal: nothing follows a terminal state
+        cut = step.truncated & ~step.terminated
+        if truncation_value is not None and bool(cut.any()):
             with torch.no_grad():
                 tail = truncation_value(step.obs)
-            reward = reward + torch.where(step.done[:, None], tail, torch.zeros_like(tail))
-        buffer.add(obs, disc, raw, logp, value, reward, step.done)
+            reward = reward + torch.where(cut[:, None], tail, torch.zeros_like(tail))
+        buffer.add(obs, disc, raw, logp, value, reward, done)
         running_return += step.team_reward.to(running_return.dtype)
-        if ended:
-            stats.episode_returns += running_return[step.done].tolist()
-            running_return[step.done] = 0.0
         obs = step.obs
-        if bool(step.done.all()):
+        if ended:
+            stats.episode_returns += running_return[done].tolist()
+            running_return[done] = 0.0
             t3 = time.perf_counter()
-            obs = env.reset(seed=reset_seed())
+            obs = env.reset_envs(done, seed=reset_seed())
             stats.env_s += time.perf_counter() - t3
     return obs, stats

@@ -24,6 +24,7 @@ from gridmarl.controllers.common.buffer import RolloutBuffer
 from gridmarl.controllers.common.gae import compute_gae
 from gridmarl.core.controller import Controller
 from gridmarl.core.env import MultiAgentEnv
+from gridmarl.core.seeding import stream_seed
 from gridmarl.core.types import Action
 
 
@@ -46,7 +47,7 @@ def warm_start(
         epochs: passes over the collected data.
         minibatch: agent samples per gradient step (critic samples scale down by ``N``).
         lr: Adam learning rate of the warm start.
-        seed: seeds the env reset and the shuffles.
+        seed: the run seed: seeds the env reset (its warm-start stream) and the shuffles.
         keep_prior: act and clone the env's default action on the dimensions that have one.
 
     Returns:
@@ -59,7 +60,8 @@ def warm_start(
     n = env.spec.n_agents
     scale = cfg.reward_scale / (n if team else 1)
     buf = RolloutBuffer(env.spec, env.episode_len, env.num_envs, 1 if team else n, ctrl.device)
-    obs = env.reset(seed=seed)
+    # the teacher's episodes come from the warm-start seed stream (docs/protocol.md)
+    obs = env.reset(seed=stream_seed(seed, "warm_start", 0))
     teacher.reset(env)
     ret = torch.zeros(env.num_envs, dtype=torch.float64, device=ctrl.device)
     prior = env.spec.action_prior
