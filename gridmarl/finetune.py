@@ -48,7 +48,7 @@ def resume_finetune(
     Raises:
         ScenarioError: not a finetune run folder, another scenario, train settings or seed.
     """
-    from gridmarl.train import check_train_settings, open_resume_run
+    from gridmarl.run_folder import check_train_settings, open_resume_run
 
     needed = ("checkpoints/last.pt", "checkpoints/last.es.pt")
     manifest = open_resume_run(run_dir, "finetune_manifest.json", needed, p_hash, "finetune")
@@ -113,7 +113,7 @@ class _Checkpointer:
         source_meta: dict[str, Any],
         es_settings: dict[str, Any],
     ) -> None:
-        from gridmarl.train import best_score
+        from gridmarl.run_folder import best_score
 
         self.ck = run_dir / "checkpoints"
         self.run_dir, self.policy, self.tuner = run_dir, policy, tuner
@@ -124,7 +124,7 @@ class _Checkpointer:
         self.t_start = time.perf_counter()
 
     def __call__(self) -> None:
-        from gridmarl.train import prune_checkpoints, record_validation
+        from gridmarl.run_folder import prune_checkpoints, record_validation
 
         res = self.validator.evaluate(self.policy)
         self.shown = res.display
@@ -244,7 +244,8 @@ def finetune(
     from torch.utils.tensorboard import SummaryWriter
 
     from gridmarl.core.training import set_torch_threads
-    from gridmarl.train import domain_training, policy_hash, run_meta, versions
+    from gridmarl.run_folder import policy_hash, run_meta, versions
+    from gridmarl.train import domain_training
 
     console = console or Console()
     if isinstance(scenario, str | Path):
