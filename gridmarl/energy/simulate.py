@@ -150,8 +150,6 @@ def build_controller(
     return ctrl, f"learned policy {entry.checkpoint}, local observations only", {}
 
 
-
-
 def split_parts(scenario: Any, split: str) -> list[Any]:
     """The windows of ``split`` (``test``, ``dev`` or ``validate``; ``gridmarl.protocol``): one
     part per window, the scenario with ``window.evaluate`` set to it."""
