@@ -1,5 +1,9 @@
 """MATPPO: multi-agent PPO with a shared LSTM actor and a Transformer critic.
 
+(One file over ~600 lines on purpose: the networks, the PPO update and the ``Learner``
+methods cite the same equations and share the configuration; the parts any learner can reuse
+already live in ``controllers/common``.)
+
 Papers (equation numbers are cited where the code implements them):
 
 * [PPO]  Schulman et al. 2017, "Proximal Policy Optimization Algorithms", arXiv:1707.06347.

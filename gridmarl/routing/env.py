@@ -1,5 +1,9 @@
 """Batched packet-routing environment: ``B`` networks x ``N`` routers, pure tensor code.
 
+(One file over ~600 lines on purpose: the packet pool, the FIFO queues, link propagation and
+the observation are one tensor state updated together in ``step``; split apart they would pass
+that state between modules on every step.)
+
 One agent per router.  Each step, every router with a non-empty queue forwards its
 head-of-line packet to the neighbour its agent chose.  The packet then propagates over the
 link for ``delay_steps`` [steps] and joins the neighbour's FIFO queue, or is delivered if the

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import time
 from dataclasses import fields
 from datetime import date
 from pathlib import Path
@@ -127,12 +126,14 @@ def test_shipped_dataset_loads_with_time_base():
     assert d.load_dataset(str(SHIPPED)) is data  # cached by resolved path
 
 
-def test_dataset_span_is_fast_and_cached():
+def test_dataset_span_is_cached():
+    """Repeated calls reuse one parse (timed in benchmarks/energy_data_build.py)."""
     d.dataset_span(SHIPPED)
-    t0 = time.perf_counter()
+    before = d._time_base_cached.cache_info()
     for _ in range(100):
-        d.dataset_span(SHIPPED)
-    assert time.perf_counter() - t0 < 0.05
+        assert d.dataset_span(SHIPPED) == (date(2016, 8, 1), date(2017, 7, 30))
+    after = d._time_base_cached.cache_info()
+    assert after.misses == before.misses and after.hits >= before.hits + 100
 
 
 def test_data_root_honours_env(monkeypatch, tmp_path):
@@ -359,11 +360,10 @@ def test_quarter_hour_steps():
     )
 
 
-def test_build_is_fast():
+def test_build_of_200_prosumers_has_the_window_shape():
+    """Build time is measured by benchmarks/energy_data_build.py, not asserted here."""
     sc = make_scenario(seed=9, prosumers=200)
-    t0 = time.perf_counter()
     c = d.build_community(sc, "train")  # 30 days
-    assert time.perf_counter() - t0 < 2.0
     assert c.pv_kw.shape == (30 * 24 + 4, 200)
 
 
