@@ -45,7 +45,6 @@ as ``training_env`` builds it).
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from torch import Tensor
 
@@ -53,6 +52,7 @@ from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.types import Action, Step
 from gridmarl.core.wrappers import EnvWrapper
 from gridmarl.energy import market
+from gridmarl.energy.community import Community
 
 CREDITS: tuple[str, ...] = ("share", "marginal", "marginal_excess")
 
@@ -104,11 +104,11 @@ class CreditWrapper(EnvWrapper):
         return -agent_cost
 
 
-def community_cost(c: Any, g: Tensor, price: Tensor, peak_kw: Tensor, dt: float) -> Tensor:
+def community_cost(c: Community, g: Tensor, price: Tensor, peak_kw: Tensor, dt: float) -> Tensor:
     """Grid bill + transformer cost + peak-charge rise this step [$] of community nets ``g``
     [kW] (here the counterfactual nets ``[B, N]``), at import price ``price`` [$/kWh] and
-    running peak ``peak_kw`` [kW] before the step, both broadcast to ``g``; ``c`` is the
-    ``Community`` (market parameters)."""
+    running peak ``peak_kw`` [kW] before the step, both broadcast to ``g``; ``c`` gives the
+    market parameters."""
     imp, exp = g.clamp_min(0.0), (-g).clamp_min(0.0)
     cost = market.grid_cost(imp, exp, price, c.feed_in_usd_per_kwh, dt)
     cost = cost + c.over_limit_usd_per_kwh * market.transformer_excess(g, c.transformer_kw) * dt
