@@ -11,6 +11,7 @@ _EXPORTS = {
     "Action": "gridmarl.core.types",
     "AgentSpec": "gridmarl.core.types",
     "Controller": "gridmarl.core.controller",
+    "EnvWrapper": "gridmarl.core.wrappers",
     "MultiAgentEnv": "gridmarl.core.env",
     "Observation": "gridmarl.core.types",
     "ScheduleController": "gridmarl.core.controller",

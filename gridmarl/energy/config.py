@@ -278,7 +278,7 @@ class TrainConfig(TrainBase):
             "proportional share of the transformer and peak costs; rewards sum to the team's), "
             "'marginal' (difference reward: the change in the community's grid, transformer "
             "and peak cost that the agent's own net power causes) or 'marginal_excess' (bill, "
-            "and the transformer excess the agent causes); see gridmarl/energy/env.py"
+            "and the transformer excess the agent causes); see gridmarl/energy/shaping.py"
         ),
     )
     battery_value_usd_per_kwh: float = Field(
@@ -286,7 +286,7 @@ class TrainConfig(TrainBase):
         ge=0,
         description=(
             "v of the potential-based shaping gamma*v*e' - v*e added to each agent's training "
-            "reward (e: energy in its own battery [kWh]); 0 = off; see gridmarl/energy/env.py"
+            "reward (e: energy in its own battery [kWh]); 0 = off; see gridmarl/energy/shaping.py"
         ),
     )
     ev_value_usd_per_kwh: float = Field(
@@ -294,7 +294,7 @@ class TrainConfig(TrainBase):
         ge=0,
         description=(
             "w of the same shaping on the energy in the agent's parked EV [kWh] "
-            "(0 while away); 0 = off; see gridmarl/energy/env.py"
+            "(0 while away); 0 = off; see gridmarl/energy/shaping.py"
         ),
     )
 

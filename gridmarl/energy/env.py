@@ -1,5 +1,8 @@
 """``CommunityEnv``: B parallel episodes of an energy community, stepped as ``[B, N]`` tensors.
 
+(Over 600 lines because the observation layout, its forecast noise and the records are one
+tensor pipeline with the physics; training-only rewards are in :mod:`gridmarl.energy.shaping`.)
+
 The physics, the market and the rewards are exactly the model of
 :mod:`gridmarl.energy.community` (device functions in :mod:`gridmarl.energy.devices`, the
 platform in :mod:`gridmarl.energy.market`); :mod:`gridmarl.energy.reference` is a slow
@@ -86,37 +89,17 @@ Groups: prosumers are grouped by device-ownership class, code = has_battery + 2 
 4 has_hp, renumbered 0, 1, … in increasing code order over the codes present.  Neighbours:
 the ``n_neighbors`` nearest indices on a ring (n±1, n±2, …), distinct and ≠ n, padded with −1.
 
-Rewards [$ per step]: ``team_reward = −community cost`` and ``reward[b, n] = −(bill + own
-degradation + own comfort + own unmet + share of transformer and peak costs)``, summing to the
-team reward (community.py).
+Rewards [$ per step], the cost accounting and nothing else: ``team_reward = −community
+cost`` and ``reward[b, n] = −(bill + own degradation + own comfort + own unmet + share of
+transformer and peak costs)``, each prosumer's own share of the community's bill, summing to the
+team reward (community.py).  Training-only credit assignment and reward shaping are wrappers
+over this env (:mod:`gridmarl.energy.shaping`); they read the per-prosumer accounting of
+``info`` and ``stored_energy()``.
 
-``credit`` (a training option; costs, ``team_reward`` and the KPIs do not depend on it) picks
-how the community-level costs enter the per-agent reward:
-
-* ``"share"`` (default): as above, the P2P bill plus a proportional share of the transformer
-  and peak costs; the per-agent rewards sum to the team reward.
-* ``"marginal"``: a difference reward (Wolpert & Tumer 2002).  Instead of its bill and shares,
-  prosumer n is charged what its own net power changes in the community's grid, transformer
-  and peak cost: ``f(G) − f(G − x_n)`` with ``f(G) = (π max(G, 0) − π_fi max(−G, 0)) Δt +
-  c_over max(0, |G| − limit) Δt + c_peak · (peak rise)``, plus its own degradation, comfort
-  and unmet costs.  A kWh an agent exports while the community imports is then worth the
-  import price π to it (the team's saving) rather than the platform's internal price, and a kWh
-  it imports during congestion costs it c_over more.  These rewards do not sum to the team's.
-* ``"marginal_excess"``: the bill and the peak share as in ``"share"``, but the transformer
-  cost charged as the excess the agent causes, ``c_over (over(G) − over(G − x_n)) Δt``.
-
-``battery_value_usd_per_kwh`` = v > 0 (a training option as well) adds potential-based shaping
-(Ng, Harada & Russell 1999) to every per-agent reward: ``γ Φ(s') − Φ(s)`` with ``Φ = v · e``,
-the energy stored in the prosumer's own battery [kWh] before and after the step, and γ the
-learner's discount (``shaping_gamma``).  A kWh discharged then pays its saving minus v / η_d at
-once, instead of through the value of the energy missing many hours later (a battery emptied
-at 00 h at the off-peak price is only "punished" at the next evening peak without it).
-``ev_value_usd_per_kwh`` = w adds ``w · e_ev`` to Φ while the EV is home (its energy at the
-start of the step, after an arrival; 0 while away): a kWh charged into a parked car pays
-w · η_ev at once, and the car takes its value with it when it leaves.  Inside an episode the
-shaping telescopes, so it changes no policy's discounted return except through the energy
-left at the episode's end, which keeps its value (the end of a training episode is a cut of a
-process that goes on).  ``team_reward``, ``info`` and the KPIs never include it.
+``info`` holds ``[B]`` community totals of the step (``cost_usd``, ``grid_kw``, …, the KPIs'
+inputs) and the per-prosumer accounting ``[B, N]``: ``net_kw`` x [kW], ``bill_usd`` (the
+platform's bill) [$], ``own_cost_usd`` (degradation + comfort + EV unmet) [$], with the import
+price ``price_usd_per_kwh [B]`` [$/kWh].
 """
 
 from __future__ import annotations
@@ -164,11 +147,11 @@ def counter_normal(*keys: Tensor | int) -> Tensor:
     return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)
 
 
-CREDITS: tuple[str, ...] = ("share", "marginal", "marginal_excess")
-
-
 class CommunityEnv(MultiAgentEnv):
     """Batched energy-community env (see the module docstring for features and rewards).
+
+    Its per-agent reward is the cost accounting (each prosumer's own bill share); training
+    credit and shaping wrap it (:mod:`gridmarl.energy.shaping`).
 
     Args:
         community: the community and its series over the span.
@@ -249,23 +232,11 @@ class CommunityEnv(MultiAgentEnv):
         seed: int = 0,
         record: bool | None = None,
         n_neighbors: int = 4,
-        credit: str = "share",
-        battery_value_usd_per_kwh: float = 0.0,
-        ev_value_usd_per_kwh: float = 0.0,
-        shaping_gamma: float = 0.99,
     ) -> None:
-        if credit not in CREDITS:
-            raise ValueError(f"credit must be one of {', '.join(CREDITS)}, got {credit!r}")
         if forecast_kind not in ("perfect", "noisy"):
             raise ValueError(f"forecast_kind must be 'perfect' or 'noisy', got {forecast_kind!r}")
         if community.hp_modes < 2:
             raise ValueError(f"community.hp_modes must be >= 2, got {community.hp_modes}")
-        if min(battery_value_usd_per_kwh, ev_value_usd_per_kwh) < 0 or not 0 < shaping_gamma <= 1:
-            raise ValueError(
-                "battery_value_usd_per_kwh and ev_value_usd_per_kwh must be >= 0 and "
-                f"shaping_gamma in (0, 1], got {battery_value_usd_per_kwh}, "
-                f"{ev_value_usd_per_kwh} and {shaping_gamma}"
-            )
         s = community.steps
         max_t = s - forecast_steps - 1
         if episode_steps is None:
@@ -285,10 +256,6 @@ class CommunityEnv(MultiAgentEnv):
         self.noise_std = float(noise_std)
         self.random_start = bool(random_start)
         self.record = (self.num_envs == 1) if record is None else bool(record)
-        self.credit = credit
-        self.battery_value = float(battery_value_usd_per_kwh)
-        self.ev_value = float(ev_value_usd_per_kwh)
-        self.shaping_gamma = float(shaping_gamma)
         self.local_features = (
             self.LOCAL_FEATURES
             + (("grid_loading_prev",) if community.broadcast_loading else ())
@@ -416,17 +383,6 @@ class CommunityEnv(MultiAgentEnv):
             local_features=tuple(self.local_features),
         )
 
-    def _community_cost(self, g: Tensor, price: Tensor, dt: float) -> Tensor:
-        """Grid bill + transformer cost + peak-charge rise this step [$] of counterfactual
-        community nets ``g [B, N]`` [kW] (``price [B, 1]``); ``credit="marginal"`` needs it."""
-        c = self.community
-        imp, exp = g.clamp_min(0.0), (-g).clamp_min(0.0)
-        cost = market.grid_cost(imp, exp, price, c.feed_in_usd_per_kwh, dt)
-        cost = cost + c.over_limit_usd_per_kwh * market.transformer_excess(g, c.transformer_kw) * dt
-        if c.peak_usd_per_kw:
-            cost = cost + c.peak_usd_per_kw * market.peak_increment(imp, self._peak[:, None])[0]
-        return cost
-
     # -- public accessors -----------------------------------------------------------------------
     def device_state(self) -> dict[str, Tensor]:
         """Device states before the next action: ``battery_kwh [B,N]`` [kWh], ``ev_kwh [B,N]``
@@ -438,6 +394,13 @@ class CommunityEnv(MultiAgentEnv):
             "theta_c": self._theta,
             "peak_kw": self._peak,
         }
+
+    def stored_energy(self) -> dict[str, Tensor]:
+        """Energy stored now, before the next action: ``battery_kwh [B,N]`` [kWh] and
+        ``ev_kwh [B,N]`` [kWh] in the EV parked at home at the current step (after its
+        arrival; 0 while away).  After the last step: the episode's final storage."""
+        pres = self._present[self.start + self.t]
+        return {"battery_kwh": self._e, "ev_kwh": self._e_ev * pres}
 
     def forecast_tensors(self, steps: int) -> dict[str, Tensor]:
         """Series for steps t … t+steps−1 in physical units.
@@ -566,30 +529,13 @@ class CommunityEnv(MultiAgentEnv):
         peak_usd = c.peak_usd_per_kw * d_peak
         shares = market.cost_shares(x)
         own = deg_usd + comfort_usd + unmet_usd
-        if self.credit == "marginal":
-            # f(G) is the community cost already computed above; only f(G − x_n) is new
-            f_g = clr.grid_cost_usd + over_usd + peak_usd  # [B]
-            g_wo = clr.grid_kw[:, None] - x  # [B, N] the community net without prosumer n
-            agent_cost = own + f_g[:, None] - self._community_cost(g_wo, price[:, None], dt)
-        elif self.credit == "marginal_excess":
-            caused = over_kw[:, None] - market.transformer_excess(
-                clr.grid_kw[:, None] - x, c.transformer_kw
-            )
-            penalty = c.over_limit_usd_per_kwh * caused * dt + shares * peak_usd[:, None]
-            agent_cost = clr.bills_usd + own + penalty
-        else:
-            agent_cost = clr.bills_usd + own + shares * (over_usd + peak_usd)[:, None]
+        # the accounting reward: each prosumer's own bill share (community.py)
+        agent_cost = clr.bills_usd + own + shares * (over_usd + peak_usd)[:, None]
         cost = clr.grid_cost_usd + own.sum(-1) + over_usd + peak_usd
         reward = -agent_cost
-        # the EV energy of the next step, after its arrivals (the state s' of the shaping)
+        # the EV energy of the next step, after its arrivals
         nidx = idx + 1
         e_ev_next = torch.where(self._arrive[nidx], self._arr_kwh[nidx], e_ev)
-        if self.battery_value > 0 or self.ev_value > 0:
-            # potential-based shaping γ Φ(s') − Φ(s) (module docstring); rewards only
-            pres_next = self._present[nidx]
-            phi = self.battery_value * self._e + self.ev_value * self._e_ev * present
-            phi_next = self.battery_value * e + self.ev_value * e_ev_next * pres_next
-            reward = reward + self.shaping_gamma * phi_next - phi
 
         if self.record:
             self._rec.append(
@@ -652,6 +598,11 @@ class CommunityEnv(MultiAgentEnv):
             "battery_clipped_kw": b_clip.sum(-1),
             "ev_clipped_kw": ev_clip.sum(-1),
             "clipped_kw": b_clip.sum(-1) + ev_clip.sum(-1),
+            # per-prosumer accounting [B, N] (gridmarl.energy.shaping reads it)
+            "net_kw": x,
+            "bill_usd": clr.bills_usd,
+            "own_cost_usd": own,
+            "price_usd_per_kwh": price,
         }
         # the fixed horizon is a time limit: the last step is truncated, never terminated
         truncated = torch.full(

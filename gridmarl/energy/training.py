@@ -14,6 +14,7 @@ import torch
 
 from gridmarl.config import scenario_hash
 from gridmarl.core.controller import ScheduleController
+from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.errors import ScenarioError
 from gridmarl.core.io import write_json, write_text
 from gridmarl.core.seeding import stream_seed
@@ -27,14 +28,17 @@ def _forecast_steps(scenario: Any) -> int:
 
 
 def energy_env_factory(scenario: Any, device: torch.device, seed: int):
-    """``num_envs -> CommunityEnv`` over the training window, random episode starts."""
+    """``num_envs -> CommunityEnv`` over the training window, random episode starts, wrapped
+    in the ``train`` block's credit and shaping (``gridmarl.energy.shaping.training_env``)."""
     from gridmarl.controllers.matppo import MATPPOConfig
     from gridmarl.energy.data import build_community
     from gridmarl.energy.env import CommunityEnv
+    from gridmarl.energy.shaping import training_env
 
     community = build_community(scenario, "train")
     fc = scenario.community.forecast
-    # the shaping's γ is the learner's discount (env.py: potential-based shaping)
+    t = scenario.train
+    # the shaping's γ is the learner's discount (shaping.py: potential-based shaping)
     gamma = MATPPOConfig.from_options(scenario.train.options).gamma
     steps = round(scenario.train.episode_days * 24 / scenario.window.step_h)
     h = _forecast_steps(scenario)
@@ -45,8 +49,8 @@ def energy_env_factory(scenario: Any, device: torch.device, seed: int):
             f"the training window ({scenario.window.train.days} days)"
         )
 
-    def make(num_envs: int) -> CommunityEnv:
-        return CommunityEnv(
+    def make(num_envs: int) -> MultiAgentEnv:
+        env = CommunityEnv(
             community,
             num_envs=num_envs,
             device=device,
@@ -58,10 +62,10 @@ def energy_env_factory(scenario: Any, device: torch.device, seed: int):
             random_start=True,
             seed=seed,
             record=False,
-            credit=scenario.train.credit,
-            battery_value_usd_per_kwh=scenario.train.battery_value_usd_per_kwh,
-            ev_value_usd_per_kwh=scenario.train.ev_value_usd_per_kwh,
-            shaping_gamma=gamma,
+        )
+        # training-only credit and shaping over the env's cost accounting (shaping.py)
+        return training_env(
+            env, t.credit, t.battery_value_usd_per_kwh, t.ev_value_usd_per_kwh, gamma
         )
 
     return make
