@@ -142,6 +142,32 @@ class GraphConfig(StrictModel):
         "for routing, whose neighbours are its action slots)",
     )
 
+    @field_validator("groups", mode="before")
+    @classmethod
+    def _groups_shape(cls, v: Any) -> Any:
+        if v is None or isinstance(v, str):
+            return v
+        if not isinstance(v, list) or not all(_is_int(x) for x in v):
+            raise ValueError("expected a rule name or a list of integer group ids, one per agent")
+        return v
+
+    @field_validator("neighbors", mode="before")
+    @classmethod
+    def _neighbors_shape(cls, v: Any) -> Any:
+        if v is None or isinstance(v, str):
+            return v
+        if not isinstance(v, list) or not all(
+            isinstance(row, list) and all(_is_int(x) for x in row) for row in v
+        ):
+            raise ValueError(
+                "expected a rule name or a list of lists of integer agent indices, one per agent"
+            )
+        return v
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
 
 class ScenarioBase(StrictModel):
     """Keys shared by every domain.

@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from gridmarl.config import ScenarioBase, StrictModel, TrainBase, resolve_path
 from gridmarl.core.errors import ScenarioError
@@ -301,26 +301,23 @@ class CommunityConfig(StrictModel):
 
     _r1 = field_validator("load_scale")(lambda v: _check_range(v, 0.0))
 
-    @model_validator(mode="after")
-    def _feeders_fit(self) -> CommunityConfig:
-        f, n = self.feeders, self.prosumers
-        if f is None:
-            return self
+    @field_validator("feeders")
+    @classmethod
+    def _feeders_fit(cls, f: FeederConfig | None, info: ValidationInfo) -> FeederConfig | None:
+        n = info.data.get("prosumers")
+        if f is None or n is None:
+            return f
         if f.count is not None and f.count > n:
-            raise ValueError(f"feeders.count {f.count} is above the {n} prosumers")
+            raise ValueError(f"count {f.count} is above the {n} prosumers")
         if f.assignment is not None:
             a = f.assignment
             if len(a) != n:
                 raise ValueError(
-                    f"feeders.assignment lists {len(a)} feeders for {n} prosumers; give one "
-                    "per prosumer"
+                    f"assignment names {len(a)} feeders for {n} prosumers; give one per prosumer"
                 )
-            used = set(a)
-            if min(a) < 0 or used != set(range(max(a) + 1)):
-                raise ValueError(
-                    "feeders.assignment: feeder ids must be 0 … F-1 with every feeder used"
-                )
-        return self
+            if min(a) < 0 or set(a) != set(range(max(a) + 1)):
+                raise ValueError("assignment: feeder ids must be 0 … F-1 with every feeder used")
+        return f
 
 
 class TrainConfig(TrainBase):
