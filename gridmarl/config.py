@@ -13,10 +13,19 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 
 from gridmarl.core.errors import ScenarioError
 
@@ -26,9 +35,24 @@ MAX_INPUT_ECHO = 80  # [chars] longest piece of user input repeated in an error 
 
 
 class StrictModel(BaseModel):
-    """Base for every config model: unknown keys are errors, values are validated on assignment."""
+    """Base for every config model: unknown keys are errors, values are validated on assignment.
+
+    Fields named in ``OMIT_WHEN_NONE`` are left out of ``model_dump`` while they are None:
+    optional blocks added to the schema later do not change the dump (and so the scenario and
+    policy hashes) of a scenario that does not use them.
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in self.OMIT_WHEN_NONE:
+                if getattr(self, name) is None:
+                    data.pop(name, None)
+        return data
 
 
 def file_stem(name: str) -> str:
@@ -99,8 +123,64 @@ class TrainBase(StrictModel):
     )
 
 
+class GraphConfig(StrictModel):
+    """The agents' interaction graph and groups (``AgentSpec.neighbors`` / ``groups``), which
+    graph-based controllers read; observations, actions, rewards and costs do not depend on
+    them.  Each key is a named rule of the domain or an explicit list; unset keys take the
+    domain's default rule (docs/architecture.md, "Interaction graph and groups")."""
+
+    groups: list[int] | str | None = Field(
+        None,
+        description="a named rule of the domain (energy: devices | feeders; routing: "
+        "core_edge | single; traffic: boundary | blocks) or one group id per agent, "
+        "0 … G-1 with every id used",
+    )
+    neighbors: list[list[int]] | str | None = Field(
+        None,
+        description="a named rule of the domain (energy: feeder; routing: links; traffic: "
+        "roads) or, per agent, the indices of its neighbours (symmetric, no self-loops; not "
+        "for routing, whose neighbours are its action slots)",
+    )
+
+    @field_validator("groups", mode="before")
+    @classmethod
+    def _groups_shape(cls, v: Any) -> Any:
+        if v is None or isinstance(v, str):
+            return v
+        if not isinstance(v, list) or not all(_is_int(x) for x in v):
+            raise ValueError("expected a rule name or a list of integer group ids, one per agent")
+        return v
+
+    @field_validator("neighbors", mode="before")
+    @classmethod
+    def _neighbors_shape(cls, v: Any) -> Any:
+        if v is None or isinstance(v, str):
+            return v
+        if not isinstance(v, list) or not all(
+            isinstance(row, list) and all(_is_int(x) for x in row) for row in v
+        ):
+            raise ValueError(
+                "expected a rule name or a list of lists of integer agent indices, one per agent"
+            )
+        return v
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
 class ScenarioBase(StrictModel):
-    """Keys shared by every domain."""
+    """Keys shared by every domain.
+
+    Domains set ``GRAPH_GROUPS`` and ``GRAPH_NEIGHBORS`` (their named rules for ``graph``, the
+    default first), ``GRAPH_EXPLICIT_NEIGHBORS`` (whether ``graph.neighbors`` may be a list)
+    and implement ``agent_count``.
+    """
+
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("graph",)
+    GRAPH_GROUPS: ClassVar[tuple[str, ...]] = ()
+    GRAPH_NEIGHBORS: ClassVar[tuple[str, ...]] = ()
+    GRAPH_EXPLICIT_NEIGHBORS: ClassVar[bool] = True
 
     name: str = Field(
         pattern=r"^[A-Za-z0-9_.-]+$",
@@ -118,6 +198,11 @@ class ScenarioBase(StrictModel):
     description: str = Field("", description="free text")
     controllers: list[ControllerEntry] = Field(
         default_factory=list, description="what simulate runs, in order"
+    )
+    graph: GraphConfig | None = Field(
+        None,
+        description="override of the agents' interaction graph and groups (default: the "
+        "domain's rules)",
     )
     _source: str = PrivateAttr("<scenario>")
     _base_dir: Path | None = PrivateAttr(None)
@@ -148,6 +233,19 @@ class ScenarioBase(StrictModel):
     def base_dir(self) -> Path:
         """Folder that relative paths in the scenario are resolved against."""
         return self._base_dir or Path.cwd()
+
+    def agent_count(self) -> int:
+        """Number of agents ``N`` of the domain's env (what ``graph`` lists are checked
+        against)."""
+        raise NotImplementedError(f"{type(self).__name__} does not count its agents")
+
+    def graph_rule(self, key: Literal["groups", "neighbors"]) -> str | list:
+        """``graph.<key>`` of the scenario: a named rule (the domain's default when unset) or
+        the explicit list as given (checked by :func:`check_graph`)."""
+        value = getattr(self.graph, key) if self.graph is not None else None
+        if value is None:
+            return (self.GRAPH_GROUPS if key == "groups" else self.GRAPH_NEIGHBORS)[0]
+        return value
 
 
 def scenario_adapter():
@@ -191,6 +289,41 @@ def check_controllers(scenario: Any) -> None:
             raise ScenarioError(
                 f"controllers[{entry.name}].checkpoint: file not found: {entry.checkpoint}"
             )
+
+
+def check_graph(scenario: Any) -> None:
+    """``graph.groups`` and ``graph.neighbors`` name a rule of the domain or list valid entries
+    for its ``agent_count()`` agents (``gridmarl.core.graph``).
+
+    Raises:
+        ScenarioError: naming the key and what is allowed.
+    """
+    from gridmarl.core.graph import check_groups, check_neighbors
+
+    graph = getattr(scenario, "graph", None)
+    if graph is None:
+        return
+    cls = type(scenario)
+    explicit = cls.GRAPH_EXPLICIT_NEIGHBORS
+    for key, rules, lists in (
+        ("groups", cls.GRAPH_GROUPS, "a list of one group id per agent"),
+        ("neighbors", cls.GRAPH_NEIGHBORS, "a list of neighbour lists, one per agent"),
+    ):
+        value = getattr(graph, key)
+        allowed = ", ".join(rules) + (f" or {lists}" if key == "groups" or explicit else "")
+        if isinstance(value, str) and value not in rules:
+            raise ScenarioError(f"graph.{key}: unknown rule {_short(value)}; allowed: {allowed}")
+        if key == "neighbors" and isinstance(value, list) and not explicit:
+            raise ScenarioError(
+                f"graph.neighbors: this domain's neighbours are fixed (its action slots); "
+                f"allowed: {allowed}"
+            )
+    if isinstance(graph.groups, list) or isinstance(graph.neighbors, list):
+        n = scenario.agent_count()
+        if isinstance(graph.groups, list):
+            check_groups(graph.groups, n)
+        if isinstance(graph.neighbors, list):
+            check_neighbors(graph.neighbors, n)
 
 
 def _short(value: Any) -> str:
@@ -296,6 +429,7 @@ def validate_scenario(data: dict, source: str = "<scenario>", base_dir: Path | N
     try:
         if check is not None:
             check()
+        check_graph(scenario)
         check_controllers(scenario)
     except ScenarioError as err:
         raise ScenarioError(f"{source}: {err}") from None

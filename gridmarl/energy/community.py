@@ -108,6 +108,11 @@ class Community:
     ev_action_prior: bool = False  # observation only: even-spread EV action, the policy's prior
     names: tuple[str, ...] = field(default=())  # prosumer names
     sources: tuple[str, ...] = field(default=())  # dataset building each prosumer's load is from
+    # the agents' interaction graph and groups (energy/feeders.py): metadata, no physics
+    feeder: np.ndarray | None = None  # [N] feeder of each prosumer (None = default layout)
+    feeder_reach: int | None = None  # neighbours at most this many places along the feeder
+    graph_groups: np.ndarray | None = None  # [N] replaces the device groups of AgentSpec
+    graph_neighbors: np.ndarray | None = None  # [N, K] replaces the feeder neighbours
 
     @property
     def n(self) -> int:

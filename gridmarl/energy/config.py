@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from gridmarl.config import ScenarioBase, StrictModel, TrainBase, resolve_path
 from gridmarl.core.errors import ScenarioError
@@ -238,8 +238,44 @@ class MarketConfig(StrictModel):
     )
 
 
+class FeederConfig(StrictModel):
+    """Radial low-voltage feeders under the transformer: which prosumers share a feeder.
+
+    Graph metadata only (the interaction graph of ``AgentSpec.neighbors``, and the ``feeders``
+    group rule): the feeders carry no line limits and change no cost or KPI.  Default (no
+    ``community.feeders``): one feeder per ``DEFAULT_HOMES_PER_FEEDER`` prosumers, rounded
+    up (5 feeders of 10 for 50 prosumers), filled in index order (``gridmarl/energy/feeders.py``).
+    """
+
+    count: int | None = Field(
+        None,
+        ge=1,
+        description="number of feeders F; prosumers fill them in index order in contiguous "
+        "blocks whose sizes differ by at most one (default: N / 10, rounded up)",
+    )
+    assignment: list[int] | None = Field(
+        None,
+        description="the feeder of every prosumer, 0 … F-1 with every feeder used (instead of "
+        "count)",
+    )
+    reach: int | None = Field(
+        None,
+        ge=1,
+        description="neighbours of a prosumer: the prosumers on its feeder at most this many "
+        "places away along it (index order) (default: every other prosumer on the feeder)",
+    )
+
+    @model_validator(mode="after")
+    def _one_layout(self) -> FeederConfig:
+        if self.count is not None and self.assignment is not None:
+            raise ValueError("give count or assignment, not both")
+        return self
+
+
 class CommunityConfig(StrictModel):
     """The prosumers behind one transformer."""
+
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("feeders",)
 
     prosumers: int = Field(50, ge=1, le=10_000, description="number of prosumers N")
     dataset: str = Field(
@@ -257,8 +293,31 @@ class CommunityConfig(StrictModel):
     ev: EVConfig = Field(default_factory=EVConfig)
     heat_pump: HeatPumpConfig = Field(default_factory=HeatPumpConfig)
     market: MarketConfig = Field(default_factory=MarketConfig)
+    feeders: FeederConfig | None = Field(
+        None,
+        description="radial feeders under the transformer (the agents' interaction graph; no "
+        "physics); default: one feeder per 10 prosumers in index order",
+    )
 
     _r1 = field_validator("load_scale")(lambda v: _check_range(v, 0.0))
+
+    @field_validator("feeders")
+    @classmethod
+    def _feeders_fit(cls, f: FeederConfig | None, info: ValidationInfo) -> FeederConfig | None:
+        n = info.data.get("prosumers")
+        if f is None or n is None:
+            return f
+        if f.count is not None and f.count > n:
+            raise ValueError(f"count {f.count} is above the {n} prosumers")
+        if f.assignment is not None:
+            a = f.assignment
+            if len(a) != n:
+                raise ValueError(
+                    f"assignment names {len(a)} feeders for {n} prosumers; give one per prosumer"
+                )
+            if min(a) < 0 or set(a) != set(range(max(a) + 1)):
+                raise ValueError("assignment: feeder ids must be 0 … F-1 with every feeder used")
+        return f
 
 
 class TrainConfig(TrainBase):
@@ -302,10 +361,17 @@ class TrainConfig(TrainBase):
 class EnergyScenario(ScenarioBase):
     """``domain: energy``: a community of prosumers trading behind one transformer."""
 
+    GRAPH_GROUPS: ClassVar[tuple[str, ...]] = ("devices", "feeders")
+    GRAPH_NEIGHBORS: ClassVar[tuple[str, ...]] = ("feeder",)
+
     domain: Literal["energy"]
     window: WindowConfig
     community: CommunityConfig = Field(default_factory=CommunityConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+
+    def agent_count(self) -> int:
+        """Prosumers ``N`` (one agent each)."""
+        return self.community.prosumers
 
     def dataset_dir(self) -> Path:
         """The folder of the dataset named by ``community.dataset``."""

@@ -108,6 +108,7 @@ import pvlib
 
 from gridmarl.core.errors import ScenarioError
 from gridmarl.energy.community import Community
+from gridmarl.energy.feeders import scenario_graph
 
 ENV_DATA = "GRIDMARL_DATA"  # environment variable that overrides the repository's data/ folder
 
@@ -703,6 +704,7 @@ def build_community(scenario, span: Span = "evaluate", extra_steps: int | None =
 
     width = max(2, len(str(n - 1)))
     market = cfg.market
+    feeder, reach, groups, neighbors = scenario_graph(scenario, n)
     return Community(
         step_h=step_h,
         time=time,
@@ -744,4 +746,8 @@ def build_community(scenario, span: Span = "evaluate", extra_steps: int | None =
         ev_action_prior=ev.action_prior,
         names=tuple(f"prosumer_{i:0{width}d}" for i in range(n)),
         sources=tuple(data.buildings[j] for j in building),
+        feeder=feeder,
+        feeder_reach=reach,
+        graph_groups=groups,
+        graph_neighbors=neighbors,
     )

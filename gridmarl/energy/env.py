@@ -85,9 +85,12 @@ POWER_SCALE_KW (0 at the first step).  ``global_ [B, 8]`` = (Σ load / (N · POW
 price / PRICE_SCALE_USD_PER_KWH, price_level, tod_sin, tod_cos, transformer headroom
 (limit − |G_prev|) / limit).
 
-Groups: prosumers are grouped by device-ownership class, code = has_battery + 2 has_ev +
-4 has_hp, renumbered 0, 1, … in increasing code order over the codes present.  Neighbours:
-the ``n_neighbors`` nearest indices on a ring (n±1, n±2, …), distinct and ≠ n, padded with −1.
+Groups and neighbours (``spec.groups`` / ``spec.neighbors``, :mod:`gridmarl.energy.feeders`):
+by default prosumers are grouped by device-ownership class, code = has_battery + 2 has_ev +
+4 has_hp, renumbered 0, 1, … in increasing code order over the codes present, and a
+prosumer's neighbours are the other prosumers on its feeder (``community.feeder``; default
+layout: one feeder per 10 prosumers in index order), padded with −1.  The community's
+``graph_groups`` / ``graph_neighbors`` (the scenario's ``graph`` block) replace them.
 
 Rewards [$ per step], the cost accounting and nothing else: ``team_reward = −community
 cost`` and ``reward[b, n] = −(bill + own degradation + own comfort + own unmet + share of
@@ -118,6 +121,7 @@ from gridmarl.core.seeding import make_generator, resolve_device
 from gridmarl.core.types import Action, AgentSpec, Observation, Step
 from gridmarl.energy import devices, market
 from gridmarl.energy.community import Community
+from gridmarl.energy.feeders import device_groups, feeder_neighbors, feeder_of
 
 _MASK32 = 0xFFFFFFFF
 _HASH_MUL = 0x45D9F3B  # < 2**27, so (x < 2**32) * mul stays inside int64
@@ -165,7 +169,6 @@ class CommunityEnv(MultiAgentEnv):
         random_start: sample each env's start offset (training) instead of starting at 0.
         seed: initial seed of the start sampler and of the forecast noise.
         record: keep env 0's per-step tensors for ``records()`` (default: ``num_envs == 1``).
-        n_neighbors: neighbours per agent in ``spec.neighbors``.
     """
 
     POWER_SCALE_KW = 5.0
@@ -231,7 +234,6 @@ class CommunityEnv(MultiAgentEnv):
         random_start: bool = False,
         seed: int = 0,
         record: bool | None = None,
-        n_neighbors: int = 4,
     ) -> None:
         if forecast_kind not in ("perfect", "noisy"):
             raise ValueError(f"forecast_kind must be 'perfect' or 'noisy', got {forecast_kind!r}")
@@ -271,7 +273,7 @@ class CommunityEnv(MultiAgentEnv):
         self.max_start = s - self.episode_len - self.forecast_steps - 1
         self._gen = make_generator(seed)
         self._build_tensors()
-        self.spec = self._build_spec(n_neighbors)
+        self.spec = self._build_spec()
         self.t = 0
         self.start = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
         self._noise_seed = 0
@@ -348,23 +350,13 @@ class CommunityEnv(MultiAgentEnv):
         mask[:, 1:] = self._has_hp[:, None]
         self._mask = mask
 
-    def _build_spec(self, n_neighbors: int) -> AgentSpec:
+    def _build_spec(self) -> AgentSpec:
         c = self.community
-        code = (
-            (np.asarray(c.battery_kwh) > 0).astype(int)
-            + 2 * np.asarray(c.has_ev, int)
-            + 4 * np.asarray(c.has_hp, int)
-        )
-        _, groups = np.unique(code, return_inverse=True)
         n = c.n
-        nbr = np.full((n, n_neighbors), -1, dtype=np.int64)
-        for i in range(n):
-            found: list[int] = []
-            for k in range(1, n):
-                for j in ((i + k) % n, (i - k) % n):
-                    if j != i and j not in found and len(found) < n_neighbors:
-                        found.append(j)
-            nbr[i, : len(found)] = found
+        groups = c.graph_groups if c.graph_groups is not None else device_groups(c)
+        nbr = c.graph_neighbors
+        if nbr is None:
+            nbr = feeder_neighbors(feeder_of(c), c.feeder_reach)
         names = tuple(c.names) if len(c.names) == n else tuple(f"prosumer_{i}" for i in range(n))
         return AgentSpec(
             n_agents=n,
@@ -375,8 +367,8 @@ class CommunityEnv(MultiAgentEnv):
             global_dim=len(self.GLOBAL_FEATURES),
             n_discrete=c.hp_modes,
             n_continuous=2,
-            groups=torch.as_tensor(groups.reshape(-1), dtype=torch.long),
-            neighbors=torch.as_tensor(nbr),
+            groups=torch.as_tensor(np.asarray(groups).reshape(-1), dtype=torch.long),
+            neighbors=torch.as_tensor(np.asarray(nbr), dtype=torch.long),
             agent_names=names,
             # the EV dimension's default action (a residual policy adds it to its mean)
             action_prior=(-1, self._prior_idx) if self._prior_idx is not None else (),

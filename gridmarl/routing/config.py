@@ -7,7 +7,7 @@ Every field carries its unit in brackets.  A scenario names a Topology Zoo Graph
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -147,6 +147,10 @@ class TrainConfig(TrainBase):
 class RoutingScenario(ScenarioBase):
     """``domain: routing``: packets routed hop by hop over a router network."""
 
+    GRAPH_GROUPS: ClassVar[tuple[str, ...]] = ("core_edge", "single")
+    GRAPH_NEIGHBORS: ClassVar[tuple[str, ...]] = ("links",)
+    GRAPH_EXPLICIT_NEIGHBORS: ClassVar[bool] = False  # the neighbours are the action slots
+
     domain: Literal["routing"]
     network: NetworkConfig
     traffic: TrafficConfig = Field(default_factory=TrafficConfig)
@@ -160,3 +164,9 @@ class RoutingScenario(ScenarioBase):
         from gridmarl.routing.topology import load_topology
 
         load_topology(self)
+
+    def agent_count(self) -> int:
+        """Routers ``N`` of the topology (one agent each)."""
+        from gridmarl.routing.topology import load_topology
+
+        return load_topology(self).n_routers

@@ -38,6 +38,10 @@ step) [pkt]; team reward = −(all queued packets) [pkt].  With ``reward="queue_
 packets in flight on the router's outgoing links count too, so the team reward is −(all packets
 in the network) [pkt] and its sum over an episode is −(total delay of all packets) [steps].
 
+Graph: ``spec.neighbors`` is the neighbour-slot table (the links, ``Topology.neighbors``);
+``spec.groups`` is ``groups`` (default: edge routers 0, core routers 1, by degree,
+``topology.core_edge_groups``).
+
 Timing (one step, clock ``t`` -> ``t + 1``; the reference simulator implements the same):
 
 1. Forward: each router's head-of-line packet leaves on the chosen link with
@@ -77,7 +81,7 @@ from gridmarl.core.controller import check_action
 from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.seeding import make_generator
 from gridmarl.core.types import Action, AgentSpec, Observation, Step
-from gridmarl.routing.topology import Topology
+from gridmarl.routing.topology import Topology, core_edge_groups
 
 _INF = torch.iinfo(torch.int64).max
 _SLOT_BITS = 24  # a FIFO key is ``stamp << _SLOT_BITS | slot``: at most 2**24 - 1 slots per env
@@ -159,6 +163,8 @@ class RoutingEnv(MultiAgentEnv):
         path_features: append the per-slot path delay to ``local`` and ``state`` (module
             docstring).
         reward: ``queue`` (default) or ``queue_and_flight`` (module docstring).
+        groups: ``[N]`` group of each router in ``spec.groups`` (default: core and edge
+            routers, ``topology.core_edge_groups``).
     """
 
     def __init__(
@@ -173,6 +179,7 @@ class RoutingEnv(MultiAgentEnv):
         log_packets: bool = False,
         path_features: bool = False,
         reward: str = "queue",
+        groups: Sequence[int] | np.ndarray | None = None,
     ) -> None:
         if reward not in ("queue", "queue_and_flight"):
             raise ValueError(f"reward: {reward!r}; allowed: queue, queue_and_flight")
@@ -246,7 +253,10 @@ class RoutingEnv(MultiAgentEnv):
             global_dim=3,
             n_discrete=k,
             n_continuous=0,
-            groups=torch.zeros(n, dtype=torch.long),
+            groups=torch.as_tensor(
+                np.asarray(core_edge_groups(topology) if groups is None else groups),
+                dtype=torch.long,
+            ),
             neighbors=nb,
             agent_names=tuple(f"router_{i}" for i in range(n)),
         )

@@ -38,7 +38,7 @@ from gridmarl.routing.rules import (
     shortest_path_controller,
     shortest_path_slots,
 )
-from gridmarl.routing.topology import Topology, load_topology
+from gridmarl.routing.topology import Topology, load_topology, scenario_groups
 
 
 def scenario_rates(scenario: RoutingScenario) -> np.ndarray:
@@ -64,6 +64,7 @@ def make_env(
         seed=seed,
         path_features=scenario.env.path_features,
         reward=scenario.env.reward,
+        groups=scenario_groups(scenario, topology),
     )
 
 

@@ -49,6 +49,7 @@ import numpy as np
 from gridmarl.core.errors import ScenarioError
 
 EARTH_RADIUS_KM = 6371.0088  # [km] mean Earth radius (IUGG)
+CORE_MIN_DEGREE = 3  # [links] a router with at least this many links is a core router
 DEFAULT_KM_PER_STEP = 500.0  # [km/step] propagation per step (IBM links: 1 to 6 steps)
 
 
@@ -440,6 +441,30 @@ def random_geometric(
         km_per_step,
         f"random_geometric(n={n}, seed={seed}, side_km={side_km}, radius_km={r:.0f})",
     )
+
+
+def core_edge_groups(topology: Topology) -> np.ndarray:
+    """``[N]`` group of each router from the topology alone: edge routers (fewer than
+    ``CORE_MIN_DEGREE`` links: a stub or a router on a chain, whose packets can only go on or
+    back) before core routers (``CORE_MIN_DEGREE`` links or more: branch points where a packet
+    has a choice of onward paths); ids renumbered 0, 1 over the classes present (0 = edge,
+    1 = core when both occur)."""
+    from gridmarl.core.graph import renumber
+
+    return renumber((topology.degree >= CORE_MIN_DEGREE).astype(np.int64))
+
+
+def scenario_groups(scenario: Any, topology: Topology) -> np.ndarray:
+    """``[N]`` router groups of a ``RoutingScenario`` (``graph.groups``): ``core_edge``
+    (default, :func:`core_edge_groups`), ``single`` (one group) or the scenario's list."""
+    from gridmarl.core.graph import check_groups
+
+    rule = scenario.graph_rule("groups")
+    if isinstance(rule, list):
+        return check_groups(rule, topology.n_routers)
+    if rule == "single":
+        return np.zeros(topology.n_routers, dtype=np.int64)
+    return core_edge_groups(topology)
 
 
 def load_topology(scenario: Any) -> Topology:

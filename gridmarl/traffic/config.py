@@ -22,7 +22,7 @@ controllers: [{name: fixed_time}, {name: max_pressure}, {name: sf_plan}]
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -202,6 +202,9 @@ class TrainConfig(TrainBase):
 class TrafficScenario(ScenarioBase):
     """``domain: traffic``: a signalised grid, its demand and the controllers to compare."""
 
+    GRAPH_GROUPS: ClassVar[tuple[str, ...]] = ("boundary", "blocks")
+    GRAPH_NEIGHBORS: ClassVar[tuple[str, ...]] = ("roads",)
+
     domain: Literal["traffic"]
     engine: Literal["sumo", "cityflow"] = Field(
         "sumo", description="simulator; cityflow needs `import cityflow` to work"
@@ -217,3 +220,7 @@ class TrafficScenario(ScenarioBase):
         from gridmarl.traffic.install import check_installed
 
         check_installed(self.engine)
+
+    def agent_count(self) -> int:
+        """Intersections ``N = rows · cols`` (one agent each)."""
+        return self.grid.rows * self.grid.cols

@@ -33,8 +33,13 @@ masked request keeps the current phase).  The episode has a fixed horizon (``tra
 ``truncated`` (a time limit, never ``terminated``) is True at the last step for every
 environment; no auto-reset (call ``reset``).
 
-Neighbours: the adjacent intersections N, E, S, W (``-1`` at the grid edge).  Groups: 3 × 3
-blocks of the grid, numbered row-major from the south-west corner (``Grid.groups``).
+Graph (``spec.neighbors`` / ``spec.groups``; the scenario's ``graph`` block overrides both):
+neighbours are the road adjacency, the adjacent intersections N, E, S, W (``-1`` at the grid
+edge; ``graph.neighbors: roads``).  Groups: ``boundary`` (default), 0 for an intersection on
+the grid's edge (some approach comes from outside: demand enters there) and 1 for an interior
+one (``Grid.boundary_groups``); ``blocks``, ``GROUP_BLOCK`` × ``GROUP_BLOCK`` blocks numbered
+row-major from the south-west corner (``Grid.groups``).  ``traffic.neighbor_features`` always
+reads the road adjacency.
 """
 
 from __future__ import annotations
@@ -49,14 +54,33 @@ import pandas as pd
 import torch
 
 from gridmarl.core.env import MultiAgentEnv
+from gridmarl.core.graph import check_groups, check_neighbors
 from gridmarl.core.types import Action, AgentSpec, Observation, Step
 from gridmarl.traffic.config import TrafficScenario
 from gridmarl.traffic.engines import Engine
-from gridmarl.traffic.roadnet import SignalLayout
+from gridmarl.traffic.roadnet import Grid, SignalLayout
 from gridmarl.traffic.rules import PressureModel
 from gridmarl.traffic.sim import SignalSim, demand_seed, prepare_folder, worker_main
 
 GROUP_BLOCK = 3  # intersections per side of a group block
+
+
+def scenario_groups(scenario: TrafficScenario, grid: Grid) -> np.ndarray:
+    """``[N]`` intersection groups (``graph.groups``): ``boundary`` (default), ``blocks`` or
+    the scenario's list (module docstring)."""
+    rule = scenario.graph_rule("groups")
+    if isinstance(rule, list):
+        return check_groups(rule, len(grid.intersections))
+    return grid.groups(GROUP_BLOCK) if rule == "blocks" else grid.boundary_groups()
+
+
+def scenario_neighbors(scenario: TrafficScenario, grid: Grid) -> np.ndarray:
+    """``[N, K]`` neighbours (``graph.neighbors``): the road adjacency N, E, S, W (``roads``,
+    default) or the scenario's lists."""
+    rule = scenario.graph_rule("neighbors")
+    if isinstance(rule, list):
+        return check_neighbors(rule, len(grid.intersections))
+    return grid.neighbors()
 
 
 class _Worker:
@@ -160,8 +184,8 @@ class TrafficEnv(MultiAgentEnv):
             global_dim=3,
             n_discrete=p,
             n_continuous=0,
-            groups=torch.as_tensor(lay.grid.groups(GROUP_BLOCK)),
-            neighbors=torch.as_tensor(lay.grid.neighbors()),
+            groups=torch.as_tensor(scenario_groups(scenario, lay.grid)),
+            neighbors=torch.as_tensor(scenario_neighbors(scenario, lay.grid)),
             agent_names=tuple(lay.tls),
             local_features=tuple(names),
         )

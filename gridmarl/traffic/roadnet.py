@@ -159,6 +159,15 @@ class Grid:
                     out[i, k] = rr * cols + cc
         return out
 
+    def boundary_groups(self) -> np.ndarray:
+        """``[N]`` group id: 0 = boundary intersection (an approach comes from outside the grid,
+        where the demand enters and leaves), 1 = interior (every approach comes from another
+        signal); a grid without interior intersections is all 0."""
+        cols, rows = self.cfg.cols, self.cfg.rows
+        c, r = np.arange(rows * cols) % cols, np.arange(rows * cols) // cols
+        interior = (c > 0) & (c < cols - 1) & (r > 0) & (r < rows - 1)
+        return interior.astype(np.int64)
+
     def groups(self, block: int = 3) -> np.ndarray:
         """``[N]`` group id: the grid is cut into ``block`` × ``block`` blocks (edge blocks are
         smaller), numbered row-major from the south-west corner."""

@@ -163,7 +163,8 @@ def test_observation_spec_mask_and_triplet(community: Community) -> None:
         [True, False, False],
     ]
     assert spec.groups.tolist() == [3, 1, 2, 0]  # codes 7, 3, 5, 0
-    assert spec.neighbors.tolist() == [[1, 3, 2, -1], [2, 0, 3, -1], [3, 1, 0, -1], [0, 2, 1, -1]]
+    # 4 prosumers: one feeder of the default layout, everyone neighbours everyone
+    assert spec.neighbors.tolist() == [[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]]
     ds = env.device_state()
     trip = obs.local[..., list(env.TRIPLET_IDX)]
     torch.testing.assert_close(
