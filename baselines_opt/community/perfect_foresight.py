@@ -1,7 +1,8 @@
 """The perfect-foresight community MILP: :func:`solve_community_milp` and its result type.
 
-How :func:`solve_community_milp` solves it (the model above is unchanged; only which
-binaries are enforced when, and where the start and the bound come from):
+How :func:`solve_community_milp` solves the MILP of :mod:`baselines_opt.community.model` (the
+model is unchanged; only which binaries are enforced when, and where the start and the bound
+come from):
 
 * Exclusivity binaries that cannot change the optimum are relaxed to [0, 1]: ``z_t`` wherever
   ``π_fi <= π`` (overlapping imp and exp never pay there), and every battery ``yb``, which is
