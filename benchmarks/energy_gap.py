@@ -68,7 +68,7 @@ def _lookahead_milp(
     args: argparse.Namespace, sc, community, days: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The MILP planned over the window + ``days`` and replayed over the window."""
-    from baselines_opt.community_milp import solve_community_milp
+    from baselines_opt.community import solve_community_milp
 
     longer = load_scenario(
         args.scenario,

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from baselines_opt.community_milp import schedule_cost, solve_community_milp
+from baselines_opt.community import schedule_cost, solve_community_milp
 from gridmarl.energy.community import Community
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,7 +95,7 @@ def run_mpc(community: Community, episode: int, entry, threads: int) -> None:
     """The closed-loop MPC week through ``CommunityEnv`` (B = 1, float64)."""
     import torch
 
-    from baselines_opt.community_milp import MPCController
+    from baselines_opt.community import MPCController
     from gridmarl.energy.env import CommunityEnv
     from gridmarl.experiment import run_episode
 

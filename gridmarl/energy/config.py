@@ -375,7 +375,7 @@ class EnergyScenario(ScenarioBase):
 
     def dataset_dir(self) -> Path:
         """The folder of the dataset named by ``community.dataset``."""
-        from gridmarl.energy.data import SHIPPED_DATASETS
+        from gridmarl.energy.citylearn import SHIPPED_DATASETS
 
         name = self.community.dataset
         if name in SHIPPED_DATASETS:
@@ -384,7 +384,7 @@ class EnergyScenario(ScenarioBase):
 
     def check_resources(self) -> None:
         """Checks that need the data: the dataset exists and every window lies inside it."""
-        from gridmarl.energy.data import SHIPPED_DATASETS, dataset_span
+        from gridmarl.energy.citylearn import SHIPPED_DATASETS, dataset_span
 
         name = self.community.dataset
         folder = self.dataset_dir()

@@ -103,7 +103,7 @@ def build_controller(
 
         return RuleBased(), "", {}
     if name == "milp":
-        from baselines_opt.community_milp import solve_community_milp
+        from baselines_opt.community import solve_community_milp
 
         res = solve_community_milp(
             community,
@@ -128,7 +128,7 @@ def build_controller(
         )
         return res.to_controller(entry.display_name), notes, info
     if name == "mpc":
-        from baselines_opt.community_milp import MPCController
+        from baselines_opt.community import MPCController
 
         kwargs = {
             k: v

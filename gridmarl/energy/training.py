@@ -135,7 +135,7 @@ class EnergyValidator:
             "rule_based_usd": self.cost(RuleBased()),
         }
         try:
-            from baselines_opt.community_milp import solve_community_milp
+            from baselines_opt.community import solve_community_milp
 
             entry = next((c for c in self.scenario.controllers if c.name == "milp"), None)
             say("[dim]solving the MILP on the validation window (once per run) …[/dim]")
@@ -240,7 +240,7 @@ class MilpTeacher(ScheduleController):
     """The perfect-foresight MILP's schedule of each training episode, replayed open loop.
 
     A *privileged* teacher for the behaviour-cloning warm start (``--warm-start milp``): at
-    ``reset`` it solves the community MILP (``baselines_opt.community_milp``) over every env's
+    ``reset`` it solves the community MILP (``baselines_opt.community``) over every env's
     episode of the training window (the env's own random start, ``env.episode_len`` steps), then
     replays those schedules (one per env).  It sees the whole episode and every prosumer; the
     student it teaches still acts on its own local observation.  Only the training window is
@@ -265,7 +265,7 @@ class MilpTeacher(ScheduleController):
 
     def reset(self, env: Any) -> None:
         """Solve the MILP of every env's current episode (after ``env.reset``)."""
-        from baselines_opt.community_milp import solve_community_milp
+        from baselines_opt.community import solve_community_milp
 
         disc, cont = [], []
         for b, start in enumerate(env.start.tolist()):

@@ -20,6 +20,10 @@ Phases (both engines): every intersection has two green phases, ``0`` = north-so
 approaches, ``1`` = east-west approaches; straight and right turns have priority (``G``), left
 turns are permissive and yield (``g``).  A yellow (``y`` for every link that loses green) is
 inserted on a change; in CityFlow the change interval is the all-red light phase 0.
+
+One file (over 600 lines) because every layer shares the ``Grid`` names and the phase
+convention above: the SUMO and CityFlow writers and the layout reader must agree on them
+exactly, and reading them side by side is how that is checked.
 """
 
 from __future__ import annotations

@@ -14,9 +14,11 @@ import pandas as pd
 import pytest
 
 from gridmarl.config import ScenarioError, validate_scenario
+from gridmarl.energy import citylearn as cl
 from gridmarl.energy import data as d
+from gridmarl.energy import pv
 
-SHIPPED = d.SHIPPED_DATASETS["citylearn_2022"]
+SHIPPED = cl.SHIPPED_DATASETS["citylearn_2022"]
 FONTANA = {"latitude_deg": 34.09, "longitude_deg": -117.43, "utc_offset_h": -8.0}
 
 
@@ -113,7 +115,7 @@ def test_shipped_files_are_the_upstream_files():
 
 
 def test_shipped_dataset_loads_with_time_base():
-    data = d.load_dataset(SHIPPED)
+    data = cl.load_dataset(SHIPPED)
     assert data.buildings == tuple(f"Building_{i}" for i in range(1, 18))
     assert data.load_kw.shape == data.solar_w_per_kw.shape == (8760, 17)
     assert data.time[0] == pd.Timestamp("2016-07-31 23:00")
@@ -122,51 +124,51 @@ def test_shipped_dataset_loads_with_time_base():
     # README statistics: Building_1 mean load 1.208 kW, price mean 0.2731 $/kWh
     assert data.load_kw[:, 0].mean() == pytest.approx(1.208, abs=1e-3)
     assert data.price_usd_per_kwh.mean() == pytest.approx(0.2731, abs=1e-4)
-    assert d.dataset_span(SHIPPED) == (date(2016, 8, 1), date(2017, 7, 30))
-    assert d.load_dataset(str(SHIPPED)) is data  # cached by resolved path
+    assert cl.dataset_span(SHIPPED) == (date(2016, 8, 1), date(2017, 7, 30))
+    assert cl.load_dataset(str(SHIPPED)) is data  # cached by resolved path
 
 
 def test_dataset_span_is_cached():
     """Repeated calls reuse one parse (timed in benchmarks/energy_data_build.py)."""
-    d.dataset_span(SHIPPED)
-    before = d._time_base_cached.cache_info()
+    cl.dataset_span(SHIPPED)
+    before = cl._time_base_cached.cache_info()
     for _ in range(100):
-        assert d.dataset_span(SHIPPED) == (date(2016, 8, 1), date(2017, 7, 30))
-    after = d._time_base_cached.cache_info()
+        assert cl.dataset_span(SHIPPED) == (date(2016, 8, 1), date(2017, 7, 30))
+    after = cl._time_base_cached.cache_info()
     assert after.misses == before.misses and after.hits >= before.hits + 100
 
 
 def test_data_root_honours_env(monkeypatch, tmp_path):
-    monkeypatch.setenv(d.ENV_DATA, str(tmp_path))
-    assert d.data_root() == tmp_path
-    monkeypatch.delenv(d.ENV_DATA)
-    assert d.data_root() == Path(d.__file__).resolve().parents[2] / "data"
+    monkeypatch.setenv(cl.ENV_DATA, str(tmp_path))
+    assert cl.data_root() == tmp_path
+    monkeypatch.delenv(cl.ENV_DATA)
+    assert cl.data_root() == Path(cl.__file__).resolve().parents[2] / "data"
 
 
 def test_snake_case_dataset_loads(tmp_path):
     folder = write_snake_dataset(tmp_path / "snake")
-    data = d.load_dataset(folder)
+    data = cl.load_dataset(folder)
     assert data.buildings == ("Building_1", "Building_2")
     assert data.time[0] == pd.Timestamp("2018-01-01 00:00")
     assert not data.horizontal_is_global
     assert data.load_kw[:3, 1].tolist() == pytest.approx([2.0, 2.1, 2.2])
-    assert d.dataset_span(folder) == (date(2018, 1, 1), date(2018, 1, 3))
+    assert cl.dataset_span(folder) == (date(2018, 1, 1), date(2018, 1, 3))
 
 
 def test_start_inferred_from_calendar_columns(tmp_path):
     # Monday 2018-01-01 also fits 2001-01-01, the first fitting year from 2000 on
     folder = write_snake_dataset(tmp_path / "infer", declare_start=False)
-    assert d.load_dataset(folder).time[0] == pd.Timestamp("2001-01-01 00:00")
+    assert cl.load_dataset(folder).time[0] == pd.Timestamp("2001-01-01 00:00")
     # the shipped 2022 data fit 2005, 2016 and 2022 (so their schema states 2016)
-    data = d.load_dataset(SHIPPED)
-    cal = d._read_csv(SHIPPED / "Building_1.csv.gz", ("month", "hour", "day_type"))
-    assert d._infer_start(SHIPPED / "Building_1.csv.gz", cal, 1.0) == pd.Timestamp(
+    data = cl.load_dataset(SHIPPED)
+    cal = cl._read_csv(SHIPPED / "Building_1.csv.gz", ("month", "hour", "day_type"))
+    assert cl._infer_start(SHIPPED / "Building_1.csv.gz", cal, 1.0) == pd.Timestamp(
         "2005-07-31 23:00"
     )
     assert data.time[0].month == 7 and data.time[0].day == 31
     (folder / "pricing.csv").write_text("electricity_pricing\n0.2\n")
     with pytest.raises(ScenarioError, match="pricing.csv: 1 rows"):
-        d.load_dataset(tmp_path / "infer" / ".")
+        cl.load_dataset(tmp_path / "infer" / ".")
 
 
 def test_glob_fallback_without_schema(tmp_path):
@@ -174,7 +176,7 @@ def test_glob_fallback_without_schema(tmp_path):
     schema = json.loads((folder / "schema.json").read_text())
     (folder / "schema.json").unlink()
     (folder / "Building_10.csv").write_bytes((folder / "Building_2.csv").read_bytes())
-    data = d.load_dataset(folder)
+    data = cl.load_dataset(folder)
     assert data.buildings == ("Building_1", "Building_2", "Building_10")  # natural order
     assert len(schema["buildings"]) == 2
 
@@ -184,7 +186,7 @@ def test_missing_column_names_file_and_column(tmp_path):
     frame = pd.read_csv(folder / "weather.csv").drop(columns="direct_solar_irradiance")
     frame.to_csv(folder / "weather.csv", index=False)
     with pytest.raises(ScenarioError) as err:
-        d.load_dataset(folder)
+        cl.load_dataset(folder)
     msg = str(err.value)
     assert "weather.csv" in msg and "direct_solar_irradiance" in msg
     assert "Direct Solar Radiation [W/m2]" in msg  # the allowed alternative
@@ -194,9 +196,9 @@ def test_missing_file_names_it(tmp_path):
     folder = write_snake_dataset(tmp_path / "nofile")
     (folder / "Building_2.csv.gz").unlink()
     with pytest.raises(ScenarioError, match=r"Building_2\.csv"):
-        d.load_dataset(folder)
+        cl.load_dataset(folder)
     with pytest.raises(ScenarioError, match="not found"):
-        d.dataset_span(tmp_path / "nowhere")
+        cl.dataset_span(tmp_path / "nowhere")
 
 
 def test_scenario_on_user_dataset(tmp_path):
@@ -274,7 +276,7 @@ def test_shapes_and_units():
     assert (c.r_c_per_kw > 0).all() and (c.c_kwh_per_c > 0).all()
     assert (c.theta_lo_c == 20.0).all() and (c.theta_hi_c == 23.0).all()
     # the load is the measured building load times a factor in [0.8, 1.2]
-    data = d.load_dataset(SHIPPED)
+    data = cl.load_dataset(SHIPPED)
     row0 = int((c.time[0] - data.time[0]) / pd.Timedelta("1h"))
     j = data.buildings.index(c.sources[0])
     factor = c.load_kw[:, 0] / data.load_kw[row0 : row0 + s, j]
@@ -397,7 +399,7 @@ def test_pv_model_agrees_with_measured_pv():
     Reading the "Diffuse Solar Radiation" column as diffuse (as labelled) is worse for every
     building (r 0.825 to 0.873, median energy ratio 1.40): the column is global horizontal.
     """
-    data = d.load_dataset(SHIPPED)
+    data = cl.load_dataset(SHIPPED)
     tilts, azims = np.meshgrid(
         [5.0, 10.0, 15.0, 20.0, 25.0, 30.0], [90.0, 135.0, 180.0, 225.0, 270.0]
     )
@@ -409,8 +411,8 @@ def test_pv_model_agrees_with_measured_pv():
         azimuth_deg=azims.ravel(),
         **FONTANA,
     )
-    as_global = 1000 * d.pv_ac_per_kwp(data.time, 1.0, horizontal_is_global=True, **common)
-    as_diffuse = 1000 * d.pv_ac_per_kwp(data.time, 1.0, horizontal_is_global=False, **common)
+    as_global = 1000 * pv.pv_ac_per_kwp(data.time, 1.0, horizontal_is_global=True, **common)
+    as_diffuse = 1000 * pv.pv_ac_per_kwp(data.time, 1.0, horizontal_is_global=False, **common)
     r_all, ratio_all, nrmse_all, daily_all, ratio_diffuse = [], [], [], [], []
     days = slice(1, 1 + 364 * 24)  # whole days
     for j, name in enumerate(data.buildings):

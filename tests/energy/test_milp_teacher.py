@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from baselines_opt.community_milp import solve_community_milp
+from baselines_opt.community import solve_community_milp
 from gridmarl.energy.env import CommunityEnv
 from gridmarl.energy.rules import RuleBased
 from gridmarl.energy.training import TEACHERS, MilpTeacher

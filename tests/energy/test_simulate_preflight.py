@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import baselines_opt.community_milp as milp
+import baselines_opt.community as milp
 from gridmarl.config import ScenarioError, load_scenario
 from gridmarl.energy.simulate import simulate
 

@@ -1,4 +1,4 @@
-"""The energy-community MILP (``baselines_opt.community_milp``): a hand-solved optimum, solver
+"""The energy-community MILP (``baselines_opt.community``): a hand-solved optimum, solver
 statuses, replay consistency with ``CommunityEnv`` and optimality against simple schedules.
 
 Model equations: the docstring of :mod:`gridmarl.energy.community` (items 1 to 8).
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from baselines_opt.community_milp import (
+from baselines_opt.community import (
     CommunityMilpResult,
     schedule_cost,
     solve_community_milp,
@@ -348,7 +348,7 @@ def test_mpc_with_perfect_forecast_and_full_horizon_reaches_the_milp_optimum(cap
     its env cost equals the MILP optimum.  With the relaxed tail it can only cost more.  And
     it prints nothing: HiGHS used to warn on the console for every coefficient an update set
     to 0."""
-    from baselines_opt.community_milp import MPCController
+    from baselines_opt.community import MPCController
 
     c = rich_community()
     res = solve_community_milp(c, start=0, steps=EPISODE, time_limit_s=20, mip_gap=0.0)
@@ -369,7 +369,7 @@ def test_mpc_with_perfect_forecast_and_full_horizon_reaches_the_milp_optimum(cap
 def test_mpc_rejects_batched_envs() -> None:
     import torch
 
-    from baselines_opt.community_milp import MPCController
+    from baselines_opt.community import MPCController
     from gridmarl.energy.env import CommunityEnv
 
     env = CommunityEnv(
