@@ -35,7 +35,7 @@ Coordination:
 
 * ``coordination bias k``: ``k`` [veh] added to the pressure of the phase that a 40 s
   common-cycle plan with half-cycle alternate offsets (checkerboard) shows now: the plan that
-  ``sf_plan`` executes on this grid (``docs/traffic.md``); ``k`` large = that plan.
+  ``sf_plan`` executes on this grid (``docs/domains/traffic.md``); ``k`` large = that plan.
 
 Prints, per variant, the mean ± std over the seeds of the average travel time of finished
 trips [s], its ratio to MaxPressure's (same run), and the phase switches per hour.

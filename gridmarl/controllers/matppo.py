@@ -47,8 +47,8 @@ attends to every other agent and to the global token.
   its own GAE advantage.  With 50 agents the team advantage mixes each agent's contribution
   with the other 49 agents' noise (its variance grows with N), which is why the per-agent
   variant is the default; a short from-scratch A/B on community_50 did not separate the two
-  (docs/matppo.md).  The transformer excess is charged to the importers in proportion to their
-  import, so each agent still feels the coupling constraint.
+  (docs/controllers/matppo.md).  The transformer excess is charged to the importers in
+  proportion to their import, so each agent still feels the coupling constraint.
 """
 
 from __future__ import annotations

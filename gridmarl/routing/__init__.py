@@ -1,1 +1,4 @@
-"""Packet routing on real (Topology Zoo) and generated router networks; see docs/routing.md."""
+"""Packet routing on real (Topology Zoo) and generated router networks.
+
+See docs/domains/routing.md.
+"""
