@@ -144,6 +144,7 @@ def test_cli_unwritable_out_fails_fast(tmp_path: Path) -> None:
     assert "cannot write there" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_cli_train_refuses_keep_prior_that_would_do_nothing(tmp_path: Path) -> None:
     """``--warm-start-keep-prior`` without a warm start, or on an env without a declared
     default action, is an error (exit 2) before any run folder is made."""

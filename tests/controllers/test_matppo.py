@@ -129,6 +129,7 @@ def _train(seed: int, budget: int, cfg: MATPPOConfig = SMALL, **env_kw):
     return ctrl, curve
 
 
+@pytest.mark.slow
 def test_learns_the_known_best_action():
     ctrl, curve = _train(seed=0, budget=16 * 8 * 2 * 100)
     obs = ToyEnv(num_envs=64).reset(seed=123)

@@ -82,6 +82,7 @@ def _routing() -> object:
 TINY_SCENARIOS = {"energy": _energy, "traffic": _traffic, "routing": _routing}
 
 PAIRS = [(c, d) for c in registry.names() for d in domains.names()]
+SLOW_DOMAINS = {"traffic"}  # a SUMO process per env: tens of seconds per pair
 
 
 def test_matrix_covers_the_registries() -> None:
@@ -89,7 +90,13 @@ def test_matrix_covers_the_registries() -> None:
     assert set(TINY_SCENARIOS) == set(domains.names())
 
 
-@pytest.mark.parametrize(("controller", "domain"), PAIRS, ids=[f"{c}-{d}" for c, d in PAIRS])
+@pytest.mark.parametrize(
+    ("controller", "domain"),
+    [
+        pytest.param(c, d, id=f"{c}-{d}", marks=[pytest.mark.slow] if d in SLOW_DOMAINS else [])
+        for c, d in PAIRS
+    ],
+)
 def test_controller_trains_on_domain(controller: str, domain: str) -> None:
     info, dom = registry.get(controller), domains.get(domain)
     scenario = TINY_SCENARIOS[domain]()

@@ -220,6 +220,7 @@ def _tiny_traffic(**over: object) -> object:
     return tiny(**over)
 
 
+@pytest.mark.slow
 def test_traffic_train_and_simulate_on_a_2x2_grid(tmp_path):
     """2 updates on SUMO workers (7 s idle, 20 s under load); the checkpoint runs in simulate."""
     from gridmarl.traffic.engines import check_engine

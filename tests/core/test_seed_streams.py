@@ -163,6 +163,7 @@ def test_routing_training_draws_no_evaluation_seed(monkeypatch, tmp_path):
     _check(rec.seeds, sc.seed, sc.evaluation.episodes)
 
 
+@pytest.mark.slow
 def test_traffic_training_draws_no_evaluation_seed(monkeypatch, tmp_path):
     from gridmarl.traffic.engines import check_engine
 

@@ -24,6 +24,7 @@ def _episode_costs(env: CommunityEnv, ctrl, seed: int) -> torch.Tensor:
     return total
 
 
+@pytest.mark.slow
 def test_milp_teacher_replays_each_envs_optimum() -> None:
     c = make_community(n=4, days=2, transformer_kw=5.0)
     env = CommunityEnv(c, num_envs=3, dtype=torch.float64, episode_steps=12, random_start=True)

@@ -47,6 +47,7 @@ def test_shipped_policy_is_refused_on_another_forecast_window() -> None:
         simulate(sc)
 
 
+@pytest.mark.slow
 def test_a_milp_far_from_its_bound_is_flagged(monkeypatch: pytest.MonkeyPatch) -> None:
     """A MILP stopped by its time limit far from its bound (a busy machine) makes every share
     meaningless: the summary says so instead of reporting the shares as if they were exact."""

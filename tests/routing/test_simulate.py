@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from gridmarl.config import load_scenario
 from gridmarl.routing.simulate import simulate
@@ -13,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "scenarios" / "routing_ibm.yaml"
 
 
+@pytest.mark.slow
 def test_simulate_routing_ibm() -> None:
     sc = load_scenario(SCENARIO)
     res = simulate(sc)

@@ -76,6 +76,7 @@ def test_same_seed_same_result_other_seed_differs(make_tiny):
     assert k_a != k_c
 
 
+@pytest.mark.slow
 def test_worker_processes_match_in_process(make_tiny):
     sc = make_tiny()
     local = TrafficEnv(sc)
@@ -93,6 +94,7 @@ def test_worker_processes_match_in_process(make_tiny):
     assert len(kp) == 2 and kp[0] != kp[1]  # env 1 draws another demand
 
 
+@pytest.mark.slow
 def test_reset_copies_runs_each_demand_in_every_copy(make_tiny):
     """Four simulations as two copies of two episodes: envs b and b + 2 see the same demand
     and, under the same actions, the same traffic; the two episodes differ."""
@@ -113,6 +115,7 @@ def test_reset_copies_runs_each_demand_in_every_copy(make_tiny):
     assert kp[0] == kp[2] and kp[1] == kp[3] and kp[0] != kp[1]
 
 
+@pytest.mark.slow
 def test_pettingzoo_api_and_seed(make_tiny):
     sc = make_tiny(traffic={"horizon_s": 60, "decision_s": 10})
     pz = PettingZooParallelEnv(lambda: TrafficEnv(sc, in_process=False))
