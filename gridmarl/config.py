@@ -2,21 +2,26 @@
 
 The scenario is a discriminated union on ``domain`` over the registered domains
 (``gridmarl.domains``: ``energy`` | ``traffic`` | ``routing``).
-Every model forbids unknown keys.  ``load_scenario`` turns every problem into a
-``ScenarioError`` whose message names the file, the key, the value and what is allowed;
-the command line prints it and exits with code 2.
+Every model forbids unknown keys and every number in a scenario is finite: ``StrictModel``
+refuses NaN and ±inf for every float field of every model (``allow_inf_nan=False``, which
+pydantic applies to the floats inside tuples, lists and dicts of a model's fields too), and the
+free-form ``options`` mappings refuse them at any depth (``Options``).  ``load_scenario`` turns
+every problem into a ``ScenarioError`` whose message names the file, the key, the value and
+what is allowed; the command line prints it and exits with code 2.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -35,14 +40,18 @@ MAX_INPUT_ECHO = 80  # [chars] longest piece of user input repeated in an error 
 
 
 class StrictModel(BaseModel):
-    """Base for every config model: unknown keys are errors, values are validated on assignment.
+    """Base for every config model: unknown keys are errors, values are validated on assignment,
+    and no float is NaN or ±inf (``allow_inf_nan=False``: every float field of every model
+    that inherits this, floats in tuples, lists and dicts included).
 
     Fields named in ``OMIT_WHEN_NONE`` are left out of ``model_dump`` while they are None:
     optional blocks added to the schema later do not change the dump (and so the scenario and
     policy hashes) of a scenario that does not use them.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False
+    )
     OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ()
 
     @model_serializer(mode="wrap")
@@ -53,6 +62,36 @@ class StrictModel(BaseModel):
                 if getattr(self, name) is None:
                     data.pop(name, None)
         return data
+
+
+def non_finite_path(value: Any, path: str = "") -> str | None:
+    """The dotted path (``a.b[2]``) of the first NaN or ±inf float inside ``value`` (mappings
+    and lists searched in order), or None when every number is finite."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "<value>"
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = non_finite_path(v, f"{path}.{k}" if path else str(k))
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found = non_finite_path(v, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _finite_options(value: dict[str, Any]) -> dict[str, Any]:
+    bad = non_finite_path(value)
+    if bad is not None:
+        raise ValueError(f"{bad} is not a finite number; NaN and ±inf are not allowed")
+    return value
+
+
+#: a free-form ``options`` mapping (controller settings, hyper-parameters): any keys, checked
+#: by whoever reads them, but no NaN or ±inf at any depth (the same rule as every float field)
+Options = Annotated[dict[str, Any], AfterValidator(_finite_options)]
 
 
 def file_stem(name: str) -> str:
@@ -83,9 +122,7 @@ class ControllerEntry(StrictModel):
     forecast: Literal["perfect", "noisy"] | None = Field(
         None, description="MPC forecast: the env's own forecast kind by default"
     )
-    options: dict[str, Any] = Field(
-        default_factory=dict, description="controller-specific extra options"
-    )
+    options: Options = Field(default_factory=dict, description="controller-specific extra options")
 
     @property
     def display_name(self) -> str:
@@ -117,7 +154,7 @@ class TrainBase(StrictModel):
 
     steps: int = Field(2_000_000, ge=1, description="agent-steps budget (env steps x agents)")
     num_envs: int = Field(64, ge=1, description="parallel episodes B")
-    options: dict = Field(default_factory=dict, description="controller hyper-parameters")
+    options: Options = Field(default_factory=dict, description="controller hyper-parameters")
     es: ESConfig = Field(
         default_factory=ESConfig, description="ES fine-tuning of a trained policy (finetune)"
     )
@@ -338,9 +375,10 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     known = ", ".join(domains.names())
     lines = []
     for e in err.errors():
-        loc = ".".join(
-            str(p) for p in e["loc"] if not (isinstance(p, str) and p in domains.DOMAINS)
-        )
+        # the first part of a location is the union's tag (the domain); a key of the same name
+        # further in (routing's ``traffic`` block) is a key
+        parts = e["loc"][1:] if e["loc"] and e["loc"][0] in domains.DOMAINS else e["loc"]
+        loc = ".".join(str(p) for p in parts)
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key (not allowed here; check the spelling)"
@@ -348,6 +386,8 @@ def format_validation_error(err: ValidationError, source: str) -> str:
             msg = f"unknown domain; allowed: {known}"
         elif e["type"] == "union_tag_not_found":
             msg = f"missing key 'domain'; allowed: {known}"
+        elif e["type"] == "finite_number":
+            msg = "not a finite number; NaN and ±inf are not allowed"
         got = (
             ""
             if e["type"] in ("missing", "union_tag_not_found")

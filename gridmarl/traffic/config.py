@@ -75,21 +75,30 @@ class RateSegment(StrictModel):
     )
 
 
+#: how far ``left + straight + right`` may be from 1 (rounding of decimal shares) [-]
+TURNING_SUM_TOLERANCE = 1e-6
+
+
 class TurningShares(StrictModel):
-    """Probability of each turn at every intersection a vehicle crosses (normalised to 1)."""
+    """Probability of each turn at every intersection a vehicle crosses; the three sum to 1
+    (within ``TURNING_SUM_TOLERANCE``)."""
 
     left: float = Field(0.15, ge=0.0, description="share of left turns [-]")
     straight: float = Field(0.7, ge=0.0, description="share of straight movements [-]")
     right: float = Field(0.15, ge=0.0, description="share of right turns [-]")
 
     @model_validator(mode="after")
-    def _positive(self) -> TurningShares:
-        if self.left + self.straight + self.right <= 0:
-            raise ValueError("turning shares must not all be zero")
+    def _sum_to_one(self) -> TurningShares:
+        total = self.left + self.straight + self.right
+        if abs(total - 1.0) > TURNING_SUM_TOLERANCE:
+            raise ValueError(
+                f"left + straight + right = {total:.6g}; they are probabilities and must sum "
+                "to 1 (e.g. left: 0.15, straight: 0.7, right: 0.15)"
+            )
         return self
 
     def probabilities(self) -> tuple[float, float, float]:
-        """(left, straight, right), normalised to sum 1 [-]."""
+        """(left, straight, right), divided by their sum (1 up to rounding) [-]."""
         s = self.left + self.straight + self.right
         return self.left / s, self.straight / s, self.right / s
 
