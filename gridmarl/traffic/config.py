@@ -27,6 +27,11 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from gridmarl.config import ScenarioBase, StrictModel, TrainBase
+from gridmarl.core.errors import ScenarioError
+
+#: trips one demand seed may draw: each trip and its route are Python objects (about 0.6 kB)
+#: written to the simulator's route file, drawn at about 10 k trips per second [veh]
+MAX_TRIPS_PER_SEED = 1_000_000
 
 
 class GridConfig(StrictModel):
@@ -142,6 +147,16 @@ class DemandConfig(StrictModel):
         """Length of the profile [s]."""
         return float(sum(p.duration_s for p in self.profile))
 
+    def expected_trips(self, horizon_s: float) -> float:
+        """Mean trips of one demand seed: rate x the part of each piece before ``horizon_s``
+        (what ``roadnet.generate_demand`` draws from) [veh]."""
+        total, t0 = 0.0, 0.0
+        for piece in self.profile:
+            t1 = min(t0 + piece.duration_s, horizon_s)
+            total += piece.rate_veh_per_s * max(0.0, t1 - t0)
+            t0 += piece.duration_s
+        return total
+
 
 class SignalConfig(StrictModel):
     """How the env controls the signals."""
@@ -224,10 +239,19 @@ class TrafficScenario(ScenarioBase):
     train: TrainConfig = Field(default_factory=TrainConfig, description="gridmarl train")
 
     def check_resources(self) -> None:
-        """Raise ``ScenarioError`` when the chosen engine is not installed here (without
+        """Raise ``ScenarioError`` when one demand seed would draw more than
+        ``MAX_TRIPS_PER_SEED`` trips, or the chosen engine is not installed here (without
         importing it); the controllers are checked by ``gridmarl.config.check_controllers``."""
         from gridmarl.traffic.install import check_installed
 
+        trips = self.demand.expected_trips(self.traffic.horizon_s)
+        if trips > MAX_TRIPS_PER_SEED:
+            raise ScenarioError(
+                f"demand.profile: about {trips:.4g} trips per demand seed (rate_veh_per_s x "
+                f"duration_s within traffic.horizon_s); allowed: at most {MAX_TRIPS_PER_SEED} "
+                "(each trip and its route are held in memory and written for the simulator); "
+                "lower the rates"
+            )
         check_installed(self.engine)
 
     def agent_count(self) -> int:
