@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gridmarl.config import load_scenario, scenario_adapter
+from gridmarl.config import check_for_simulate, load_scenario, scenario_adapter
 from gridmarl.core.errors import ScenarioError
 
 app = typer.Typer(
@@ -152,6 +152,7 @@ def simulate(
         raise UsageError(f"--split {split!r}; allowed: {', '.join(SPLITS)}")
 
     sc = _load(scenario, set_)
+    check_for_simulate(sc)
     _check_writable(out)
     sim = _simulator(sc.domain)
     # Policies act on one episode at a time (tiny tensors): one intra-op thread is the fastest,
@@ -289,11 +290,14 @@ def validate(
         bool, typer.Option("--schema", help="print the JSON Schema of scenario files and exit")
     ] = False,
 ) -> None:
-    """Check a scenario file (keys, types, ranges, data files, windows) without running it."""
+    """Check a scenario file (keys, types, finite numbers, ranges, data files, windows, sizes,
+    controllers and their checkpoints) without running it: what simulate refuses, validate
+    refuses."""
     if schema:
         print(json.dumps(scenario_adapter().json_schema(by_alias=True), indent=2))
         return
     sc = _load(scenario, set_)
+    check_for_simulate(sc)
     names = ", ".join(c.display_name for c in sc.controllers) or "none"
     console.print(
         f"[green]ok[/green] {scenario}: {sc.domain} scenario {sc.name!r}, seed {sc.seed}"
@@ -341,7 +345,8 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except (ScenarioError, UsageError) as exc:
-        err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, markup=True)
+        # escaped: keys such as controllers[matppo] are text, not rich markup
+        err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -361,7 +366,7 @@ def main() -> None:
         if os.environ.get("GRIDMARL_DEBUG"):
             raise
         err_console.print(
-            f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc}\n"
+            f"[bold red]internal error:[/bold red] {type(exc).__name__}: {escape(str(exc))}\n"
             "(set GRIDMARL_DEBUG=1 for a traceback)",
             highlight=False,
         )

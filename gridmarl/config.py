@@ -300,9 +300,24 @@ def scenario_adapter():
     return TypeAdapter(union)
 
 
+def allowed_controllers(scenario: Any) -> str:
+    """The controller names a scenario's domain accepts, for messages: its rule and
+    optimisation baselines, then the learned controllers (which need a ``checkpoint``)."""
+    from gridmarl import domains
+    from gridmarl.controllers import registry
+
+    dom = domains.of(scenario)
+    infos = [registry.get(n) for n in registry.names()]
+    learned = [i.name for i in infos if dom.refusal(i.name, i.action_kinds, i.needs_graph) is None]
+    return ", ".join(dom.baselines) + (
+        f"; learned, with a checkpoint: {', '.join(learned)}" if learned else ""
+    )
+
+
 def check_controllers(scenario: Any) -> None:
-    """Every ``controllers`` entry names one of the domain's baselines or a registered learned
-    controller; a learned one has a ``checkpoint`` that exists.
+    """Every ``controllers`` entry names one of the domain's baselines or a learned controller
+    that can act in the domain; a learned one has a ``checkpoint`` that exists (whether it
+    fits: :func:`check_for_simulate`).
 
     Raises:
         ScenarioError: naming the entry and what is allowed.
@@ -316,16 +331,56 @@ def check_controllers(scenario: Any) -> None:
         if entry.name not in dom.baselines and entry.name not in learned:
             raise ScenarioError(
                 f"controllers: unknown {dom.name} controller {entry.name!r}; "
-                f"allowed: {', '.join(dom.baselines + tuple(learned))}"
+                f"allowed: {allowed_controllers(scenario)}"
             )
-        if entry.name in learned and entry.checkpoint is None:
-            raise ScenarioError(
-                f"controllers[{entry.name}]: a learned controller needs 'checkpoint'"
-            )
+        if entry.name in learned:
+            info = registry.get(entry.name)
+            why = dom.refusal(info.name, info.action_kinds, info.needs_graph)
+            if why is not None:
+                raise ScenarioError(
+                    f"controllers[{entry.name}]: {why}; allowed: {allowed_controllers(scenario)}"
+                )
+            if entry.checkpoint is None:
+                raise ScenarioError(
+                    f"controllers[{entry.name}]: a learned controller needs 'checkpoint'"
+                )
         if entry.checkpoint is not None and not resolve_path(scenario, entry.checkpoint).exists():
             raise ScenarioError(
                 f"controllers[{entry.name}].checkpoint: file not found: {entry.checkpoint}"
             )
+
+
+def check_for_simulate(scenario: Any) -> None:
+    """What ``simulate`` needs beyond a valid scenario (``train`` and ``finetune`` run no
+    listed controller and need none of it): at least one controller, and every learned
+    controller's checkpoint loads safely (weights only) and fits the scenario's env:
+    ``registry.check_policy`` against the domain's ``policy_shape``, the check ``simulate``
+    makes when it loads the policy, made without building the env.  ``gridmarl validate``
+    and ``gridmarl simulate`` call it after :func:`load_scenario`.
+
+    Raises:
+        ScenarioError: naming the source, the key and what is allowed.
+    """
+    from gridmarl import domains
+    from gridmarl.controllers import registry
+
+    if not scenario.controllers:
+        raise ScenarioError(
+            f"{scenario.source}: controllers: no controller listed; simulate runs the listed "
+            f"controllers, so list at least one; allowed: {allowed_controllers(scenario)}"
+        )
+    dom = domains.of(scenario)
+    shape = None
+    for entry in scenario.controllers:
+        if entry.name not in registry.names() or entry.checkpoint is None:
+            continue
+        shape = shape or dom.shape_for(scenario)
+        try:
+            registry.check_policy(entry.name, resolve_path(scenario, entry.checkpoint), shape)
+        except ScenarioError as exc:
+            raise ScenarioError(
+                f"{scenario.source}: controllers[{entry.name}].checkpoint: {exc}"
+            ) from None
 
 
 def check_graph(scenario: Any) -> None:

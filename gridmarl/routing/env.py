@@ -81,7 +81,7 @@ from gridmarl.core.controller import check_action
 from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.errors import ScenarioError
 from gridmarl.core.seeding import make_generator
-from gridmarl.core.types import Action, AgentSpec, Observation, Step
+from gridmarl.core.types import Action, AgentSpec, Observation, PolicyShape, Step
 from gridmarl.routing.topology import Topology, core_edge_groups
 
 _INF = torch.iinfo(torch.int64).max
@@ -141,6 +141,22 @@ def sample_arrivals(
     dst = torch.randint(1, n_routers, (num_envs, t, a), generator=generator)
     dst.add_(src).remainder_(n_routers)
     return Arrivals(counts=counts, src=src, dst=dst)
+
+
+def policy_shape(n_routers: int, max_degree: int, path_features: bool) -> PolicyShape:
+    """The sizes a policy must match (``AgentSpec`` without the agents; module docstring):
+    ``local_dim = 1 + N + 2K`` (``3K`` with path features), the same ``state``, a global token
+    of 3, ``K`` discrete choices, no forecast and no continuous action."""
+    dim = 1 + n_routers + (3 if path_features else 2) * max_degree
+    return PolicyShape(
+        local_dim=dim,
+        forecast_len=0,
+        forecast_dim=0,
+        state_dim=dim,
+        global_dim=3,
+        n_discrete=max_degree,
+        n_continuous=0,
+    )
 
 
 def poisson_high(mean: float) -> float:
@@ -296,7 +312,7 @@ class RoutingEnv(MultiAgentEnv):
             torch.bitwise_left_shift(torch.ones(n, 1, dtype=torch.long), (ids % 64)[:, None]),
         )
         self.bitrows = bitrows.to(dev)  # [N, W] visited set {r} of a packet born at r
-        dim = 1 + n + (3 if self.path_features else 2) * k
+        shape = policy_shape(n, k, self.path_features)
         self.nbr_bin = torch.where(nb >= 0, nb, self.zero_bin).flatten().to(dev)  # [N*K]
         if self.path_features:
             dist = topology.delay_matrix()  # [N, N] steps
@@ -306,13 +322,7 @@ class RoutingEnv(MultiAgentEnv):
             self.via_delay = torch.as_tensor(via, dtype=torch.float32, device=dev)
         self.spec = AgentSpec(
             n_agents=n,
-            local_dim=dim,
-            forecast_len=0,
-            forecast_dim=0,
-            state_dim=dim,
-            global_dim=3,
-            n_discrete=k,
-            n_continuous=0,
+            **shape.spec_fields(),
             groups=torch.as_tensor(
                 np.asarray(core_edge_groups(topology) if groups is None else groups),
                 dtype=torch.long,
