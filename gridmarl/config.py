@@ -37,6 +37,7 @@ from gridmarl.core.errors import ScenarioError
 __all__ = ["ScenarioError"]  # re-exported for users; gridmarl's own modules import core.errors
 
 MAX_INPUT_ECHO = 80  # [chars] longest piece of user input repeated in an error message
+SEED_LIMIT = 2**28  # seeds of a scenario (and --seed) lie in 0 … SEED_LIMIT - 1 (docs/protocol.md)
 
 
 class StrictModel(BaseModel):
@@ -227,7 +228,7 @@ class ScenarioBase(StrictModel):
     seed: int = Field(
         0,
         ge=0,
-        lt=2**28,
+        lt=SEED_LIMIT,
         description="drives numpy, torch and the simulators; simulate evaluates seed, seed+1, "
         "…, which stay below the seeds gridmarl derives for training, validation and tests "
         "(2**30 and up, docs/protocol.md)",

@@ -163,14 +163,11 @@ def for_checkpoint(path: str | Path) -> ControllerInfo:
     Raises:
         ScenarioError: an unreadable file, or a format no registered controller writes.
     """
-    import torch
-
+    from gridmarl.controllers.common.checkpoint import load_state
     from gridmarl.core.errors import ScenarioError
 
-    try:
-        fmt = torch.load(path, map_location="cpu", weights_only=True).get("format")
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input
-        raise ScenarioError(f"{path}: not a readable checkpoint ({exc})") from None
+    state = load_state(path)
+    fmt = state.get("format") if isinstance(state, dict) else None
     for info in REGISTRY.values():
         if info.checkpoint_format == fmt:
             return info

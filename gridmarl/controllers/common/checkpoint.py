@@ -18,23 +18,33 @@ from gridmarl.core.errors import ScenarioError
 from gridmarl.core.types import AgentSpec, PolicyShape
 
 
-def read_checkpoint(path: str | Path, fmt: str, what: str) -> dict[str, Any]:
-    """``torch.load(path, weights_only=True)``; checks ``state["format"] == fmt``.
+def load_state(path: str | Path) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU: no code is unpickled.
 
     Raises:
-        ScenarioError: missing file, unreadable file, or another format (``what`` names the
-            expected kind, e.g. ``MATPPO``).
+        ScenarioError: a missing or unreadable file (any loading failure is the user's input).
     """
     path = Path(path)
     if not path.exists():
         raise ScenarioError(f"{path}: checkpoint not found")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is the same user error
         raise ScenarioError(
             f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]}); "
             "expected a file written by `gridmarl train` or `gridmarl finetune`"
         ) from None
+
+
+def read_checkpoint(path: str | Path, fmt: str, what: str) -> dict[str, Any]:
+    """``torch.load(path, weights_only=True)`` (:func:`load_state`); checks
+    ``state["format"] == fmt``.
+
+    Raises:
+        ScenarioError: missing file, unreadable file, or another format (``what`` names the
+            expected kind, e.g. ``MATPPO``).
+    """
+    state = load_state(path)
     if not isinstance(state, dict) or state.get("format") != fmt:
         got = state.get("format") if isinstance(state, dict) else "?"
         raise ScenarioError(f"{path}: not a {what} checkpoint (format {got!r}, expected {fmt!r})")
