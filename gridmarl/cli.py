@@ -218,8 +218,10 @@ def train(
     """Train a learned controller on the scenario (energy: the training window, validated against
     the MILP; routing: vs shortest path; traffic: vs MaxPressure); checkpoints are written
     atomically and --resume continues."""
+    from gridmarl.train import check_flags
     from gridmarl.train import train as run_training
 
+    check_flags(seed, threads, validate_every, steps, warm_start_epochs)
     sc = _prepare_learning(scenario, set_, out, device)
     run_dir = run_training(
         sc,
@@ -265,7 +267,9 @@ def finetune(
     return of the training data (energy, traffic), validated like train; checkpoints are
     written atomically and --resume continues."""
     from gridmarl.finetune import finetune as run_finetune
+    from gridmarl.train import check_flags
 
+    check_flags(seed=seed, threads=threads, validate_every=validate_every)
     sc = _prepare_learning(scenario, set_, out, device)
     run_dir = run_finetune(
         sc,
