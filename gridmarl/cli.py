@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gridmarl.config import load_scenario, scenario_adapter
+from gridmarl.config import check_for_simulate, load_scenario, scenario_adapter
 from gridmarl.core.errors import ScenarioError
 
 app = typer.Typer(
@@ -152,6 +152,7 @@ def simulate(
         raise UsageError(f"--split {split!r}; allowed: {', '.join(SPLITS)}")
 
     sc = _load(scenario, set_)
+    check_for_simulate(sc)
     _check_writable(out)
     sim = _simulator(sc.domain)
     # Policies act on one episode at a time (tiny tensors): one intra-op thread is the fastest,
@@ -217,8 +218,10 @@ def train(
     """Train a learned controller on the scenario (energy: the training window, validated against
     the MILP; routing: vs shortest path; traffic: vs MaxPressure); checkpoints are written
     atomically and --resume continues."""
+    from gridmarl.train import check_flags
     from gridmarl.train import train as run_training
 
+    check_flags(seed, threads, validate_every, steps, warm_start_epochs)
     sc = _prepare_learning(scenario, set_, out, device)
     run_dir = run_training(
         sc,
@@ -264,7 +267,9 @@ def finetune(
     return of the training data (energy, traffic), validated like train; checkpoints are
     written atomically and --resume continues."""
     from gridmarl.finetune import finetune as run_finetune
+    from gridmarl.train import check_flags
 
+    check_flags(seed=seed, threads=threads, validate_every=validate_every)
     sc = _prepare_learning(scenario, set_, out, device)
     run_dir = run_finetune(
         sc,
@@ -289,11 +294,14 @@ def validate(
         bool, typer.Option("--schema", help="print the JSON Schema of scenario files and exit")
     ] = False,
 ) -> None:
-    """Check a scenario file (keys, types, ranges, data files, windows) without running it."""
+    """Check a scenario file (keys, types, finite numbers, ranges, data files, windows, sizes,
+    controllers and their checkpoints) without running it: what simulate refuses, validate
+    refuses."""
     if schema:
         print(json.dumps(scenario_adapter().json_schema(by_alias=True), indent=2))
         return
     sc = _load(scenario, set_)
+    check_for_simulate(sc)
     names = ", ".join(c.display_name for c in sc.controllers) or "none"
     console.print(
         f"[green]ok[/green] {scenario}: {sc.domain} scenario {sc.name!r}, seed {sc.seed}"
@@ -341,7 +349,8 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except (ScenarioError, UsageError) as exc:
-        err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, markup=True)
+        # escaped: keys such as controllers[matppo] are text, not rich markup
+        err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -361,7 +370,7 @@ def main() -> None:
         if os.environ.get("GRIDMARL_DEBUG"):
             raise
         err_console.print(
-            f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc}\n"
+            f"[bold red]internal error:[/bold red] {type(exc).__name__}: {escape(str(exc))}\n"
             "(set GRIDMARL_DEBUG=1 for a traceback)",
             highlight=False,
         )

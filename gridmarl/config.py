@@ -2,21 +2,26 @@
 
 The scenario is a discriminated union on ``domain`` over the registered domains
 (``gridmarl.domains``: ``energy`` | ``traffic`` | ``routing``).
-Every model forbids unknown keys.  ``load_scenario`` turns every problem into a
-``ScenarioError`` whose message names the file, the key, the value and what is allowed;
-the command line prints it and exits with code 2.
+Every model forbids unknown keys and every number in a scenario is finite: ``StrictModel``
+refuses NaN and ±inf for every float field of every model (``allow_inf_nan=False``, which
+pydantic applies to the floats inside tuples, lists and dicts of a model's fields too), and the
+free-form ``options`` mappings refuse them at any depth (``Options``).  ``load_scenario`` turns
+every problem into a ``ScenarioError`` whose message names the file, the key, the value and
+what is allowed; the command line prints it and exits with code 2.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -32,17 +37,22 @@ from gridmarl.core.errors import ScenarioError
 __all__ = ["ScenarioError"]  # re-exported for users; gridmarl's own modules import core.errors
 
 MAX_INPUT_ECHO = 80  # [chars] longest piece of user input repeated in an error message
+SEED_LIMIT = 2**28  # seeds of a scenario (and --seed) lie in 0 … SEED_LIMIT - 1 (docs/protocol.md)
 
 
 class StrictModel(BaseModel):
-    """Base for every config model: unknown keys are errors, values are validated on assignment.
+    """Base for every config model: unknown keys are errors, values are validated on assignment,
+    and no float is NaN or ±inf (``allow_inf_nan=False``: every float field of every model
+    that inherits this, floats in tuples, lists and dicts included).
 
     Fields named in ``OMIT_WHEN_NONE`` are left out of ``model_dump`` while they are None:
     optional blocks added to the schema later do not change the dump (and so the scenario and
     policy hashes) of a scenario that does not use them.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False
+    )
     OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ()
 
     @model_serializer(mode="wrap")
@@ -53,6 +63,36 @@ class StrictModel(BaseModel):
                 if getattr(self, name) is None:
                     data.pop(name, None)
         return data
+
+
+def non_finite_path(value: Any, path: str = "") -> str | None:
+    """The dotted path (``a.b[2]``) of the first NaN or ±inf float inside ``value`` (mappings
+    and lists searched in order), or None when every number is finite."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "<value>"
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = non_finite_path(v, f"{path}.{k}" if path else str(k))
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found = non_finite_path(v, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _finite_options(value: dict[str, Any]) -> dict[str, Any]:
+    bad = non_finite_path(value)
+    if bad is not None:
+        raise ValueError(f"{bad} is not a finite number; NaN and ±inf are not allowed")
+    return value
+
+
+#: a free-form ``options`` mapping (controller settings, hyper-parameters): any keys, checked
+#: by whoever reads them, but no NaN or ±inf at any depth (the same rule as every float field)
+Options = Annotated[dict[str, Any], AfterValidator(_finite_options)]
 
 
 def file_stem(name: str) -> str:
@@ -83,9 +123,7 @@ class ControllerEntry(StrictModel):
     forecast: Literal["perfect", "noisy"] | None = Field(
         None, description="MPC forecast: the env's own forecast kind by default"
     )
-    options: dict[str, Any] = Field(
-        default_factory=dict, description="controller-specific extra options"
-    )
+    options: Options = Field(default_factory=dict, description="controller-specific extra options")
 
     @property
     def display_name(self) -> str:
@@ -117,7 +155,7 @@ class TrainBase(StrictModel):
 
     steps: int = Field(2_000_000, ge=1, description="agent-steps budget (env steps x agents)")
     num_envs: int = Field(64, ge=1, description="parallel episodes B")
-    options: dict = Field(default_factory=dict, description="controller hyper-parameters")
+    options: Options = Field(default_factory=dict, description="controller hyper-parameters")
     es: ESConfig = Field(
         default_factory=ESConfig, description="ES fine-tuning of a trained policy (finetune)"
     )
@@ -190,7 +228,7 @@ class ScenarioBase(StrictModel):
     seed: int = Field(
         0,
         ge=0,
-        lt=2**28,
+        lt=SEED_LIMIT,
         description="drives numpy, torch and the simulators; simulate evaluates seed, seed+1, "
         "…, which stay below the seeds gridmarl derives for training, validation and tests "
         "(2**30 and up, docs/protocol.md)",
@@ -263,9 +301,24 @@ def scenario_adapter():
     return TypeAdapter(union)
 
 
+def allowed_controllers(scenario: Any) -> str:
+    """The controller names a scenario's domain accepts, for messages: its rule and
+    optimisation baselines, then the learned controllers (which need a ``checkpoint``)."""
+    from gridmarl import domains
+    from gridmarl.controllers import registry
+
+    dom = domains.of(scenario)
+    infos = [registry.get(n) for n in registry.names()]
+    learned = [i.name for i in infos if dom.refusal(i.name, i.action_kinds, i.needs_graph) is None]
+    return ", ".join(dom.baselines) + (
+        f"; learned, with a checkpoint: {', '.join(learned)}" if learned else ""
+    )
+
+
 def check_controllers(scenario: Any) -> None:
-    """Every ``controllers`` entry names one of the domain's baselines or a registered learned
-    controller; a learned one has a ``checkpoint`` that exists.
+    """Every ``controllers`` entry names one of the domain's baselines or a learned controller
+    that can act in the domain; a learned one has a ``checkpoint`` that exists (whether it
+    fits: :func:`check_for_simulate`).
 
     Raises:
         ScenarioError: naming the entry and what is allowed.
@@ -279,16 +332,56 @@ def check_controllers(scenario: Any) -> None:
         if entry.name not in dom.baselines and entry.name not in learned:
             raise ScenarioError(
                 f"controllers: unknown {dom.name} controller {entry.name!r}; "
-                f"allowed: {', '.join(dom.baselines + tuple(learned))}"
+                f"allowed: {allowed_controllers(scenario)}"
             )
-        if entry.name in learned and entry.checkpoint is None:
-            raise ScenarioError(
-                f"controllers[{entry.name}]: a learned controller needs 'checkpoint'"
-            )
+        if entry.name in learned:
+            info = registry.get(entry.name)
+            why = dom.refusal(info.name, info.action_kinds, info.needs_graph)
+            if why is not None:
+                raise ScenarioError(
+                    f"controllers[{entry.name}]: {why}; allowed: {allowed_controllers(scenario)}"
+                )
+            if entry.checkpoint is None:
+                raise ScenarioError(
+                    f"controllers[{entry.name}]: a learned controller needs 'checkpoint'"
+                )
         if entry.checkpoint is not None and not resolve_path(scenario, entry.checkpoint).exists():
             raise ScenarioError(
                 f"controllers[{entry.name}].checkpoint: file not found: {entry.checkpoint}"
             )
+
+
+def check_for_simulate(scenario: Any) -> None:
+    """What ``simulate`` needs beyond a valid scenario (``train`` and ``finetune`` run no
+    listed controller and need none of it): at least one controller, and every learned
+    controller's checkpoint loads safely (weights only) and fits the scenario's env:
+    ``registry.check_policy`` against the domain's ``policy_shape``, the check ``simulate``
+    makes when it loads the policy, made without building the env.  ``gridmarl validate``
+    and ``gridmarl simulate`` call it after :func:`load_scenario`.
+
+    Raises:
+        ScenarioError: naming the source, the key and what is allowed.
+    """
+    from gridmarl import domains
+    from gridmarl.controllers import registry
+
+    if not scenario.controllers:
+        raise ScenarioError(
+            f"{scenario.source}: controllers: no controller listed; simulate runs the listed "
+            f"controllers, so list at least one; allowed: {allowed_controllers(scenario)}"
+        )
+    dom = domains.of(scenario)
+    shape = None
+    for entry in scenario.controllers:
+        if entry.name not in registry.names() or entry.checkpoint is None:
+            continue
+        shape = shape or dom.shape_for(scenario)
+        try:
+            registry.check_policy(entry.name, resolve_path(scenario, entry.checkpoint), shape)
+        except ScenarioError as exc:
+            raise ScenarioError(
+                f"{scenario.source}: controllers[{entry.name}].checkpoint: {exc}"
+            ) from None
 
 
 def check_graph(scenario: Any) -> None:
@@ -338,9 +431,10 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     known = ", ".join(domains.names())
     lines = []
     for e in err.errors():
-        loc = ".".join(
-            str(p) for p in e["loc"] if not (isinstance(p, str) and p in domains.DOMAINS)
-        )
+        # the first part of a location is the union's tag (the domain); a key of the same name
+        # further in (routing's ``traffic`` block) is a key
+        parts = e["loc"][1:] if e["loc"] and e["loc"][0] in domains.DOMAINS else e["loc"]
+        loc = ".".join(str(p) for p in parts)
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key (not allowed here; check the spelling)"
@@ -348,6 +442,8 @@ def format_validation_error(err: ValidationError, source: str) -> str:
             msg = f"unknown domain; allowed: {known}"
         elif e["type"] == "union_tag_not_found":
             msg = f"missing key 'domain'; allowed: {known}"
+        elif e["type"] == "finite_number":
+            msg = "not a finite number; NaN and ±inf are not allowed"
         got = (
             ""
             if e["type"] in ("missing", "union_tag_not_found")

@@ -245,9 +245,10 @@ def finetune(
 
     from gridmarl.core.training import set_torch_threads
     from gridmarl.run_folder import policy_hash, run_meta, versions
-    from gridmarl.train import domain_training
+    from gridmarl.train import check_flags, domain_training
 
     console = console or Console()
+    check_flags(seed=seed, threads=threads, validate_every=validate_every)
     if isinstance(scenario, str | Path):
         scenario = load_scenario(scenario, overrides)
     dom = domain_training(scenario)

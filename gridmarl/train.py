@@ -117,6 +117,35 @@ def learner_info(controller: str, domain: Domain) -> ControllerInfo:
     return info
 
 
+def check_flags(
+    seed: int | None = None,
+    threads: int | None = None,
+    validate_every: int | None = None,
+    steps: int | None = None,
+    warm_start_epochs: int | None = None,
+) -> None:
+    """Refuse out-of-range ``train`` / ``finetune`` options before any work (None = not
+    given, the default applies).
+
+    Raises:
+        ScenarioError: naming the option and what is allowed.
+    """
+    from gridmarl.config import SEED_LIMIT
+
+    if seed is not None and not 0 <= seed < SEED_LIMIT:
+        raise ScenarioError(
+            f"--seed {seed}: allowed: 0 … {SEED_LIMIT - 1} (a scenario's seeds, docs/protocol.md)"
+        )
+    for flag, value, least, what in (
+        ("--threads", threads, 1, "CPU threads"),
+        ("--validate-every", validate_every, 1, "updates or generations"),
+        ("--steps", steps, 0, "agent-steps"),
+        ("--warm-start-epochs", warm_start_epochs, 1, "passes over the teacher's episodes"),
+    ):
+        if value is not None and value < least:
+            raise ScenarioError(f"{flag} {value}: allowed: {least} or more {what}")
+
+
 def default_learner() -> str:
     """The learned controller ``train`` trains when none is named (``registry.DEFAULT``)."""
     from gridmarl.controllers import registry
@@ -452,11 +481,14 @@ def train(
     from torch.utils.tensorboard import SummaryWriter
 
     console = console or Console()
+    check_flags(seed, threads, validate_every, steps, warm_start_epochs)
     if isinstance(scenario, str | Path):
         scenario = load_scenario(scenario, overrides)
     dom = domain_training(scenario)
     info = learner_info(controller or default_learner(), dom)
     controller = info.name
+    if warm_start is not None and warm_start not in (teachers := dom.teachers()):
+        raise ScenarioError(f"--warm-start {warm_start!r}; allowed: {', '.join(teachers)}")
     set_torch_threads(threads, dom, scenario, int(train_options(scenario)["num_envs"]))
     dev = resolve_device(device)
     p_hash = policy_hash(scenario)

@@ -81,7 +81,7 @@ from gridmarl.core.errors import ScenarioError
 from gridmarl.core.io import atomic_write
 from gridmarl.core.learner import Progress, TrainingLogger, run
 from gridmarl.core.seeding import make_generator, stream_seed
-from gridmarl.core.types import Action, AgentSpec, Observation
+from gridmarl.core.types import Action, AgentSpec, Observation, PolicyShape
 
 CHECKPOINT_FORMAT = "gridmarl.matppo/1"
 #: spec fields whose value fixes a weight shape (``n_agents`` and ``forecast_len`` do not; a
@@ -651,6 +651,35 @@ class MATPPO(Trainable):
         self.meta = dict(state.get("meta", {}))
 
     @classmethod
+    def check_checkpoint(
+        cls,
+        path: str | Path,
+        spec: AgentSpec | PolicyShape,
+        scenario_hash: str | None = None,
+    ) -> dict[str, Any]:
+        """Read a checkpoint safely (weights only) and refuse it unless it is a MATPPO
+        checkpoint with readable hyper-parameters that fits ``spec`` (an env's spec, or the
+        shape a scenario implies); what :meth:`from_checkpoint` checks before building.
+
+        Returns:
+            The checkpoint's content.
+
+        Raises:
+            ScenarioError: naming the file and what does not match.
+        """
+        state = read_checkpoint(path, CHECKPOINT_FORMAT, "MATPPO")
+        check_compatible(state, spec, SHAPE_FIELDS, path, scenario_hash)
+        try:
+            MATPPOConfig(**state["config"])
+            int(state["seed"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ScenarioError(
+                f"{path}: damaged MATPPO checkpoint: its hyper-parameters or seed do not "
+                f"read ({type(exc).__name__}: {str(exc)[:200]})"
+            ) from None
+        return state
+
+    @classmethod
     def from_checkpoint(
         cls,
         path: str | Path,
@@ -662,8 +691,7 @@ class MATPPO(Trainable):
 
         ``spec.n_agents`` may differ from the training community's (the actor is size-free).
         """
-        state = read_checkpoint(path, CHECKPOINT_FORMAT, "MATPPO")
-        check_compatible(state, spec, SHAPE_FIELDS, path, scenario_hash)
+        state = cls.check_checkpoint(path, spec, scenario_hash)
         ctrl = cls(spec, MATPPOConfig(**state["config"]), device=device, seed=int(state["seed"]))
         ctrl.load(path, scenario_hash)
         return ctrl

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # torch-free import: validating a scenario lists the names
     from gridmarl.core.controller import Controller
     from gridmarl.core.env import MultiAgentEnv
+    from gridmarl.core.types import PolicyShape
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,30 @@ def names() -> list[str]:
     return sorted(REGISTRY)
 
 
+def _info(name: str) -> ControllerInfo:
+    from gridmarl.core.errors import ScenarioError
+
+    try:
+        return get(name)
+    except KeyError as exc:
+        raise ScenarioError(str(exc.args[0])) from None
+
+
+def check_policy(name: str, checkpoint: str | Path, shape: PolicyShape) -> ControllerInfo:
+    """Refuse ``checkpoint`` unless it is a ``name`` checkpoint that loads safely (weights
+    only) and fits ``shape``, the shape a scenario's env has (``Domain.shape_for``): the check
+    :func:`load_policy` makes before it builds the controller, without an env
+    (``gridmarl validate``).
+
+    Raises:
+        ScenarioError: unknown name, missing or unreadable checkpoint, another controller's
+            checkpoint, or sizes and features that do not fit.
+    """
+    info = _info(name)
+    info.load_class().check_checkpoint(checkpoint, shape)
+    return info
+
+
 def load_policy(
     name: str, checkpoint: str | Path, env: MultiAgentEnv, scenario: Any = None
 ) -> Controller:
@@ -128,13 +153,7 @@ def load_policy(
     Raises:
         ScenarioError: unknown name, unreadable checkpoint, or shapes that do not fit.
     """
-    from gridmarl.core.errors import ScenarioError
-
-    try:
-        info = get(name)
-    except KeyError as exc:
-        raise ScenarioError(str(exc.args[0])) from None
-    cls = info.load_class()
+    cls = _info(name).load_class()
     return cls.from_checkpoint(checkpoint, env.spec, device="cpu")
 
 
@@ -144,14 +163,11 @@ def for_checkpoint(path: str | Path) -> ControllerInfo:
     Raises:
         ScenarioError: an unreadable file, or a format no registered controller writes.
     """
-    import torch
-
+    from gridmarl.controllers.common.checkpoint import load_state
     from gridmarl.core.errors import ScenarioError
 
-    try:
-        fmt = torch.load(path, map_location="cpu", weights_only=True).get("format")
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input
-        raise ScenarioError(f"{path}: not a readable checkpoint ({exc})") from None
+    state = load_state(path)
+    fmt = state.get("format") if isinstance(state, dict) else None
     for info in REGISTRY.values():
         if info.checkpoint_format == fmt:
             return info

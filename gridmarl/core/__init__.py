@@ -14,6 +14,7 @@ _EXPORTS = {
     "EnvWrapper": "gridmarl.core.wrappers",
     "MultiAgentEnv": "gridmarl.core.env",
     "Observation": "gridmarl.core.types",
+    "PolicyShape": "gridmarl.core.types",
     "ScheduleController": "gridmarl.core.controller",
     "Step": "gridmarl.core.types",
     "Trainable": "gridmarl.core.controller",

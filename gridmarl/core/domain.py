@@ -10,6 +10,9 @@ What a domain provides (the training hooks are the module named by ``training``;
 
 * ``scenario_model``: the pydantic model of its scenarios (``gridmarl.config`` unions them);
 * ``simulator``: a module with ``simulate(scenario, console) -> SimulationResult``;
+* ``policy_shape``: ``(scenario) -> PolicyShape``, what a learned policy must match to act in
+  the scenario's env, computed without building the env (``gridmarl validate`` checks
+  checkpoints against it);
 * ``training``: a module with ``train_env_factory``, ``make_validator``, ``TEACHERS`` and
   optionally ``worker_processes``;
 * ``rule_baselines``, ``optimisation_baselines``: controller names ``simulate`` runs besides
@@ -29,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from gridmarl.core.env import MultiAgentEnv
     from gridmarl.core.training import Validator
+    from gridmarl.core.types import PolicyShape
 
 ActionKind = Literal["discrete", "continuous", "hybrid"]
 ACTION_KINDS: tuple[ActionKind, ...] = ("discrete", "continuous", "hybrid")
@@ -58,6 +62,9 @@ class Domain:
         description: one line for listings.
         scenario_model: ``"module:Class"`` of its scenario model.
         simulator: module with ``simulate(scenario, console)``.
+        policy_shape: ``"module:function"``, ``(scenario) -> core.types.PolicyShape``: what a
+            learned policy must match in the scenario's env, without building it (no
+            simulator, solver or data).
         training: module with the training hooks (``gridmarl.core.training``).
         rule_baselines: rule controllers ``simulate`` runs (``controllers[].name``).
         optimisation_baselines: optimisation controllers ``simulate`` runs (MILP, MPC, MCF …).
@@ -74,6 +81,7 @@ class Domain:
     optimisation_baselines: tuple[str, ...]
     action_kinds: frozenset[ActionKind]
     graph: bool
+    policy_shape: str
 
     @property
     def baselines(self) -> tuple[str, ...]:
@@ -83,6 +91,10 @@ class Domain:
     def scenario_class(self) -> type:
         """The scenario model (imports the domain's config module, no simulator)."""
         return load_attr(self.scenario_model)
+
+    def shape_for(self, scenario: Any) -> PolicyShape:
+        """What a learned policy must match in ``scenario``'s env (``policy_shape``)."""
+        return load_attr(self.policy_shape)(scenario)
 
     def simulate(self, scenario: Any, console: Any = None) -> Any:
         """Run ``scenario``'s controllers on its evaluation window (``SimulationResult``)."""

@@ -12,6 +12,7 @@ that loop too.
 | ``config_class`` | its hyper-parameter dataclass; ``config_class.from_options(mapping)`` |
 | ``__init__(spec, config, device, seed)`` | a fresh learner for an env's ``AgentSpec`` |
 | ``from_checkpoint(path, spec, device, scenario_hash)`` | one read from a checkpoint |
+| ``check_checkpoint(path, spec, scenario_hash)`` | refuse a checkpoint that does not fit (no env) |
 | ``cfg`` | its config (``cfg.num_envs``: the parallel episodes it collects from) |
 | ``seed``, ``meta`` | its seed; notes written to the checkpoint sidecar |
 | ``progress()`` | :class:`Progress`: agent-steps and updates so far |
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     import torch
 
     from gridmarl.core.env import MultiAgentEnv
-    from gridmarl.core.types import Action, AgentSpec, Observation
+    from gridmarl.core.types import Action, AgentSpec, Observation, PolicyShape
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,21 @@ class Learner(Protocol):
         Raises:
             ScenarioError: not this learner's checkpoint, or one that does not fit ``spec``
                 (or was trained on another scenario, when ``scenario_hash`` is given).
+        """
+
+    @classmethod
+    def check_checkpoint(
+        cls,
+        path: str | Path,
+        spec: AgentSpec | PolicyShape,
+        scenario_hash: str | None = None,
+    ) -> dict[str, Any]:
+        """The checkpoint's content, read safely, after the checks ``from_checkpoint`` makes
+        against ``spec`` (an env's spec, or the shape a scenario implies: ``gridmarl
+        validate`` builds no env).
+
+        Raises:
+            ScenarioError: as ``from_checkpoint``.
         """
 
     def progress(self) -> Progress:

@@ -84,6 +84,37 @@ class AgentSpec:
             raise ValueError("agent_names must name every agent")
 
 
+@dataclass(frozen=True)
+class PolicyShape:
+    """What a trained policy must match in an env, known from a scenario without building the
+    env: the ``AgentSpec`` fields that fix weight shapes or the meaning of the inputs (not the
+    number of agents, their graph or names; size-free actors run on any number of agents).
+
+    ``gridmarl validate`` compares a checkpoint with the scenario's shape (each domain's
+    ``policy_shape``); every env builds its ``AgentSpec`` from the same shape, so the two agree.
+    Attributes as in :class:`AgentSpec`.
+    """
+
+    local_dim: int
+    forecast_len: int
+    forecast_dim: int
+    state_dim: int
+    global_dim: int
+    n_discrete: int
+    n_continuous: int
+    action_prior: tuple[int, ...] = ()
+    local_features: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, spec: AgentSpec) -> PolicyShape:
+        """The shape of an env's spec."""
+        return cls(**{f.name: getattr(spec, f.name) for f in fields(cls)})
+
+    def spec_fields(self) -> dict[str, object]:
+        """The shape as ``AgentSpec`` keyword arguments."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 def _map_tensors(obj, fn):
     """Apply ``fn`` to every tensor field of a dataclass, returning a new instance."""
     changes = {}

@@ -383,7 +383,8 @@ class EnergyScenario(ScenarioBase):
         return resolve_path(self, name)
 
     def check_resources(self) -> None:
-        """Checks that need the data: the dataset exists and every window lies inside it."""
+        """Checks that need the data: the dataset exists and every window lies inside it (the
+        controllers and their checkpoints: ``gridmarl.config.check_controllers``)."""
         from gridmarl.energy.citylearn import SHIPPED_DATASETS, dataset_span
 
         name = self.community.dataset
@@ -402,10 +403,3 @@ class EnergyScenario(ScenarioBase):
                     f"window.{k}: {span.start} + {span.days} days lies outside the data "
                     f"({first} to {last})"
                 )
-        for entry in self.controllers:
-            if entry.checkpoint is not None:
-                p = resolve_path(self, entry.checkpoint)
-                if not p.exists():
-                    raise ScenarioError(
-                        f"controllers[{entry.name}].checkpoint: file not found: {entry.checkpoint}"
-                    )

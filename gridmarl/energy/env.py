@@ -118,7 +118,7 @@ from torch import Tensor
 from gridmarl.core.controller import check_action
 from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.seeding import make_generator, resolve_device
-from gridmarl.core.types import Action, AgentSpec, Observation, Step
+from gridmarl.core.types import Action, AgentSpec, Observation, PolicyShape, Step
 from gridmarl.energy import devices, market
 from gridmarl.energy.community import Community
 from gridmarl.energy.feeders import device_groups, feeder_neighbors, feeder_of
@@ -149,6 +149,41 @@ def counter_normal(*keys: Tensor | int) -> Tensor:
     u1 = (_mix(h ^ 0x1234567).double() + 0.5) / 2.0**32
     u2 = (_mix(h ^ 0x7654321).double() + 0.5) / 2.0**32
     return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)
+
+
+def local_feature_names(
+    broadcast_loading: bool, ev_rate_feature: bool, ev_action_prior: bool
+) -> tuple[str, ...]:
+    """Names of the ``local`` features: ``CommunityEnv.LOCAL_FEATURES`` and then the optional
+    ones the scenario switches on (``community.market.broadcast_loading``,
+    ``community.ev.rate_feature``, ``community.ev.action_prior``), in that order."""
+    return (
+        CommunityEnv.LOCAL_FEATURES
+        + (("grid_loading_prev",) if broadcast_loading else ())
+        + (("ev_rate_needed",) if ev_rate_feature else ())
+        + (("ev_prior_u",) if ev_action_prior else ())
+    )
+
+
+def policy_shape(
+    local_features: tuple[str, ...], forecast_steps: int, hp_modes: int
+) -> PolicyShape:
+    """The sizes a policy must match (``AgentSpec`` without the agents): ``local_features``
+    (:func:`local_feature_names`), the forecast window [steps] and the heat-pump modes (the
+    discrete choices); two continuous actions (battery, EV)."""
+    prior = local_features.index("ev_prior_u") if "ev_prior_u" in local_features else None
+    return PolicyShape(
+        local_dim=len(local_features),
+        forecast_len=int(forecast_steps),
+        forecast_dim=len(CommunityEnv.FORECAST_FEATURES),
+        state_dim=len(local_features) + 1,
+        global_dim=len(CommunityEnv.GLOBAL_FEATURES),
+        n_discrete=int(hp_modes),
+        n_continuous=2,
+        # the EV dimension's default action (a residual policy adds it to its mean)
+        action_prior=(-1, prior) if prior is not None else (),
+        local_features=tuple(local_features),
+    )
 
 
 class CommunityEnv(MultiAgentEnv):
@@ -258,11 +293,8 @@ class CommunityEnv(MultiAgentEnv):
         self.noise_std = float(noise_std)
         self.random_start = bool(random_start)
         self.record = (self.num_envs == 1) if record is None else bool(record)
-        self.local_features = (
-            self.LOCAL_FEATURES
-            + (("grid_loading_prev",) if community.broadcast_loading else ())
-            + (("ev_rate_needed",) if community.ev_rate_feature else ())
-            + (("ev_prior_u",) if community.ev_action_prior else ())
+        self.local_features = local_feature_names(
+            community.broadcast_loading, community.ev_rate_feature, community.ev_action_prior
         )
         # rows of the optional features in the observation buffer (None when off)
         idx_of = {name: i for i, name in enumerate(self.local_features)}
@@ -360,19 +392,10 @@ class CommunityEnv(MultiAgentEnv):
         names = tuple(c.names) if len(c.names) == n else tuple(f"prosumer_{i}" for i in range(n))
         return AgentSpec(
             n_agents=n,
-            local_dim=len(self.local_features),
-            forecast_len=self.forecast_steps,
-            forecast_dim=len(self.FORECAST_FEATURES),
-            state_dim=len(self.local_features) + 1,
-            global_dim=len(self.GLOBAL_FEATURES),
-            n_discrete=c.hp_modes,
-            n_continuous=2,
             groups=torch.as_tensor(np.asarray(groups).reshape(-1), dtype=torch.long),
             neighbors=torch.as_tensor(np.asarray(nbr), dtype=torch.long),
             agent_names=names,
-            # the EV dimension's default action (a residual policy adds it to its mean)
-            action_prior=(-1, self._prior_idx) if self._prior_idx is not None else (),
-            local_features=tuple(self.local_features),
+            **policy_shape(self.local_features, self.forecast_steps, c.hp_modes).spec_fields(),
         )
 
     # -- public accessors -----------------------------------------------------------------------

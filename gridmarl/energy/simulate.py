@@ -22,6 +22,7 @@ import torch
 from gridmarl.config import ControllerEntry, resolve_path
 from gridmarl.core.controller import Controller
 from gridmarl.core.errors import ScenarioError
+from gridmarl.core.types import PolicyShape
 from gridmarl.experiment import ControllerResult, SimulationResult, run_episode
 
 HEADLINE = [
@@ -62,6 +63,17 @@ def reference_gap_warning(gap: float, name: str = "the MILP") -> str:
 def forecast_steps(scenario: Any) -> int:
     """Forecast window length in steps: horizon [h] / Δt [h], at least 1."""
     return max(1, round(scenario.community.forecast.horizon_h / scenario.window.step_h))
+
+
+def policy_shape(scenario: Any) -> PolicyShape:
+    """What a learned policy must match to act in this scenario's env (``make_eval_env``, and
+    the training env), from the scenario alone: no data read, no env built."""
+    from gridmarl.energy.env import local_feature_names
+    from gridmarl.energy.env import policy_shape as shape
+
+    c = scenario.community
+    names = local_feature_names(c.market.broadcast_loading, c.ev.rate_feature, c.ev.action_prior)
+    return shape(names, forecast_steps(scenario), c.heat_pump.modes)
 
 
 def episode_steps(scenario: Any, span: str = "evaluate") -> int:

@@ -12,13 +12,19 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from gridmarl.config import ScenarioBase, StrictModel, TrainBase
+from gridmarl.core.errors import ScenarioError
+
+#: routers a generated topology may have (``routers``, or ``rows * cols`` of a grid) [-]
+ROUTERS_RANGE = (2, 5000)
 
 
 class GeneratorConfig(StrictModel):
     """A synthetic topology (networkx generators, positions in a square of ``side_km``)."""
 
     kind: Literal["waxman", "grid", "random_geometric"] = Field(description="generator")
-    routers: int = Field(40, ge=2, le=5000, description="routers N (grid: rows * cols)")
+    routers: int = Field(
+        40, ge=ROUTERS_RANGE[0], le=ROUTERS_RANGE[1], description="routers N (grid: rows * cols)"
+    )
     rows: int | None = Field(None, ge=1, description="grid rows (grid only)")
     cols: int | None = Field(None, ge=1, description="grid columns (grid only)")
     side_km: float = Field(4000.0, gt=0, description="side of the square the routers lie in [km]")
@@ -27,8 +33,15 @@ class GeneratorConfig(StrictModel):
 
     @model_validator(mode="after")
     def _grid_shape(self) -> GeneratorConfig:
-        if self.kind == "grid" and (self.rows is None or self.cols is None):
-            raise ValueError("a grid generator needs rows and cols")
+        if self.kind == "grid":
+            if self.rows is None or self.cols is None:
+                raise ValueError("a grid generator needs rows and cols")
+            lo, hi = ROUTERS_RANGE
+            if not lo <= self.rows * self.cols <= hi:
+                raise ValueError(
+                    f"a grid of rows x cols = {self.rows} x {self.cols} = "
+                    f"{self.rows * self.cols} routers; allowed: {lo} to {hi} routers"
+                )
         return self
 
 
@@ -159,11 +172,17 @@ class RoutingScenario(ScenarioBase):
     train: TrainConfig = Field(default_factory=TrainConfig, description="gridmarl train")
 
     def check_resources(self) -> None:
-        """The topology loads (or is refused with what is missing); the controllers are
-        checked by ``gridmarl.config.check_controllers``."""
+        """The topology loads (or is refused with what is missing) and one episode fits one
+        env's memory and packet pool (``routing.env.episode_size_problem``); the controllers
+        are checked by ``gridmarl.config.check_controllers``."""
+        from gridmarl.routing.env import episode_size_problem
         from gridmarl.routing.topology import load_topology
 
-        load_topology(self)
+        topo = load_topology(self)
+        profile = [(s.steps, s.rate_pkt_per_step) for s in self.traffic.profile]
+        problem = episode_size_problem(profile, topo.n_routers, int(topo.delay_steps.max()))
+        if problem is not None:
+            raise ScenarioError(f"traffic.profile: {problem}")
 
     def agent_count(self) -> int:
         """Routers ``N`` of the topology (one agent each)."""

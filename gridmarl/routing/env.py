@@ -79,13 +79,21 @@ from torch import Tensor
 
 from gridmarl.core.controller import check_action
 from gridmarl.core.env import MultiAgentEnv
+from gridmarl.core.errors import ScenarioError
 from gridmarl.core.seeding import make_generator
-from gridmarl.core.types import Action, AgentSpec, Observation, Step
+from gridmarl.core.types import Action, AgentSpec, Observation, PolicyShape, Step
 from gridmarl.routing.topology import Topology, core_edge_groups
 
 _INF = torch.iinfo(torch.int64).max
 _SLOT_BITS = 24  # a FIFO key is ``stamp << _SLOT_BITS | slot``: at most 2**24 - 1 slots per env
 _SLOT_MASK = (1 << _SLOT_BITS) - 1
+#: packets one env holds at most: the pool doubles from a power of two, so it stays below the
+#: FIFO key's 2**24 - 1 slots while it holds at most 2**23 packets [pkt]
+MAX_PACKETS = 1 << (_SLOT_BITS - 1)
+#: cells of the largest tables one env keeps for an episode (arrivals ``[T, A]`` int64 for the
+#: sources and again for the destinations, the delivery schedule, the per-step records
+#: ``[T, N, 7]``): 2**28 cells, 2 GiB as int64 [-]
+MAX_TABLE_CELLS = 1 << 28
 RECORD_COLUMNS = (
     "queue_pkt",
     "next_hop",
@@ -133,6 +141,74 @@ def sample_arrivals(
     dst = torch.randint(1, n_routers, (num_envs, t, a), generator=generator)
     dst.add_(src).remainder_(n_routers)
     return Arrivals(counts=counts, src=src, dst=dst)
+
+
+def policy_shape(n_routers: int, max_degree: int, path_features: bool) -> PolicyShape:
+    """The sizes a policy must match (``AgentSpec`` without the agents; module docstring):
+    ``local_dim = 1 + N + 2K`` (``3K`` with path features), the same ``state``, a global token
+    of 3, ``K`` discrete choices, no forecast and no continuous action."""
+    dim = 1 + n_routers + (3 if path_features else 2) * max_degree
+    return PolicyShape(
+        local_dim=dim,
+        forecast_len=0,
+        forecast_dim=0,
+        state_dim=dim,
+        global_dim=3,
+        n_discrete=max_degree,
+        n_continuous=0,
+    )
+
+
+def poisson_high(mean: float) -> float:
+    """A count a Poisson draw of ``mean`` exceeds with probability below 1e-8 (mean + 6 std +
+    6) [-]."""
+    return mean + 6.0 * float(np.sqrt(mean)) + 6.0
+
+
+def episode_size_problem(
+    profile: Sequence[tuple[int, float]], n_routers: int, max_delay: int
+) -> str | None:
+    """Why one env of this episode would not fit the packet pool, the order keys or
+    ``MAX_TABLE_CELLS``, or None when it fits.
+
+    Computed from the scenario alone, with counts a Poisson draw stays below
+    (:func:`poisson_high`): total packets of the episode (the pool must hold them if none is
+    delivered), most packets in one step ``A``, and the episode length ``T``.
+
+    Args:
+        profile: ``[(steps, rate [pkt/step]), ...]`` (as :func:`rates_from_profile`; finite
+            rates >= 0), read without building the ``[T]`` rates.
+        n_routers: routers ``N``.
+        max_delay: the longest link delay [steps].
+    """
+    t = sum(int(n) for n, _ in profile)
+    total = sum(int(n) * float(r) for n, r in profile)
+    peak = max(float(r) for _, r in profile)
+    a = 1 if peak == 0 else int(np.ceil(poisson_high(peak)))
+    if poisson_high(total) > MAX_PACKETS:
+        return (
+            f"about {total:.4g} packets per episode (sum of rate_pkt_per_step x steps); one "
+            f"env's packet pool holds at most {MAX_PACKETS} (2**23, the FIFO key's slot bits); "
+            "lower the rates or shorten the profile"
+        )
+    cells = {
+        "the arrival table (steps x most packets in one step)": t * a,
+        "the per-step records (steps x routers x columns)": t * n_routers * len(RECORD_COLUMNS),
+        "the delivery schedule (steps + longest link delay)": t + max_delay + 1,
+    }
+    for what, n in cells.items():
+        if n > MAX_TABLE_CELLS:
+            return (
+                f"{what} would hold {n:.4g} cells per env; allowed: at most {MAX_TABLE_CELLS} "
+                "(2**28, 2 GiB as int64); lower the rates or shorten the profile"
+            )
+    if (t + max_delay + 1) * (n_routers + a) >= 1 << (62 - _SLOT_BITS):
+        return (
+            f"(steps + longest link delay + 1) x (routers + most packets in one step) = "
+            f"{(t + max_delay + 1) * (n_routers + a):.4g} exceeds the packet order keys "
+            f"(2**{62 - _SLOT_BITS}); shorten the profile or lower the rates"
+        )
+    return None
 
 
 def head_destination(obs: Observation, n_routers: int) -> tuple[Tensor, Tensor]:
@@ -236,7 +312,7 @@ class RoutingEnv(MultiAgentEnv):
             torch.bitwise_left_shift(torch.ones(n, 1, dtype=torch.long), (ids % 64)[:, None]),
         )
         self.bitrows = bitrows.to(dev)  # [N, W] visited set {r} of a packet born at r
-        dim = 1 + n + (3 if self.path_features else 2) * k
+        shape = policy_shape(n, k, self.path_features)
         self.nbr_bin = torch.where(nb >= 0, nb, self.zero_bin).flatten().to(dev)  # [N*K]
         if self.path_features:
             dist = topology.delay_matrix()  # [N, N] steps
@@ -246,13 +322,7 @@ class RoutingEnv(MultiAgentEnv):
             self.via_delay = torch.as_tensor(via, dtype=torch.float32, device=dev)
         self.spec = AgentSpec(
             n_agents=n,
-            local_dim=dim,
-            forecast_len=0,
-            forecast_dim=0,
-            state_dim=dim,
-            global_dim=3,
-            n_discrete=k,
-            n_continuous=0,
+            **shape.spec_fields(),
             groups=torch.as_tensor(
                 np.asarray(core_edge_groups(topology) if groups is None else groups),
                 dtype=torch.long,
@@ -281,7 +351,10 @@ class RoutingEnv(MultiAgentEnv):
         self.a_max = int(arr.src.shape[2])
         self.stamp_base = self.n + self.a_max  # stamp = time * stamp_base + order key
         if (self.episode_len + self.max_delay + 1) * self.stamp_base >= 1 << (62 - _SLOT_BITS):
-            raise ValueError("episode too long for the packet order keys")
+            raise ScenarioError(
+                "traffic.profile: episode too long for the packet order keys; shorten the "
+                "profile or lower the rates"
+            )
         jr = torch.arange(self.a_max, device=dev)
         self._arr_valid = jr < self.arr_counts[..., None]  # [B, T, A]
         self._jq = (jr + 1).int().expand(b, self.a_max).contiguous()  # [B, A] free-slot ranks
@@ -333,7 +406,10 @@ class RoutingEnv(MultiAgentEnv):
     def _grow(self, pool: int) -> None:
         """Enlarge the pool to ``pool`` real slots, keeping every packet in its slot."""
         if pool >= _SLOT_MASK:
-            raise RuntimeError(f"packet pool of {pool} slots per env exceeds the FIFO key")
+            raise ScenarioError(
+                f"traffic.profile: packet pool of {pool} slots per env exceeds the FIFO key "
+                f"(at most {MAX_PACKETS} packets in one env); lower the rates"
+            )
         names = ("pos", "npos", "arrive", "skey", "dst", "born", "pid", "looped")
         old = {k: getattr(self, k) for k in names}
         vis, p_old = self.visited, self.pool

@@ -22,6 +22,7 @@ import pandas as pd
 from gridmarl.config import ControllerEntry, resolve_path
 from gridmarl.core.controller import Controller
 from gridmarl.core.errors import ScenarioError
+from gridmarl.core.types import PolicyShape
 from gridmarl.experiment import ControllerResult, SimulationResult, run_episode
 from gridmarl.routing.config import RoutingScenario
 from gridmarl.routing.env import RoutingEnv, rates_from_profile
@@ -44,6 +45,15 @@ from gridmarl.routing.topology import Topology, load_topology, scenario_groups
 def scenario_rates(scenario: RoutingScenario) -> np.ndarray:
     """``[T]`` arrival rate of each step [pkt/step]."""
     return rates_from_profile([(s.steps, s.rate_pkt_per_step) for s in scenario.traffic.profile])
+
+
+def policy_shape(scenario: RoutingScenario) -> PolicyShape:
+    """What a learned policy must match to act in this scenario's env (``make_env``), from the
+    scenario and its topology, without building the env."""
+    from gridmarl.routing.env import policy_shape as shape
+
+    topo = load_topology(scenario)
+    return shape(topo.n_routers, topo.max_degree, scenario.env.path_features)
 
 
 def make_env(

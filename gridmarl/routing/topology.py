@@ -48,6 +48,10 @@ import numpy as np
 
 from gridmarl.core.errors import ScenarioError
 
+#: longest link delay a topology may have [steps]: the env keeps a delivery schedule of
+#: episode + longest delay steps per env (the shipped networks: 1 to 6 steps)
+MAX_DELAY_STEPS = 1 << 20
+
 EARTH_RADIUS_KM = 6371.0088  # [km] mean Earth radius (IUGG)
 CORE_MIN_DEGREE = 3  # [links] a router with at least this many links is a core router
 DEFAULT_KM_PER_STEP = 500.0  # [km/step] propagation per step (IBM links: 1 to 6 steps)
@@ -180,11 +184,23 @@ def great_circle_km(
 
 
 def delay_from_km(length_km: np.ndarray, km_per_step: float) -> np.ndarray:
-    """Propagation delay [steps] = max(1, ceil(length / km_per_step))."""
+    """Propagation delay [steps] = max(1, ceil(length / km_per_step)).
+
+    Raises:
+        ScenarioError: (key ``network.km_per_step``) a link longer than ``MAX_DELAY_STEPS``
+            steps.
+    """
     if not km_per_step > 0:
         raise ValueError(f"km_per_step must be positive, got {km_per_step}")
     # the small tolerance keeps an exact multiple (e.g. 500 km at 500 km/step) at 1 step
     steps = np.ceil(np.asarray(length_km, dtype=float) / km_per_step - 1e-9)
+    longest = float(steps.max()) if steps.size else 1.0
+    if longest > MAX_DELAY_STEPS:
+        raise ScenarioError(
+            f"network.km_per_step: {km_per_step:g} km/step makes the longest link "
+            f"({float(np.max(length_km)):.0f} km) {longest:.3g} steps long; allowed: at most "
+            f"{MAX_DELAY_STEPS} steps per link (a larger km_per_step)"
+        )
     return np.maximum(1, steps).astype(np.int64)
 
 

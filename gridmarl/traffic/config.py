@@ -27,6 +27,11 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from gridmarl.config import ScenarioBase, StrictModel, TrainBase
+from gridmarl.core.errors import ScenarioError
+
+#: trips one demand seed may draw: each trip and its route are Python objects (about 0.6 kB)
+#: written to the simulator's route file, drawn at about 10 k trips per second [veh]
+MAX_TRIPS_PER_SEED = 1_000_000
 
 
 class GridConfig(StrictModel):
@@ -75,21 +80,30 @@ class RateSegment(StrictModel):
     )
 
 
+#: how far ``left + straight + right`` may be from 1 (rounding of decimal shares) [-]
+TURNING_SUM_TOLERANCE = 1e-6
+
+
 class TurningShares(StrictModel):
-    """Probability of each turn at every intersection a vehicle crosses (normalised to 1)."""
+    """Probability of each turn at every intersection a vehicle crosses; the three sum to 1
+    (within ``TURNING_SUM_TOLERANCE``)."""
 
     left: float = Field(0.15, ge=0.0, description="share of left turns [-]")
     straight: float = Field(0.7, ge=0.0, description="share of straight movements [-]")
     right: float = Field(0.15, ge=0.0, description="share of right turns [-]")
 
     @model_validator(mode="after")
-    def _positive(self) -> TurningShares:
-        if self.left + self.straight + self.right <= 0:
-            raise ValueError("turning shares must not all be zero")
+    def _sum_to_one(self) -> TurningShares:
+        total = self.left + self.straight + self.right
+        if abs(total - 1.0) > TURNING_SUM_TOLERANCE:
+            raise ValueError(
+                f"left + straight + right = {total:.6g}; they are probabilities and must sum "
+                "to 1 (e.g. left: 0.15, straight: 0.7, right: 0.15)"
+            )
         return self
 
     def probabilities(self) -> tuple[float, float, float]:
-        """(left, straight, right), normalised to sum 1 [-]."""
+        """(left, straight, right), divided by their sum (1 up to rounding) [-]."""
         s = self.left + self.straight + self.right
         return self.left / s, self.straight / s, self.right / s
 
@@ -132,6 +146,16 @@ class DemandConfig(StrictModel):
     def total_s(self) -> float:
         """Length of the profile [s]."""
         return float(sum(p.duration_s for p in self.profile))
+
+    def expected_trips(self, horizon_s: float) -> float:
+        """Mean trips of one demand seed: rate x the part of each piece before ``horizon_s``
+        (what ``roadnet.generate_demand`` draws from) [veh]."""
+        total, t0 = 0.0, 0.0
+        for piece in self.profile:
+            t1 = min(t0 + piece.duration_s, horizon_s)
+            total += piece.rate_veh_per_s * max(0.0, t1 - t0)
+            t0 += piece.duration_s
+        return total
 
 
 class SignalConfig(StrictModel):
@@ -215,10 +239,19 @@ class TrafficScenario(ScenarioBase):
     train: TrainConfig = Field(default_factory=TrainConfig, description="gridmarl train")
 
     def check_resources(self) -> None:
-        """Raise ``ScenarioError`` when the chosen engine is not installed here (without
+        """Raise ``ScenarioError`` when one demand seed would draw more than
+        ``MAX_TRIPS_PER_SEED`` trips, or the chosen engine is not installed here (without
         importing it); the controllers are checked by ``gridmarl.config.check_controllers``."""
         from gridmarl.traffic.install import check_installed
 
+        trips = self.demand.expected_trips(self.traffic.horizon_s)
+        if trips > MAX_TRIPS_PER_SEED:
+            raise ScenarioError(
+                f"demand.profile: about {trips:.4g} trips per demand seed (rate_veh_per_s x "
+                f"duration_s within traffic.horizon_s); allowed: at most {MAX_TRIPS_PER_SEED} "
+                "(each trip and its route are held in memory and written for the simulator); "
+                "lower the rates"
+            )
         check_installed(self.engine)
 
     def agent_count(self) -> int:

@@ -55,14 +55,59 @@ import torch
 
 from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.graph import check_groups, check_neighbors
-from gridmarl.core.types import Action, AgentSpec, Observation, Step
+from gridmarl.core.types import Action, AgentSpec, Observation, PolicyShape, Step
 from gridmarl.traffic.config import TrafficScenario
 from gridmarl.traffic.engines import Engine
-from gridmarl.traffic.roadnet import Grid, SignalLayout
+from gridmarl.traffic.roadnet import N_PHASES, Grid, SignalLayout
 from gridmarl.traffic.rules import PressureModel
 from gridmarl.traffic.sim import SignalSim, demand_seed, prepare_folder, worker_main
 
 GROUP_BLOCK = 3  # intersections per side of a group block
+
+
+def layout_policy_shape(
+    n_phases: int, n_lanes: int, pressure_features: bool, neighbor_features: bool
+) -> PolicyShape:
+    """The sizes a policy must match (``AgentSpec`` without the agents; module docstring) for
+    ``n_phases`` green phases and ``n_lanes`` incoming lanes per intersection: the local
+    features by name, the same ``state``, a global token of 3, one discrete choice per phase."""
+    p = n_phases
+    names = (
+        [f"phase_{k}" for k in range(p)]
+        + [f"vehicles_lane_{j}" for j in range(n_lanes)]
+        + [f"halting_lane_{j}" for j in range(n_lanes)]
+    )
+    if pressure_features:
+        names += [f"pressure_phase_{k}" for k in range(p)] + ["green_min"]
+    if neighbor_features:
+        for d in "NESW":
+            names += [f"{d}_phase_{k}" for k in range(p)]
+            names += [f"{d}_pressure_phase_{k}" for k in range(p)] + [f"{d}_green_min"]
+    return PolicyShape(
+        local_dim=len(names),
+        forecast_len=0,
+        forecast_dim=0,
+        state_dim=len(names),
+        global_dim=3,
+        n_discrete=p,
+        n_continuous=0,
+        local_features=tuple(names),
+    )
+
+
+def policy_shape(scenario: TrafficScenario) -> PolicyShape:
+    """What a learned policy must match to act in this scenario's env, from the scenario
+    alone (no network file written, no simulator): every intersection of the grid has
+    ``N_PHASES`` green phases and ``grid.lanes`` lanes on each incoming road
+    (``roadnet.read_signal_layout``)."""
+    grid = Grid.build(scenario.grid)
+    lanes = max(len(grid.incoming(i)) for i in grid.intersections) * scenario.grid.lanes
+    return layout_policy_shape(
+        N_PHASES,
+        lanes,
+        scenario.traffic.pressure_features,
+        scenario.traffic.neighbor_features,
+    )
 
 
 def scenario_groups(scenario: TrafficScenario, grid: Grid) -> np.ndarray:
@@ -161,33 +206,16 @@ class TrafficEnv(MultiAgentEnv):
         # MaxPressure's network model, when the observation carries the phase pressures
         pressure = scenario.traffic.pressure_features
         self._pressure = PressureModel.from_layout(lay) if pressure else None
-        names = (
-            [f"phase_{k}" for k in range(p)]
-            + [f"vehicles_lane_{j}" for j in range(lanes)]
-            + [f"halting_lane_{j}" for j in range(lanes)]
-        )
-        if self._pressure is not None:
-            names += [f"pressure_phase_{k}" for k in range(p)] + ["green_min"]
         self._neighbors = None
         if scenario.traffic.neighbor_features:
             self._neighbors = torch.as_tensor(lay.grid.neighbors())  # [N, 4], -1 = none
-            for d in "NESW":
-                names += [f"{d}_phase_{k}" for k in range(p)]
-                names += [f"{d}_pressure_phase_{k}" for k in range(p)] + [f"{d}_green_min"]
-        local_dim = len(names)
+        shape = layout_policy_shape(p, lanes, pressure, bool(scenario.traffic.neighbor_features))
         self.spec = AgentSpec(
             n_agents=n,
-            local_dim=local_dim,
-            forecast_len=0,
-            forecast_dim=0,
-            state_dim=local_dim,
-            global_dim=3,
-            n_discrete=p,
-            n_continuous=0,
+            **shape.spec_fields(),
             groups=torch.as_tensor(scenario_groups(scenario, lay.grid)),
             neighbors=torch.as_tensor(scenario_neighbors(scenario, lay.grid)),
             agent_names=tuple(lay.tls),
-            local_features=tuple(names),
         )
         self._sims: list[SignalSim] = []
         self._workers: list[_Worker] = []

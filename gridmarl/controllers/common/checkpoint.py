@@ -15,25 +15,36 @@ from typing import Any
 import torch
 
 from gridmarl.core.errors import ScenarioError
-from gridmarl.core.types import AgentSpec
+from gridmarl.core.types import AgentSpec, PolicyShape
 
 
-def read_checkpoint(path: str | Path, fmt: str, what: str) -> dict[str, Any]:
-    """``torch.load(path, weights_only=True)``; checks ``state["format"] == fmt``.
+def load_state(path: str | Path) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU: no code is unpickled.
 
     Raises:
-        ScenarioError: missing file, unreadable file, or another format (``what`` names the
-            expected kind, e.g. ``MATPPO``).
+        ScenarioError: a missing or unreadable file (any loading failure is the user's input).
     """
     path = Path(path)
     if not path.exists():
         raise ScenarioError(f"{path}: checkpoint not found")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is the same user error
         raise ScenarioError(
-            f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]})"
+            f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]}); "
+            "expected a file written by `gridmarl train` or `gridmarl finetune`"
         ) from None
+
+
+def read_checkpoint(path: str | Path, fmt: str, what: str) -> dict[str, Any]:
+    """``torch.load(path, weights_only=True)`` (:func:`load_state`); checks
+    ``state["format"] == fmt``.
+
+    Raises:
+        ScenarioError: missing file, unreadable file, or another format (``what`` names the
+            expected kind, e.g. ``MATPPO``).
+    """
+    state = load_state(path)
     if not isinstance(state, dict) or state.get("format") != fmt:
         got = state.get("format") if isinstance(state, dict) else "?"
         raise ScenarioError(f"{path}: not a {what} checkpoint (format {got!r}, expected {fmt!r})")
@@ -42,7 +53,7 @@ def read_checkpoint(path: str | Path, fmt: str, what: str) -> dict[str, Any]:
 
 def check_compatible(
     state: dict[str, Any],
-    spec: AgentSpec,
+    spec: AgentSpec | PolicyShape,
     shape_fields: Iterable[str],
     path: str | Path,
     policy_hash: str | None,
@@ -51,15 +62,18 @@ def check_compatible(
 
     Args:
         state: a checkpoint read by :func:`read_checkpoint`.
-        spec: the env's spec.
+        spec: the env's spec, or the shape a scenario implies (``gridmarl validate``, no env).
         shape_fields: spec fields that fix weight shapes.
         path: for the message.
         policy_hash: when given, must equal ``state["meta"]["policy_hash"]`` (if recorded).
     """
+    shapes = state.get("shapes")
+    if not isinstance(shapes, dict) or any(f not in shapes for f in shape_fields):
+        raise ScenarioError(f"{path}: damaged checkpoint: it does not record its weight shapes")
     problems = [
-        f"{f}={state['shapes'][f]} in the checkpoint but {getattr(spec, f)} in the env"
+        f"{f}={shapes[f]} in the checkpoint but {getattr(spec, f)} in the env"
         for f in shape_fields
-        if int(state["shapes"][f]) != int(getattr(spec, f))
+        if int(shapes[f]) != int(getattr(spec, f))
     ]
     # no weight depends on the forecast window's length, but the policy learnt on that length
     trained_len = state.get("forecast_len")
