@@ -25,9 +25,9 @@ CityFlow notes (``gridmarl.traffic.cityflow_files`` describes its files):
 * The config and its files are checked before CityFlow reads them
   (``cityflow_files.check_cityflow_config``), and a network CityFlow did not load (no lanes) is
   refused: CityFlow itself only prints "load config failed!" and simulates nothing.
-* Arrivals: a trip has arrived when it leaves CityFlow's list of running vehicles (waiting
-  vehicles never finish, so they are not listed).  CityFlow does not teleport: a jam shows as
-  unfinished trips (``teleports`` is None).
+* Arrivals are counted incrementally (``CityFlowEngine._arrivals``): a vehicle list is read only
+  in a second in which some trip arrived.  CityFlow does not teleport: a jam shows as unfinished
+  trips (``advance`` reports None teleports).
 """
 
 from __future__ import annotations
@@ -241,7 +241,9 @@ class CityFlowEngine(Engine):
         self._next = 0  # index of the next trip to push
         self._pushed = 0  # CityFlow's push counter (Engine::reset does not reset it)
         self._trip_of: dict[str, str] = {}  # CityFlow id -> trip id, trips not yet arrived
-        self._running: set[str] = set()
+        self._running: set[str] = set()  # running vehicles when last listed
+        self._total = 0  # pushed vehicles' summed time in the network [veh·s]
+        self._finished = 0  # vehicles arrived this episode [veh]
 
     def _start(self, folder: Path, seed: int) -> None:
         """Write the network files into ``folder`` and build the engine on them."""
@@ -265,6 +267,8 @@ class CityFlowEngine(Engine):
         self._next = 0
         self._trip_of = {}
         self._running = set()
+        self._total = 0
+        self._finished = 0
         self.time_s = 0
 
     def show_green(self, i: int, phase: int) -> None:
@@ -294,22 +298,46 @@ class CityFlowEngine(Engine):
             self._pushed += 1
             self._next += 1
 
+    def _arrivals(self, t: int) -> list[tuple[str, int]]:
+        """Trips that arrived in the step that just ended at second ``t``.
+
+        Incremental: CityFlow's average travel time covers every vehicle pushed this episode
+        (finished ones until their arrival, the others until now), so its total grows by one
+        second per vehicle still in the network.  That count [veh] says how many arrived this
+        step, without listing vehicles; the running vehicles are listed only in a step with
+        arrivals (and every vehicle, waiting ones included, only when one arrived unseen).
+        """
+        eng = self._eng
+        total = round(eng.get_average_travel_time() * self._next)  # [veh·s]
+        alive = total - self._total
+        self._total = total
+        n_new = self._next - alive - self._finished
+        if n_new <= 0:
+            return []
+        now = set(eng.get_vehicles(include_waiting=False))
+        gone = self._running - now
+        if len(gone) != n_new:  # entered and arrived between two looks at the running list
+            gone = self._trip_of.keys() - set(eng.get_vehicles(include_waiting=True))
+        if len(gone) != n_new:
+            raise RuntimeError(
+                f"CityFlow's counts disagree at {t} s: {n_new} vehicles arrived by its average "
+                f"travel time, {len(gone)} left its vehicle list"
+            )
+        self._running = now
+        self._finished += n_new
+        trips = sorted((self._trip_of.pop(cf_id) for cf_id in gone), key=lambda v: int(v[1:]))
+        return [(v, t) for v in trips]
+
     def advance(self, seconds: int) -> tuple[list[tuple[str, int]], None]:
-        """Step CityFlow, pushing departures; a trip arrived when it leaves the running list."""
+        """Step CityFlow ``seconds`` times 1 s, pushing the trips due and collecting
+        arrivals (``_arrivals``)."""
         arrived: list[tuple[str, int]] = []
         eng = self._eng
         for k in range(int(seconds)):
             self._push_due(self.time_s + k)
             eng.next_step()
-            now = eng.get_vehicles(include_waiting=False)
-            if len(now) != len(self._running) or not self._running.issuperset(now):
-                now_set = set(now)
-                t = self.time_s + k + 1
-                for cf_id in self._running - now_set:
-                    arrived.append((self._trip_of.pop(cf_id), t))
-                self._running = now_set
+            arrived += self._arrivals(self.time_s + k + 1)
         self.time_s += int(seconds)
-        arrived.sort(key=lambda x: (x[1], int(x[0][1:])))
         return arrived, None
 
     def lane_counts(self) -> tuple[np.ndarray, np.ndarray]:

@@ -26,6 +26,7 @@ inserted on a change; in CityFlow the change interval is the all-red light phase
 One file because every layer shares the ``Grid`` names and the conventions above: the SUMO
 network, the layout reader and the CityFlow files must agree on them exactly.
 """
+
 from __future__ import annotations
 
 import json
