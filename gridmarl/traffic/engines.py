@@ -45,7 +45,7 @@ from gridmarl.traffic.cityflow_files import (
     vehicle_params,
     write_cityflow_network,
 )
-from gridmarl.traffic.install import sumo_binary, sumo_home
+from gridmarl.traffic.install import CITYFLOW_RECIPE, cityflow_build, sumo_binary, sumo_home
 from gridmarl.traffic.roadnet import SignalLayout, Vehicle, write_sumo_routes
 
 HALTING_SPEED_M_PER_S = 0.1  # SUMO's halting threshold; CityFlow's waiting count uses the same
@@ -363,15 +363,19 @@ class CityFlowEngine(Engine):
 # Availability
 # --------------------------------------------------------------------------------------------
 def cityflow_available() -> tuple[bool, str]:
-    """Whether ``import cityflow`` works, and why not."""
+    """Whether ``import cityflow`` works, and why not (with the command that installs it)."""
     try:
         importlib.import_module("cityflow")
     except Exception as exc:  # ImportError, or a broken native build
         return False, (
-            f"not installed ({type(exc).__name__}: {exc}); build it from source: "
-            "https://cityflow.readthedocs.io/en/latest/install.html"
+            f"not installed ({type(exc).__name__}: {exc}); it is not on PyPI: run "
+            f"`{CITYFLOW_RECIPE}` in a gridmarl checkout (builds its source with the "
+            "destructor fix; docs/domains/traffic.md)"
         )
-    return True, "available"
+    return True, (
+        f"available (CityFlow {cityflow_build()}); it must carry the destructor fix of "
+        f"tools/cityflow-patches.diff, which `{CITYFLOW_RECIPE}` builds in"
+    )
 
 
 def sumo_version() -> str:

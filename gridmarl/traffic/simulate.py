@@ -33,6 +33,7 @@ from gridmarl.core.errors import ScenarioError
 from gridmarl.experiment import ControllerResult, SimulationResult, run_episode
 from gridmarl.traffic.config import TrafficScenario
 from gridmarl.traffic.env import TrafficEnv
+from gridmarl.traffic.install import cityflow_build
 from gridmarl.traffic.kpis import KPI_NAMES, MIN_FINISHED_SHARE
 from gridmarl.traffic.roadnet import generate_demand
 from gridmarl.traffic.rules import FixedTime, MaxPressure
@@ -251,5 +252,10 @@ def simulate(
             f"{scenario.engine}, {scenario.traffic.horizon_s} s, decisions every "
             f"{scenario.traffic.decision_s} s.\n\n" + KPI_DEFINITIONS
         ),
-        extra_manifest={"engine": scenario.engine, "demand_seeds": seeds, "warnings": warnings},
+        extra_manifest={
+            "engine": scenario.engine,
+            **({"cityflow_build": cityflow_build()} if scenario.engine == "cityflow" else {}),
+            "demand_seeds": seeds,
+            "warnings": warnings,
+        },
     )
