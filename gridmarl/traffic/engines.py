@@ -234,6 +234,10 @@ class CityFlowEngine(Engine):
         super().__init__(layout)
         self._cf = importlib.import_module("cityflow")
         self._lane_ids = layout.cityflow_lane_ids()
+        flat = [(i, j, lid) for i, row in enumerate(self._lane_ids) for j, lid in enumerate(row)]
+        self._flat_i = np.array([f[0] for f in flat], np.int64)
+        self._flat_j = np.array([f[1] for f in flat], np.int64)
+        self._flat_ids = [f[2] for f in flat]
         self._eng: Any = None
         self._folder: Path | None = None
         self._params = vehicle_params(layout.grid.cfg.speed_limit_m_per_s)
@@ -347,10 +351,13 @@ class CityFlowEngine(Engine):
         wait = self._eng.get_lane_waiting_vehicle_count()
         veh = np.zeros((len(lay.tls), lay.max_lanes), np.float32)
         halt = np.zeros_like(veh)
-        for i, row in enumerate(self._lane_ids):
-            for j, lid in enumerate(row):
-                veh[i, j] = cnt.get(lid, 0)
-                halt[i, j] = wait.get(lid, 0)
+        k = len(self._flat_ids)
+        veh[self._flat_i, self._flat_j] = np.fromiter(
+            map(cnt.__getitem__, self._flat_ids), np.float32, k
+        )
+        halt[self._flat_i, self._flat_j] = np.fromiter(
+            map(wait.__getitem__, self._flat_ids), np.float32, k
+        )
         return veh, halt
 
     def close(self) -> None:
