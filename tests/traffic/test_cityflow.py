@@ -202,6 +202,31 @@ def test_one_engine_serves_every_episode_and_repeats_itself():
     assert runs[0][1]["throughput_veh"] > 0
 
 
+def test_cityflow_worker_processes_match_in_process():
+    """Each worker process builds its own engine, runs its episodes on it and destroys it at
+    close (once, with the destructor fix); env 0 of the workers = the in-process run."""
+    pytest.importorskip("cityflow", reason="CityFlow is not installed (tools/install_cityflow.sh)")
+    from gridmarl.experiment import run_episode
+    from gridmarl.traffic.env import TrafficEnv
+    from gridmarl.traffic.rules import FixedTime
+
+    sc = _grid_scenario("cityflow", rows=2, rate=1.0, horizon_s=200)
+    local = TrafficEnv(sc)
+    try:
+        rec_l, _ = run_episode(local, FixedTime(), seed=4)
+    finally:
+        local.close()
+    par = TrafficEnv(sc, num_envs=2)
+    try:
+        run_episode(par, FixedTime(), seed=9)
+        rec_w, _ = run_episode(par, FixedTime(), seed=4)
+        kp = par.episode_kpis()
+    finally:
+        par.close()
+    assert rec_l.equals(rec_w)
+    assert kp[0]["avg_travel_time_s"] != kp[1]["avg_travel_time_s"]
+
+
 def test_pushed_trips_run_as_the_flow_file_would(tmp_path):
     """The trips pushed at their departure second give the run CityFlow gives on the flow file
     ``cityflow_flow`` writes for them (same travel times, same vehicles left)."""
