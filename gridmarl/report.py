@@ -44,6 +44,7 @@ PACKAGES = (
     "pydantic",
     "eclipse-sumo",
     "libsumo",
+    "cityflow",
 )
 
 

@@ -13,6 +13,21 @@ SUMO notes:
 * ``libsumo`` runs one simulation per process.  A second live ``SumoEngine`` in the same process
   raises; parallel simulations run in worker processes (``TrafficEnv(in_process=False)``).
 * ``SUMO_HOME`` is set from the ``eclipse-sumo`` wheel (pip does not set it).
+
+CityFlow notes (``gridmarl.traffic.cityflow_files`` describes its files):
+
+* One ``cityflow.Engine`` per ``CityFlowEngine``, built on the first ``load`` and ``reset`` for
+  every later episode: the trips are pushed at their departure second (``push_vehicle``)
+  instead of read from a flow file, so a new demand seed needs no new engine.  Upstream
+  CityFlow can deadlock when an engine is destroyed (``Engine::~Engine`` waits on its worker
+  barrier); the fix is in ``install.CITYFLOW_RECIPE``.  Reusing the engine keeps destruction to
+  one per worker.
+* The config and its files are checked before CityFlow reads them
+  (``cityflow_files.check_cityflow_config``), and a network CityFlow did not load (no lanes) is
+  refused: CityFlow itself only prints "load config failed!" and simulates nothing.
+* Arrivals are counted incrementally (``CityFlowEngine._arrivals``): a vehicle list is read only
+  in a second in which some trip arrived.  CityFlow does not teleport: a jam shows as unfinished
+  trips (``advance`` reports None teleports).
 """
 
 from __future__ import annotations
@@ -20,12 +35,18 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from gridmarl.core.errors import ScenarioError
-from gridmarl.traffic.install import sumo_binary, sumo_home
-from gridmarl.traffic.roadnet import SignalLayout
+from gridmarl.traffic.cityflow_files import (
+    check_cityflow_config,
+    vehicle_params,
+    write_cityflow_network,
+)
+from gridmarl.traffic.install import CITYFLOW_RECIPE, cityflow_build, sumo_binary, sumo_home
+from gridmarl.traffic.roadnet import SignalLayout, Vehicle, write_sumo_routes
 
 HALTING_SPEED_M_PER_S = 0.1  # SUMO's halting threshold; CityFlow's waiting count uses the same
 
@@ -34,14 +55,18 @@ class Engine(ABC):
     """One running traffic simulation (1 s steps)."""
 
     name: str = "engine"
+    #: whether the engine removes stuck vehicles (SUMO's teleports); False: ``advance``
+    #: reports None and a jam shows only as unfinished trips
+    teleports: bool = True
 
     def __init__(self, layout: SignalLayout) -> None:
         self.layout = layout
         self.time_s = 0
 
     @abstractmethod
-    def load(self, folder: Path, seed: int) -> None:
-        """Start a new simulation from the network and the demand files in ``folder``."""
+    def load(self, folder: Path, seed: int, trips: list[Vehicle]) -> None:
+        """Start a new simulation of ``trips`` (trip ``v<k>`` departs at its ``depart_s``) on
+        the network in ``folder``; the engine writes what else it reads there."""
 
     @abstractmethod
     def show_green(self, i: int, phase: int) -> None:
@@ -52,9 +77,10 @@ class Engine(ABC):
         """Show the change interval from green ``frm`` to green ``to`` at intersection ``i``."""
 
     @abstractmethod
-    def advance(self, seconds: int) -> tuple[list[tuple[str, int]], int]:
+    def advance(self, seconds: int) -> tuple[list[tuple[str, int]], int | None]:
         """Simulate ``seconds`` [s]; returns (trip id, arrival time [s]) of the trips that
-        arrived and the number of vehicles teleported (SUMO's gridlock resolution) meanwhile."""
+        arrived and the number of vehicles teleported (SUMO's gridlock resolution) meanwhile
+        (None for an engine that never teleports)."""
 
     @abstractmethod
     def lane_counts(self) -> tuple[np.ndarray, np.ndarray]:
@@ -96,9 +122,11 @@ class SumoEngine(Engine):
         self._running = False
         self.extra_args: list[str] = []
 
-    def load(self, folder: Path, seed: int) -> None:
-        """Start SUMO on ``folder/grid.net.xml`` and ``folder/routes.rou.xml``."""
+    def load(self, folder: Path, seed: int, trips: list[Vehicle]) -> None:
+        """Write ``trips`` to ``folder/routes.rou.xml`` and start SUMO on it and
+        ``folder/grid.net.xml``."""
         global _LIBSUMO_OWNER
+        write_sumo_routes(trips, self.layout.grid, folder / "routes.rou.xml")
         if _LIBSUMO_OWNER is not None and _LIBSUMO_OWNER is not self:
             raise RuntimeError(
                 "libsumo runs one simulation per process and another SumoEngine "
@@ -194,23 +222,57 @@ class CityFlowEngine(Engine):
     """CityFlow (https://cityflow-project.github.io), used when ``import cityflow`` works.
 
     Light phase 0 of every intersection is the change interval (all red); green phase j is
-    light phase j + 1 (see ``roadnet.cityflow_roadnet``).  Trips are CityFlow flows
-    ``flow_<k>_0`` = our ``v<k>``.
+    light phase j + 1 (``cityflow_files.cityflow_roadnet``).  Trips are pushed with
+    ``push_vehicle`` at their departure second; CityFlow names them ``manually_pushed_<n>``
+    with one counter over the engine's life, which maps them back to our ``v<k>``.
     """
 
     name = "cityflow"
+    teleports = False
 
     def __init__(self, layout: SignalLayout) -> None:
         super().__init__(layout)
         self._cf = importlib.import_module("cityflow")
         self._lane_ids = layout.cityflow_lane_ids()
-        self._eng = None
-        self._present: set[str] = set()
+        flat = [(i, j, lid) for i, row in enumerate(self._lane_ids) for j, lid in enumerate(row)]
+        self._flat_i = np.array([f[0] for f in flat], np.int64)
+        self._flat_j = np.array([f[1] for f in flat], np.int64)
+        self._flat_ids = [f[2] for f in flat]
+        self._eng: Any = None
+        self._folder: Path | None = None
+        self._params = vehicle_params(layout.grid.cfg.speed_limit_m_per_s)
+        self._trips: list[Vehicle] = []
+        self._next = 0  # index of the next trip to push
+        self._pushed = 0  # CityFlow's push counter (Engine::reset does not reset it)
+        self._trip_of: dict[str, str] = {}  # CityFlow id -> trip id, trips not yet arrived
+        self._running: set[str] = set()  # running vehicles when last listed
+        self._total = 0  # pushed vehicles' summed time in the network [veh·s]
+        self._finished = 0  # vehicles arrived this episode [veh]
 
-    def load(self, folder: Path, seed: int) -> None:
-        """Start CityFlow from ``folder/cityflow_config.json``."""
-        self._eng = self._cf.Engine(str(folder / "cityflow_config.json"), thread_num=1)
-        self._present = set()
+    def _start(self, folder: Path, seed: int) -> None:
+        """Write the network files into ``folder`` and build the engine on them."""
+        config = write_cityflow_network(self.layout.grid, folder, seed)
+        check_cityflow_config(config)
+        self._eng = None
+        eng = self._cf.Engine(str(config), thread_num=1)
+        if not eng.get_lane_vehicle_count():  # CityFlow prints "load config failed!" only
+            raise ScenarioError(f"{config}: CityFlow did not load this network (see above)")
+        self._eng, self._folder, self._pushed = eng, folder, 0
+
+    def load(self, folder: Path, seed: int, trips: list[Vehicle]) -> None:
+        """Start a new episode of ``trips``: the engine of ``folder`` is reset (built on the
+        first call), its random seed set to ``seed``."""
+        if self._eng is None or self._folder != folder:
+            self._start(folder, seed)
+        else:
+            self._eng.reset()
+        self._eng.set_random_seed(int(seed) % 2**31)
+        self._trips = sorted(trips, key=lambda v: v.depart_s)
+        self._next = 0
+        self._trip_of = {}
+        self._running = set()
+        self._total = 0
+        self._finished = 0
         self.time_s = 0
 
     def show_green(self, i: int, phase: int) -> None:
@@ -221,50 +283,106 @@ class CityFlowEngine(Engine):
         """Light phase 0 (all red change interval)."""
         self._eng.set_tl_phase(self.layout.tls[i], 0)
 
-    def advance(self, seconds: int) -> tuple[list[tuple[str, int]], int]:
-        """Step CityFlow; a trip arrived when it disappears from the vehicle list."""
+    def _push_due(self, now_s: int) -> None:
+        """Push the trips departing at or before second ``now_s``."""
+        trips, eng = self._trips, self._eng
+        while self._next < len(trips) and trips[self._next].depart_s <= now_s:
+            v = trips[self._next]
+            eng.push_vehicle(self._params, list(v.route))
+            cf_id = f"manually_pushed_{self._pushed}"
+            if self._next == 0:
+                try:
+                    eng.get_vehicle_info(cf_id)
+                except Exception:  # noqa: BLE001 - pybind11 maps CityFlow's error
+                    raise RuntimeError(
+                        f"CityFlow did not name a pushed vehicle {cf_id!r}; this CityFlow "
+                        "build numbers pushed vehicles differently"
+                    ) from None
+            self._trip_of[cf_id] = v.id
+            self._pushed += 1
+            self._next += 1
+
+    def _arrivals(self, t: int) -> list[tuple[str, int]]:
+        """Trips that arrived in the step that just ended at second ``t``.
+
+        Incremental: CityFlow's average travel time covers every vehicle pushed this episode
+        (finished ones until their arrival, the others until now), so its total grows by one
+        second per vehicle still in the network.  That count [veh] says how many arrived this
+        step, without listing vehicles; the running vehicles are listed only in a step with
+        arrivals (and every vehicle, waiting ones included, only when one arrived unseen).
+        """
+        eng = self._eng
+        total = round(eng.get_average_travel_time() * self._next)  # [veh·s]
+        alive = total - self._total
+        self._total = total
+        n_new = self._next - alive - self._finished
+        if n_new <= 0:
+            return []
+        now = set(eng.get_vehicles(include_waiting=False))
+        gone = self._running - now
+        if len(gone) != n_new:  # entered and arrived between two looks at the running list
+            gone = self._trip_of.keys() - set(eng.get_vehicles(include_waiting=True))
+        if len(gone) != n_new:
+            raise RuntimeError(
+                f"CityFlow's counts disagree at {t} s: {n_new} vehicles arrived by its average "
+                f"travel time, {len(gone)} left its vehicle list"
+            )
+        self._running = now
+        self._finished += n_new
+        trips = sorted((self._trip_of.pop(cf_id) for cf_id in gone), key=lambda v: int(v[1:]))
+        return [(v, t) for v in trips]
+
+    def advance(self, seconds: int) -> tuple[list[tuple[str, int]], None]:
+        """Step CityFlow ``seconds`` times 1 s, pushing the trips due and collecting
+        arrivals (``_arrivals``)."""
         arrived: list[tuple[str, int]] = []
-        for k in range(1, int(seconds) + 1):
-            self._eng.next_step()
-            now = set(self._eng.get_vehicles(include_waiting=True))
-            for vid in sorted(self._present - now):
-                parts = vid.split("_")
-                arrived.append((f"v{parts[1]}" if len(parts) == 3 else vid, self.time_s + k))
-            self._present = now
+        eng = self._eng
+        for k in range(int(seconds)):
+            self._push_due(self.time_s + k)
+            eng.next_step()
+            arrived += self._arrivals(self.time_s + k + 1)
         self.time_s += int(seconds)
-        return arrived, 0
+        return arrived, None
 
     def lane_counts(self) -> tuple[np.ndarray, np.ndarray]:
-        """Vehicles and waiting vehicles per incoming lane [veh]."""
+        """Vehicles and waiting vehicles (speed < 0.1 m/s) per incoming lane [veh]."""
         lay = self.layout
         cnt = self._eng.get_lane_vehicle_count()
         wait = self._eng.get_lane_waiting_vehicle_count()
         veh = np.zeros((len(lay.tls), lay.max_lanes), np.float32)
         halt = np.zeros_like(veh)
-        for i, row in enumerate(self._lane_ids):
-            for j, lid in enumerate(row):
-                veh[i, j] = cnt.get(lid, 0)
-                halt[i, j] = wait.get(lid, 0)
+        k = len(self._flat_ids)
+        veh[self._flat_i, self._flat_j] = np.fromiter(
+            map(cnt.__getitem__, self._flat_ids), np.float32, k
+        )
+        halt[self._flat_i, self._flat_j] = np.fromiter(
+            map(wait.__getitem__, self._flat_ids), np.float32, k
+        )
         return veh, halt
 
     def close(self) -> None:
-        """Drop the engine."""
+        """Drop the engine (destroyed once, here)."""
         self._eng = None
+        self._folder = None
 
 
 # --------------------------------------------------------------------------------------------
 # Availability
 # --------------------------------------------------------------------------------------------
 def cityflow_available() -> tuple[bool, str]:
-    """Whether ``import cityflow`` works, and why not."""
+    """Whether ``import cityflow`` works, and why not (with the command that installs it)."""
     try:
         importlib.import_module("cityflow")
     except Exception as exc:  # ImportError, or a broken native build
         return False, (
-            f"not installed ({type(exc).__name__}: {exc}); build it from source: "
-            "https://cityflow.readthedocs.io/en/latest/install.html"
+            f"not installed ({type(exc).__name__}: {exc}); it is not on PyPI: run "
+            f"`{CITYFLOW_RECIPE}` in a gridmarl checkout (builds its source with the "
+            "destructor fix; docs/domains/traffic.md)"
         )
-    return True, "available"
+    return True, (
+        f"available (CityFlow {cityflow_build()}); it must carry the destructor fix of "
+        f"tools/cityflow-patches.diff, which `{CITYFLOW_RECIPE}` builds in"
+    )
 
 
 def sumo_version() -> str:

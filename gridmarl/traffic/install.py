@@ -4,16 +4,27 @@
 finds SUMO's binaries and the ``libsumo`` / ``cityflow`` modules without importing either;
 ``gridmarl.traffic.engines.check_engine`` imports them (when an engine is built, and for
 ``gridmarl doctor``).
+
+CityFlow is not on PyPI.  ``CITYFLOW_RECIPE`` is the one command that builds it from its public
+source with the fix it needs (``tools/install_cityflow.sh``: upstream ``Engine::~Engine`` can
+deadlock when an engine is destroyed); ``cityflow_build`` names the installed build (version and
+a hash of the compiled module, since every build calls itself 0.1) for manifests and ``doctor``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+from importlib import metadata
 from importlib.util import find_spec
 from pathlib import Path
 
 from gridmarl.core.errors import ScenarioError
+
+#: how to install CityFlow: from a gridmarl checkout, builds its public source with the
+#: destructor fix (or install a wheel built that way, e.g. ../shared/wheels/ in CI)
+CITYFLOW_RECIPE = "bash tools/install_cityflow.sh"
 
 
 def sumo_home() -> Path:
@@ -69,8 +80,22 @@ def check_installed(name: str) -> None:
     elif name == "cityflow":
         if find_spec("cityflow") is None:
             raise ScenarioError(
-                "engine: 'cityflow' is not installed; build it from source: "
-                "https://cityflow.readthedocs.io/en/latest/install.html; or use engine: sumo"
+                "engine: 'cityflow' is not installed (it is not on PyPI); build it from its "
+                f"source with `{CITYFLOW_RECIPE}` (docs/domains/traffic.md); or use engine: sumo"
             )
     else:
         raise ScenarioError(f"engine: unknown engine {name!r}; allowed: sumo, cityflow")
+
+
+def cityflow_build() -> str:
+    """The installed CityFlow as ``<version>, module sha256 <first 12 hex>``, found without
+    importing it; ``missing`` when it is not installed."""
+    spec = find_spec("cityflow")
+    if spec is None or spec.origin is None:
+        return "missing"
+    try:
+        version = metadata.version("cityflow")
+    except metadata.PackageNotFoundError:
+        version = "unknown version"
+    digest = hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()[:12]
+    return f"{version}, module sha256 {digest}"

@@ -7,6 +7,9 @@ Definitions (trip k scheduled to depart at s_k [s], arriving at a_k [s] or not b
 * ``avg_travel_time_all_s``: mean over **every trip scheduled before T, including vehicles still
   on the road (or still waiting to enter)** at T, which count T − s_k [s] (CityFlow's
   ``get_average_travel_time`` convention).
+* ``finished_share``: trips finished by T over trips scheduled before T [-].  Read it beside
+  the travel times: ``avg_travel_time_s`` counts finished trips only, so a jammed run in which
+  few trips finish can show a short one (``simulate`` warns below ``MIN_FINISHED_SHARE``).
 * ``throughput_veh``: trips finished by T [veh].
 * ``mean_queue_veh``: halting vehicles (speed < 0.1 m/s) on an intersection's incoming lanes,
   averaged over decision steps and intersections [veh].
@@ -18,8 +21,12 @@ from __future__ import annotations
 
 import numpy as np
 
+#: below this finished share a run is not to be believed (most trips did not finish) [-]
+MIN_FINISHED_SHARE = 0.5
+
 KPI_NAMES = (
     "avg_travel_time_s",
+    "finished_share",
     "avg_travel_time_all_s",
     "throughput_veh",
     "mean_queue_veh",
@@ -53,6 +60,7 @@ def episode_kpis(
     delay = tt - free_flow_s[done]
     return {
         "avg_travel_time_s": float(tt.mean()) if tt.size else float("nan"),
+        "finished_share": float(done.sum() / started.sum()) if started.any() else float("nan"),
         "avg_travel_time_all_s": float(tt_all.mean()) if tt_all.size else float("nan"),
         "throughput_veh": float(done.sum()),
         "mean_queue_veh": float(halting_veh.mean()) if halting_veh.size else 0.0,

@@ -1,4 +1,4 @@
-"""Grid road network and seeded demand, written for SUMO and for CityFlow.
+"""Grid road network and seeded demand, and the SUMO files for them.
 
 Layers:
 
@@ -9,27 +9,27 @@ Layers:
 * ``generate_demand``: Poisson arrivals with a piecewise-constant total rate
   (``demand.profile`` [veh/s]) at uniformly chosen boundary entry roads; each vehicle's route
   is drawn turn by turn with ``demand.turning`` shares until it leaves the grid.  Seeded.
-* Writers: ``write_sumo_net`` (``netgenerate`` from the ``eclipse-sumo`` wheel),
-  ``write_sumo_routes`` (SUMO XML), ``write_cityflow_roadnet`` / ``write_cityflow_flow`` /
-  ``write_cityflow_config`` (CityFlow's documented JSON formats,
-  https://cityflow.readthedocs.io/en/latest/roadnet.html and .../flow.html).
+* Conventions both engines' files follow: ``turn_of`` (movement names), ``turn_lanes`` (the
+  lanes each movement leaves from, as netgenerate connects them), ``TWO_PHASE`` (the movements
+  each green phase serves), ``CAR`` (the vehicle type).
+* SUMO writers: ``write_sumo_net`` (``netgenerate`` from the ``eclipse-sumo`` wheel),
+  ``write_sumo_routes`` (SUMO XML).  CityFlow's files are written from the same ``Grid`` and
+  conventions by ``gridmarl.traffic.cityflow_files``.
 * ``read_signal_layout``: parses a SUMO network into the ``SignalLayout`` the env and the
-  controllers use (incoming lanes per intersection, movements, phase states).
+  controllers use (incoming lanes per intersection, movements, phase states), on both engines.
 
 Phases (both engines): every intersection has two green phases, ``0`` = north-south
 approaches, ``1`` = east-west approaches; straight and right turns have priority (``G``), left
 turns are permissive and yield (``g``).  A yellow (``y`` for every link that loses green) is
 inserted on a change; in CityFlow the change interval is the all-red light phase 0.
 
-One file (over 600 lines) because every layer shares the ``Grid`` names and the phase
-convention above: the SUMO and CityFlow writers and the layout reader must agree on them
-exactly, and reading them side by side is how that is checked.
+One file because every layer shares the ``Grid`` names and the conventions above: the SUMO
+network, the layout reader and the CityFlow files must agree on them exactly.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from gridmarl.core.errors import ScenarioError
-from gridmarl.core.io import atomic_write, write_json
+from gridmarl.core.io import atomic_write
 from gridmarl.traffic.config import DemandConfig, GridConfig
 from gridmarl.traffic.install import sumo_binary
 
@@ -250,6 +250,63 @@ def generate_demand(grid: Grid, demand: DemandConfig, horizon_s: float, seed: in
 
 
 # --------------------------------------------------------------------------------------------
+# Conventions both engines' files follow (CityFlow's files: gridmarl.traffic.cityflow_files)
+# --------------------------------------------------------------------------------------------
+def turn_of(a: Road, b: Road) -> str:
+    """CityFlow's name of the movement from road ``a`` onto road ``b``: ``go_straight``,
+    ``turn_left`` or ``turn_right``."""
+    d = (b.heading - a.heading) % 4
+    return {0: "go_straight", 1: "turn_left", 3: "turn_right"}[d]
+
+
+def turn_lanes(turn: str, lanes: int) -> tuple[int, ...]:
+    """SUMO lane indices (0 = rightmost) of an approach from which ``turn`` may leave, as
+    ``netgenerate --grid`` connects them: right turns from the rightmost lane, left turns from
+    the leftmost, straight from every lane (one lane: all three from it)."""
+    if turn == "turn_right":
+        return (0,)
+    if turn == "turn_left":
+        return (lanes - 1,)
+    return tuple(range(lanes))
+
+
+#: The green phases of the 2-phase design, as the set of movements each one serves: (heading of
+#: the incoming road, turn).  Phase 0 serves the north and south approaches (vehicles heading
+#: south and north), phase 1 the east and west approaches; every turn of an approach shares its
+#: phase (left turns permissive).  ``read_signal_layout`` builds the same phases for SUMO.
+TWO_PHASE: tuple[frozenset[tuple[int, str]], ...] = tuple(
+    frozenset((h, t) for h in heads for t in ("turn_left", "go_straight", "turn_right"))
+    for heads in ((SOUTH, NORTH), (WEST, EAST))
+)
+
+
+@dataclass(frozen=True)
+class VehicleType:
+    """The one vehicle type of the demand, in SUMO's terms (``vType``, Krauss car following).
+
+    Attributes:
+        accel_m_per_s2: maximum acceleration [m/s²].
+        decel_m_per_s2: comfortable (and, for Krauss, safe-speed) deceleration [m/s²].
+        length_m: vehicle length [m].
+        min_gap_m: gap to the leader when stopped [m].
+        sigma: SUMO's driver imperfection [-] (CityFlow has none).
+        tau_s: desired time headway [s] (SUMO's default; not written to the route file).
+        width_m: vehicle width [m] (CityFlow only; SUMO's default is 1.8 m).
+    """
+
+    accel_m_per_s2: float = 2.6
+    decel_m_per_s2: float = 4.5
+    length_m: float = 5.0
+    min_gap_m: float = 2.5
+    sigma: float = 0.5
+    tau_s: float = 1.0
+    width_m: float = 2.0
+
+
+CAR = VehicleType()
+
+
+# --------------------------------------------------------------------------------------------
 # SUMO writers
 # --------------------------------------------------------------------------------------------
 def write_sumo_net(cfg: GridConfig, path: str | Path) -> Path:
@@ -296,18 +353,19 @@ def write_sumo_net(cfg: GridConfig, path: str | Path) -> Path:
 
 
 def write_sumo_routes(vehicles: list[Vehicle], grid: Grid, path: str | Path) -> Path:
-    """SUMO route file: one vehicle type, one ``<vehicle>`` with an explicit route per trip."""
+    """SUMO route file: one vehicle type (``CAR``), one ``<vehicle>`` with an explicit route per
+    trip."""
     root = ET.Element("routes")
     ET.SubElement(
         root,
         "vType",
         id="car",
-        accel="2.6",
-        decel="4.5",
-        length="5",
-        minGap="2.5",
+        accel=f"{CAR.accel_m_per_s2:g}",
+        decel=f"{CAR.decel_m_per_s2:g}",
+        length=f"{CAR.length_m:g}",
+        minGap=f"{CAR.min_gap_m:g}",
         maxSpeed=f"{grid.cfg.speed_limit_m_per_s}",
-        sigma="0.5",
+        sigma=f"{CAR.sigma:g}",
     )
     for v in vehicles:
         el = ET.SubElement(
@@ -323,165 +381,6 @@ def write_sumo_routes(vehicles: list[Vehicle], grid: Grid, path: str | Path) -> 
     tree = ET.ElementTree(root)
     ET.indent(tree)
     return atomic_write(path, lambda p: tree.write(p, encoding="utf-8", xml_declaration=True))
-
-
-# --------------------------------------------------------------------------------------------
-# CityFlow writers
-# --------------------------------------------------------------------------------------------
-def turn_of(a: Road, b: Road) -> str:
-    """CityFlow's name of the movement from road ``a`` onto road ``b``: ``go_straight``,
-    ``turn_left`` or ``turn_right``."""
-    d = (b.heading - a.heading) % 4
-    return {0: "go_straight", 1: "turn_left", 3: "turn_right"}[d]
-
-
-def _pt(xy: tuple[float, float]) -> dict[str, float]:
-    return {"x": float(xy[0]), "y": float(xy[1])}
-
-
-def cityflow_roadnet(grid: Grid) -> dict:
-    """CityFlow roadnet dict (documented format: ``intersections`` and ``roads``).
-
-    CityFlow numbers lanes from the inner (left) lane: CityFlow lane k = SUMO lane
-    ``lanes - 1 - k``.  Light phase 0 (no road links) is the change interval; phase ``j + 1``
-    is green phase ``j`` (0 = north-south, 1 = east-west).
-    """
-    lanes = grid.cfg.lanes
-    width = 4.0 * lanes + 4.0  # [m] intersection box, about a lane width per lane and side
-    roads = []
-    for road in sorted(grid.roads.values(), key=lambda r: r.id):
-        roads.append(
-            {
-                "id": road.id,
-                "startIntersection": road.src,
-                "endIntersection": road.dst,
-                "points": [_pt(grid.nodes[road.src]), _pt(grid.nodes[road.dst])],
-                "lanes": [
-                    {"width": 4.0, "maxSpeed": grid.cfg.speed_limit_m_per_s} for _ in range(lanes)
-                ],
-            }
-        )
-    inters = []
-    for nid in sorted(grid.nodes):
-        touching = sorted(r.id for r in grid.roads.values() if nid in (r.src, r.dst))
-        if nid not in grid.intersections:
-            inters.append(
-                {
-                    "id": nid,
-                    "point": _pt(grid.nodes[nid]),
-                    "width": 0,
-                    "roads": touching,
-                    "roadLinks": [],
-                    "trafficLight": {
-                        "roadLinkIndices": [],
-                        "lightphases": [{"time": 30, "availableRoadLinks": []}],
-                    },
-                    "virtual": True,
-                }
-            )
-            continue
-        links, phase_links = [], ([], [])
-        for a in grid.incoming(nid):
-            for b in (r for r in grid.roads.values() if r.src == nid):
-                if (b.heading - a.heading) % 4 == 2:
-                    continue  # no U-turns
-                kind = turn_of(a, b)
-                if kind == "go_straight":
-                    pairs = [(k, k) for k in range(lanes)]
-                elif kind == "turn_left":
-                    pairs = [(0, 0)]
-                else:
-                    pairs = [(lanes - 1, lanes - 1)]
-                idx = len(links)
-                links.append(
-                    {
-                        "type": kind,
-                        "startRoad": a.id,
-                        "endRoad": b.id,
-                        "direction": b.heading,
-                        "laneLinks": [
-                            {
-                                "startLaneIndex": s,
-                                "endLaneIndex": e,
-                                "points": [_pt(grid.nodes[nid]), _pt(grid.nodes[nid])],
-                            }
-                            for s, e in pairs
-                        ],
-                    }
-                )
-                phase_links[0 if a.heading in (NORTH, SOUTH) else 1].append(idx)
-        inters.append(
-            {
-                "id": nid,
-                "point": _pt(grid.nodes[nid]),
-                "width": width,
-                "roads": touching,
-                "roadLinks": links,
-                "trafficLight": {
-                    "roadLinkIndices": list(range(len(links))),
-                    "lightphases": [
-                        {"time": 5, "availableRoadLinks": []},
-                        {"time": 30, "availableRoadLinks": phase_links[0]},
-                        {"time": 30, "availableRoadLinks": phase_links[1]},
-                    ],
-                },
-                "virtual": False,
-            }
-        )
-    return {"intersections": inters, "roads": roads}
-
-
-def cityflow_flow(vehicles: list[Vehicle], grid: Grid) -> list[dict]:
-    """CityFlow flow list (documented format): one single-vehicle flow per trip."""
-    veh = {
-        "length": 5.0,
-        "width": 2.0,
-        "maxPosAcc": 2.6,
-        "maxNegAcc": 4.5,
-        "usualPosAcc": 2.0,
-        "usualNegAcc": 4.5,
-        "minGap": 2.5,
-        "maxSpeed": grid.cfg.speed_limit_m_per_s,
-        "headwayTime": 1.5,
-    }
-    return [
-        {
-            "vehicle": dict(veh),
-            "route": list(v.route),
-            "interval": 1.0,
-            "startTime": int(v.depart_s),
-            "endTime": int(v.depart_s),
-        }
-        for v in vehicles
-    ]
-
-
-def write_cityflow_roadnet(grid: Grid, path: str | Path) -> Path:
-    """Write ``cityflow_roadnet(grid)`` as JSON."""
-    return write_json(path, cityflow_roadnet(grid))
-
-
-def write_cityflow_flow(vehicles: list[Vehicle], grid: Grid, path: str | Path) -> Path:
-    """Write ``cityflow_flow(vehicles, grid)`` as JSON."""
-    return write_json(path, cityflow_flow(vehicles, grid))
-
-
-def write_cityflow_config(folder: str | Path, roadnet: str, flow: str, seed: int) -> Path:
-    """CityFlow engine config (``interval`` 1 s, signals controlled from Python)."""
-    folder = Path(folder)
-    cfg = {
-        "interval": 1.0,
-        "seed": int(seed),
-        "dir": str(folder.resolve()) + os.sep,
-        "roadnetFile": roadnet,
-        "flowFile": flow,
-        "rlTrafficLight": True,
-        "laneChange": False,
-        "saveReplay": False,
-        "roadnetLogFile": "",
-        "replayLogFile": "",
-    }
-    return write_json(folder / "cityflow_config.json", cfg)
 
 
 # --------------------------------------------------------------------------------------------

@@ -32,10 +32,6 @@ from gridmarl.traffic.roadnet import (
     build_network,
     generate_demand,
     read_signal_layout,
-    write_cityflow_config,
-    write_cityflow_flow,
-    write_cityflow_roadnet,
-    write_sumo_routes,
 )
 
 
@@ -74,24 +70,19 @@ class SignalSim:
         self._free = np.zeros(0)
         self._arrive = np.zeros(0)
         self._halting: list[np.ndarray] = []
-        self.teleports = 0
+        self.teleports = 0  # [veh]; stays 0 on an engine without teleports
 
     # -- episode ------------------------------------------------------------------------------
     def reset(self, seed: int) -> dict[str, Any]:
-        """Write the demand of ``seed``, (re)start the engine, all intersections on phase 0."""
+        """Draw the demand of ``seed``, (re)start the engine on it, all intersections on
+        phase 0."""
         sc = self.scenario
         grid = self.layout.grid
         trips = generate_demand(grid, sc.demand, sc.traffic.horizon_s, seed)
-        if sc.engine == "sumo":
-            write_sumo_routes(trips, grid, self.folder / "routes.rou.xml")
-        else:
-            write_cityflow_roadnet(grid, self.folder / "roadnet.json")
-            write_cityflow_flow(trips, grid, self.folder / "flow.json")
-            write_cityflow_config(self.folder, "roadnet.json", "flow.json", seed)
         self._depart = np.array([v.depart_s for v in trips], np.float64)
         self._free = np.array([grid.free_flow_time_s(v.route) for v in trips], np.float64)
         self._arrive = np.full(len(trips), np.nan)
-        self.engine.load(self.folder, seed)
+        self.engine.load(self.folder, seed, trips)
         self.t_s = 0
         self.step_idx = 0
         self.phase[:] = 0
@@ -143,13 +134,13 @@ class SignalSim:
                 self.engine.show_yellow(int(i), int(self.phase[i]), int(a[i]))
             got, tp = self.engine.advance(tr.yellow_s)
             arrived += got
-            self.teleports += tp
+            self.teleports += tp or 0
         for i in np.flatnonzero(switch):
             self.engine.show_green(int(i), int(a[i]))
         rest = tr.decision_s - (tr.yellow_s if switch.any() else 0)
         got, tp = self.engine.advance(rest)
         arrived += got
-        self.teleports += tp
+        self.teleports += tp or 0
         self.t_s = t_start + tr.decision_s
         self.green_since = np.where(switch, t_start + tr.yellow_s, self.green_since)
         self.phase = a
@@ -185,7 +176,7 @@ class SignalSim:
         halting = np.stack(self._halting) if self._halting else np.zeros((0, self.n))
         out = episode_kpis(self._depart, self._arrive, self._free, float(self.t_s), halting)
         out["trips_scheduled_veh"] = float((self._depart < self.t_s).sum())
-        out["teleports_veh"] = float(self.teleports)
+        out["teleports_veh"] = float(self.teleports) if self.engine.teleports else float("nan")
         return out
 
     def close(self) -> None:

@@ -33,7 +33,8 @@ from gridmarl.core.errors import ScenarioError
 from gridmarl.experiment import ControllerResult, SimulationResult, run_episode
 from gridmarl.traffic.config import TrafficScenario
 from gridmarl.traffic.env import TrafficEnv
-from gridmarl.traffic.kpis import KPI_NAMES
+from gridmarl.traffic.install import cityflow_build
+from gridmarl.traffic.kpis import KPI_NAMES, MIN_FINISHED_SHARE
 from gridmarl.traffic.roadnet import generate_demand
 from gridmarl.traffic.rules import FixedTime, MaxPressure
 
@@ -42,7 +43,9 @@ KPI_DEFINITIONS = (
     "Average travel time is reported twice: `avg_travel_time_s` over **finished trips only**, "
     "and `avg_travel_time_all_s` **including vehicles still on the road (or waiting to enter)** "
     "at the horizon, counted until the horizon.  Both start the clock at the scheduled "
-    "departure.  `throughput_veh`: trips finished; `mean_queue_veh`: halting vehicles on an "
+    "departure.  `finished_share`: trips finished over trips scheduled (read it beside the "
+    "travel times: a jam that keeps trips from finishing shortens `avg_travel_time_s`).  "
+    "`throughput_veh`: trips finished; `mean_queue_veh`: halting vehicles on an "
     "intersection's incoming lanes, averaged over steps and intersections; `mean_delay_s`: "
     "travel time minus free-flow time, finished trips.  Values are means over the demand seeds; "
     "`*_std` columns hold the standard deviation."
@@ -122,6 +125,20 @@ def _queue_figure(series: dict[str, pd.Series]):
     return fig
 
 
+def finished_warning(label: str, shares: np.ndarray, seeds: list[int]) -> str:
+    """A warning when most trips did not finish on some demand seed (finished share below
+    ``MIN_FINISHED_SHARE``): the network jammed and the travel times are not to be believed;
+    empty otherwise."""
+    low = [(s, x) for s, x in zip(seeds, shares, strict=True) if x < MIN_FINISHED_SHARE]
+    if not low:
+        return ""
+    worst = min(x for _, x in low)
+    return (
+        f"{label}: most trips did not finish on demand seeds {[s for s, _ in low]} (as few "
+        f"as {worst:.0%}); the network jammed and its travel times are not to be believed"
+    )
+
+
 #: the protocol's paired ratio (gridmarl.protocol): this KPI against this controller's, per episode
 PAIRED_BASELINE = ("avg_travel_time_s", "max_pressure")
 
@@ -163,6 +180,7 @@ def simulate(
         seeds = [scenario.seed + i for i in range(scenario.demand.seeds)]
     env = TrafficEnv(scenario)
     results: list[ControllerResult] = []
+    warnings: list[str] = []
     per_seed: list[dict[str, Any]] = []
     queues: dict[str, pd.Series] = {}
     try:
@@ -181,7 +199,8 @@ def simulate(
                 _log(
                     console,
                     f"  {label:<14} seed {seed}: avg travel time "
-                    f"{k['avg_travel_time_s']:.1f} s, throughput {k['throughput_veh']:.0f} veh",
+                    f"{k['avg_travel_time_s']:.1f} s, throughput {k['throughput_veh']:.0f} veh "
+                    f"({k['finished_share']:.0%} of the trips finished)",
                 )
                 if plan is None:
                     plan = rec.rename(columns={"agent": "intersection"})[
@@ -196,11 +215,20 @@ def simulate(
                     for key in KPI_NAMES
                 }
             )
+            teleports = (
+                f"teleports {arr['teleports_veh'].sum():.0f}"
+                if not np.isnan(arr["teleports_veh"]).any()
+                else f"no teleports on {scenario.engine} (a jam shows as unfinished trips)"
+            )
             notes = (
                 f"{len(seeds)} demand seeds {seeds}; trips scheduled "
-                f"{arr['trips_scheduled_veh'].mean():.0f} per seed; teleports "
-                f"{arr['teleports_veh'].sum():.0f}"
+                f"{arr['trips_scheduled_veh'].mean():.0f} per seed; {teleports}"
             )
+            low = finished_warning(label, arr["finished_share"], seeds)
+            if low:
+                warnings.append(low)
+                notes += f"; **{low}**"
+                _log(console, f"[bold red]warning:[/bold red] {low}")
             results.append(
                 ControllerResult(
                     name=label,
@@ -219,9 +247,15 @@ def simulate(
         tables={"kpis_per_seed": pd.DataFrame(per_seed)},
         figures={"queue_over_time": _queue_figure(queues)},
         summary=(
-            f"{scenario.grid.rows} x {scenario.grid.cols} signalised grid on "
+            "".join(f"**Warning: {w}**\n\n" for w in warnings)
+            + f"{scenario.grid.rows} x {scenario.grid.cols} signalised grid on "
             f"{scenario.engine}, {scenario.traffic.horizon_s} s, decisions every "
             f"{scenario.traffic.decision_s} s.\n\n" + KPI_DEFINITIONS
         ),
-        extra_manifest={"engine": scenario.engine, "demand_seeds": seeds},
+        extra_manifest={
+            "engine": scenario.engine,
+            **({"cityflow_build": cityflow_build()} if scenario.engine == "cityflow" else {}),
+            "demand_seeds": seeds,
+            "warnings": warnings,
+        },
     )

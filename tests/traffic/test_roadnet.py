@@ -7,12 +7,11 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from gridmarl.config import ScenarioError
+from gridmarl.traffic.cityflow_files import cityflow_flow, cityflow_roadnet
 from gridmarl.traffic.config import GridConfig
 from gridmarl.traffic.roadnet import (
     Grid,
     build_network,
-    cityflow_flow,
-    cityflow_roadnet,
     generate_demand,
     read_signal_layout,
     write_sumo_routes,
