@@ -91,6 +91,33 @@ REGISTRY: dict[str, ControllerInfo] = {
         finetuner="gridmarl.controllers.es:ESFinetuner",
         paper="Yu et al. 2022 (MAPPO), arXiv:2103.01955; Schulman et al. 2017 (PPO)",
     ),
+    "hmf": ControllerInfo(
+        name="hmf",
+        target="gridmarl.controllers.hmf:HMF",
+        # hybrid and continuous actions through DiscretizedAction (modes x levels)
+        action_kinds=frozenset({"discrete", "continuous", "hybrid"}),
+        needs_graph=False,  # groups from AgentSpec.groups or IPC; no neighbour lists
+        on_policy=False,
+        action_mask=True,
+        centralised_critic=False,  # group / top-level values see observation-action pairs only
+        size_free=True,  # Q_LOC acts alone; the groups' networks are for training
+        checkpoint_format="gridmarl.hmf/1",
+        finetuner=None,
+        paper="Yu 2023 (HMF), AAAI; shared/seeds/003",
+    ),
+    "mfq": ControllerInfo(
+        name="mfq",
+        target="gridmarl.controllers.mfq:MFQ",
+        action_kinds=frozenset({"discrete", "continuous", "hybrid"}),
+        needs_graph=False,
+        on_policy=False,
+        action_mask=True,
+        centralised_critic=False,
+        size_free=True,
+        checkpoint_format="gridmarl.mfq/1",
+        finetuner=None,
+        paper="Yang et al. 2018 (mean-field Q), ICML, arXiv:1802.05438",
+    ),
 }
 
 

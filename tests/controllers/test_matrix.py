@@ -34,6 +34,8 @@ TINY_OPTIONS: dict[str, dict[str, object]] = {
         "critic_heads": 1,
         "critic_layers": 1,
     },
+    "hmf": {"train_every": 2, "learning_starts": 1, "batch_size": 4, "hidden": 8, "attn_dim": 4},
+    "mfq": {"train_every": 2, "learning_starts": 1, "batch_size": 4, "hidden": 8},
 }
 
 

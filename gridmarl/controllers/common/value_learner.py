@@ -1,0 +1,552 @@
+"""What off-policy, value-based learners over a finite action set share (HMF, MFQ, IQL).
+
+A :class:`ValueLearner` is a ``core.learner.Learner``: ``collect`` steps ``cfg.num_envs`` envs
+for ``train_every`` steps with ε-greedy actions from the learner's per-agent Q-values and
+stores the joint transitions in ``controllers/common/replay.ReplayBuffer``; ``update`` then
+makes ``gradient_steps`` minibatch steps on the subclass's loss and soft-updates the target
+networks (θ̂ ← τ θ + (1 − τ) θ̂, as in line 16–17 of HMF's Algorithm 1 and cleanrl's
+``dqn.py``).  Actions are the ``controllers/common/discrete.DiscretizedAction`` of the env's
+action (discrete domains 1:1; energy's hybrid action as modes × levels); the replay buffer
+stores the env's ``Action`` and the index is recovered exactly with ``index_of``.
+
+A subclass provides the networks (:meth:`ValueLearner.build`: a dict of modules, the one named
+``"actor"`` being what acts), the Q-values an agent acts on (:meth:`ValueLearner.q_values`),
+the loss of a sampled minibatch (:meth:`ValueLearner.loss`), and optionally per-episode state
+(:meth:`ValueLearner.on_episode_start`, e.g. HMF's IPC regrouping) and per-agent replay extras.
+
+Observation features (every subclass): ``f_k = concat(norm(local_k), norm(forecast_k))``
+``[B, N, local_dim + H·f]`` with running mean / std normalisers updated on the collected
+observations (``controllers/common/normalizers.RunningMeanStd``).
+
+Checkpoints: ``torch.save`` of plain tensors and values (``weights_only`` loadable), written
+atomically with a sidecar JSON, refused with a ``ScenarioError`` when they do not fit the env.
+The replay buffer is not saved (it can take gigabytes): a resumed run refills it before
+learning again (``learning_starts``), so a resumed curve is not bit-identical to an
+uninterrupted one; the weights, optimiser, normalisers, generators and progress are exact.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from gridmarl.controllers.common.checkpoint import check_compatible, read_checkpoint
+from gridmarl.controllers.common.discrete import DiscretizedAction
+from gridmarl.controllers.common.normalizers import RunningMeanStd
+from gridmarl.controllers.common.replay import ReplayBuffer, Transitions
+from gridmarl.core.controller import Trainable
+from gridmarl.core.env import MultiAgentEnv
+from gridmarl.core.errors import ScenarioError
+from gridmarl.core.io import atomic_write, write_json
+from gridmarl.core.learner import Progress, TrainingLogger, run
+from gridmarl.core.seeding import make_generator, stream_seed
+from gridmarl.core.types import Action, AgentSpec, Observation, PolicyShape
+
+#: spec fields whose value fixes a weight shape (``n_agents`` does not: Q_LOC is shared)
+SHAPE_FIELDS = (
+    "local_dim",
+    "forecast_dim",
+    "state_dim",
+    "global_dim",
+    "n_discrete",
+    "n_continuous",
+)
+
+
+@dataclass
+class ValueConfig:
+    """Hyper-parameters every value learner has (``scenario.train.options`` overrides them).
+
+    The HMF seed's hyper-parameter table is in its appendix, which the seed text does not
+    include; these defaults are cleanrl ``dqn.py``-like values sized for CPU runs
+    (docs/controllers/hmf.md lists each one's source).
+
+    Attributes:
+        num_envs: parallel envs ``B`` stepped by ``collect``.
+        train_every: env steps per ``collect`` (one ``update`` follows) [steps].
+        gradient_steps: minibatch steps per ``update``.
+        buffer_size: replay capacity [env-steps of all N agents].
+        batch_size: rows per minibatch [env-steps].
+        learning_starts: rows stored before the first gradient step [env-steps].
+        lr: Adam learning rate.
+        gamma: discount γ per step [-].
+        tau: soft target update rate τ [-] (HMF Algorithm 1, lines 16–17).
+        eps_start: ε of the ε-greedy exploration at the start [-].
+        eps_end: ε after ``eps_fraction`` of the budget (kept afterwards) [-].
+        eps_fraction: share of the budget over which ε falls linearly [-].
+        hidden: width of the hidden layers.
+        levels: levels per continuous action dimension (``DiscretizedAction``).
+        max_grad_norm: global gradient-norm clip.
+        reward_scale: multiplier on the rewards used for learning [-].
+    """
+
+    num_envs: int = 8
+    train_every: int = 1
+    gradient_steps: int = 1
+    buffer_size: int = 5_000
+    batch_size: int = 64
+    learning_starts: int = 200
+    lr: float = 5e-4
+    gamma: float = 0.95
+    tau: float = 0.01
+    eps_start: float = 1.0
+    eps_end: float = 0.05
+    eps_fraction: float = 0.5
+    hidden: int = 64
+    levels: int = 5
+    max_grad_norm: float = 10.0
+    reward_scale: float = 1.0
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> ValueConfig:
+        """Build from a mapping, rejecting unknown names with the list of allowed ones."""
+        names = {f.name for f in fields(cls)}
+        bad = sorted(set(options) - names)
+        if bad:
+            raise ScenarioError(
+                f"train.options: unknown {cls.__name__} option(s) {', '.join(bad)}; "
+                f"allowed: {', '.join(sorted(names))}"
+            )
+        try:
+            cfg = cls(**options)
+            cfg.check()
+        except (TypeError, ValueError) as exc:
+            raise ScenarioError(f"train.options: {exc}") from None
+        return cfg
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming a value outside its range."""
+        positive = ("num_envs", "train_every", "gradient_steps", "buffer_size", "batch_size")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("gamma", "tau", "eps_start", "eps_end", "eps_fraction"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+
+@dataclass
+class CollectBatch:
+    """What ``collect`` hands to ``update``.
+
+    Attributes:
+        agent_steps: agent-steps simulated (steps × envs × agents).
+        epsilon: the exploration rate used [-].
+        reward_per_step: mean per-agent reward of the collected steps.
+        episode_returns: team returns of the episodes that ended.
+        t_start: ``time.perf_counter()`` when the collection began [s].
+        env_s: time spent in ``env.step`` [s].
+    """
+
+    agent_steps: int
+    epsilon: float
+    reward_per_step: float
+    episode_returns: list[float]
+    t_start: float
+    env_s: float
+
+
+def features(obs: Observation, local_norm: RunningMeanStd, fc_norm: RunningMeanStd) -> Tensor:
+    """``f_k = concat(norm(local), norm(forecast) flattened)`` ``[B, N, local_dim + H·f]``."""
+    b, n = obs.batch_shape
+    fc = fc_norm.normalize(obs.forecast).reshape(b, n, -1)
+    return torch.cat([local_norm.normalize(obs.local), fc], dim=-1)
+
+
+def masked_argmax(q: Tensor, mask: Tensor) -> Tensor:
+    """``[..., A]`` Q-values and allowed mask -> index of the best allowed action ``[...]``."""
+    return q.masked_fill(~mask, float("-inf")).argmax(-1)
+
+
+def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """θ̂ ← τ θ + (1 − τ) θ̂ on every parameter (HMF Algorithm 1, lines 16–17)."""
+    with torch.no_grad():
+        for t, o in zip(target.parameters(), online.parameters(), strict=True):
+            t.lerp_(o, tau)
+
+
+class ValueLearner(Trainable):
+    """Base of the value-based off-policy learners (see the module docstring).
+
+    Args:
+        spec: the env's agent spec (fixes the weight shapes, not the number of agents).
+        config: hyper-parameters (the subclass's ``config_class``).
+        device: where the networks and the replay buffer live.
+        seed: seeds the weights, the exploration and the minibatch draws.
+    """
+
+    name: ClassVar[str] = "value"
+    label: ClassVar[str] = "value learner"  # in error messages
+    checkpoint_format: ClassVar[str] = "gridmarl.value/1"
+    config_class: ClassVar[type] = ValueConfig
+
+    def __init__(
+        self,
+        spec: AgentSpec,
+        config: Any = None,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+    ) -> None:
+        self.spec = spec
+        self.cfg = config or self.config_class()
+        self.cfg.check()
+        self.device = torch.device(device)
+        self.seed = int(seed)
+        self.actions = DiscretizedAction(spec, self.cfg.levels, device=self.device)
+        self.n_actions = self.actions.n_actions
+        self.obs_dim = spec.local_dim + spec.forecast_len * spec.forecast_dim
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            self.nets = nn.ModuleDict(self.build()).to(self.device)
+        self.target = copy.deepcopy(self.nets)
+        for p in self.target.parameters():
+            p.requires_grad_(False)
+        self.local_norm = RunningMeanStd((spec.local_dim,)).to(self.device)
+        self.fc_norm = RunningMeanStd((spec.forecast_dim,)).to(self.device)
+        self.optimizer = torch.optim.Adam(self.nets.parameters(), lr=self.cfg.lr)
+        self.explore_gen = make_generator(self.seed + 1, self.device)
+        self.sample_gen = make_generator(self.seed + 2, self.device)
+        self.agent_steps = 0
+        self.updates = 0
+        self.meta: dict[str, Any] = {}
+        self.replay: ReplayBuffer | None = None
+        self._env: MultiAgentEnv | None = None
+        self._obs: Observation | None = None
+        self._running: Tensor | None = None
+        self._episodes = 0
+
+    # -- what a subclass provides ------------------------------------------------------------
+    def build(self) -> dict[str, nn.Module]:
+        """The networks; ``"actor"`` is the one execution needs (Q_LOC)."""
+        raise NotImplementedError
+
+    def q_values(self, obs: Observation) -> Tensor:
+        """``[B, N, A]`` Q-values each agent acts on (greedy / ε-greedy)."""
+        raise NotImplementedError
+
+    def loss(self, tr: Transitions, a: Tensor, a_next_mask: Tensor) -> tuple[Tensor, dict]:
+        """Loss of a minibatch (``a`` ``[M, N]`` action indices; ``a_next_mask`` the allowed
+        actions after the step ``[M, N, A]``) and its statistics."""
+        raise NotImplementedError
+
+    def replay_extras(self) -> dict[str, tuple[int, ...]]:
+        """Per-agent values stored with every row (``ReplayBuffer`` extras)."""
+        return {}
+
+    def extras_for(self, obs: Observation) -> dict[str, Tensor]:
+        """The extras of the rows about to be stored, ``name -> [B, N, *shape]``."""
+        return {}
+
+    def on_episode_start(self, obs: Observation, mask: Tensor) -> None:
+        """Called when the envs in ``mask`` ``[B]`` begin an episode with ``obs``."""
+
+    # -- acting -------------------------------------------------------------------------------
+    def features(self, obs: Observation) -> Tensor:
+        """``f_k`` ``[B, N, obs_dim]`` (module docstring)."""
+        return features(obs, self.local_norm, self.fc_norm)
+
+    def epsilon(self, budget: int) -> float:
+        """ε now: linear from ``eps_start`` to ``eps_end`` over ``eps_fraction`` of ``budget``."""
+        cfg = self.cfg
+        span = max(1.0, cfg.eps_fraction * budget)
+        frac = min(1.0, self.agent_steps / span)
+        return cfg.eps_start + (cfg.eps_end - cfg.eps_start) * frac
+
+    def _choose(self, obs: Observation, eps: float) -> Tensor:
+        """ε-greedy action indices ``[B, N]`` among the allowed ones."""
+        mask = self.actions.mask(obs)
+        greedy = masked_argmax(self.q_values(obs), mask)
+        if eps <= 0.0:
+            return greedy
+        b, n = greedy.shape
+        g = self.explore_gen
+        u = torch.rand(b, n, generator=g, device=g.device).to(self.device)
+        # uniform among the allowed actions: argmax of random keys on the mask
+        keys = torch.rand(b, n, self.n_actions, generator=g, device=g.device).to(self.device)
+        rand = masked_argmax(keys, mask)
+        return torch.where(u < eps, rand, greedy)
+
+    @torch.no_grad()
+    def act(self, obs: Observation, deterministic: bool = True) -> Action:
+        """Each agent's action from its own Q-values (greedy; ε-greedy with ``eps_end`` when
+        not ``deterministic``)."""
+        out_device, out_dtype = obs.local.device, obs.local.dtype
+        o = _cast(obs.to(self.device), torch.float32)
+        idx = self._choose(o, 0.0 if deterministic else self.cfg.eps_end)
+        action = self.actions.to_action(idx, dtype=out_dtype)
+        return Action(
+            discrete=action.discrete.to(out_device), continuous=action.continuous.to(out_device)
+        )
+
+    # -- learning -------------------------------------------------------------------------------
+    def progress(self) -> Progress:
+        """Agent-steps and updates so far."""
+        return Progress(agent_steps=self.agent_steps, updates=self.updates)
+
+    def _next_reset_seed(self) -> int:
+        """Training seed stream index from (updates, episodes begun): never a validation or
+        test seed (docs/protocol.md)."""
+        self._episodes += 1
+        return stream_seed(self.seed, "train", self.updates * 1_009 + self._episodes)
+
+    @torch.no_grad()
+    def collect(self, env: MultiAgentEnv, budget: int) -> CollectBatch:
+        """``train_every`` ε-greedy steps of ``env`` into the replay buffer (a new env is
+        reset first; its episodes continue across calls; ended episodes restart)."""
+        t0 = time.perf_counter()
+        if self._env is not env:
+            self._env = env
+            self._episodes = 0
+            if self.replay is None or self.replay.spec.n_agents != env.spec.n_agents:
+                self.replay = ReplayBuffer(
+                    env.spec, self.cfg.buffer_size, self.device, extras=self.replay_extras()
+                )
+            self._obs = _cast(env.reset(seed=self._next_reset_seed()).to(self.device))
+            self._running = torch.zeros(env.num_envs, dtype=torch.float64, device=self.device)
+            self._update_norms(self._obs)
+            self.on_episode_start(self._obs, torch.ones(env.num_envs, dtype=torch.bool))
+        assert self._obs is not None and self._running is not None and self.replay is not None
+        eps = self.epsilon(budget)
+        returns: list[float] = []
+        rewards = 0.0
+        env_s = 0.0
+        for _ in range(self.cfg.train_every):
+            obs = self._obs
+            idx = self._choose(obs, eps)
+            extras = self.extras_for(obs)
+            action = self.actions.to_action(idx)
+            t_env = time.perf_counter()
+            step = env.step(action)
+            env_s += time.perf_counter() - t_env
+            step_obs = _cast(step.obs.to(self.device))
+            step = type(step)(
+                obs=step_obs,
+                reward=step.reward.to(self.device, torch.float32),
+                team_reward=step.team_reward.to(self.device, torch.float32),
+                terminated=step.terminated.to(self.device),
+                truncated=step.truncated.to(self.device),
+                info={},
+            )
+            self.replay.add(obs, action, step, extras)
+            rewards += float(step.reward.mean())
+            self._running += step.team_reward.to(torch.float64)
+            done = step.done
+            nxt = step_obs
+            if bool(done.any()):
+                returns += self._running[done].tolist()
+                self._running[done] = 0.0
+                t_env = time.perf_counter()
+                nxt = _cast(env.reset_envs(done, seed=self._next_reset_seed()).to(self.device))
+                env_s += time.perf_counter() - t_env
+                self.on_episode_start(nxt, done)
+            self._update_norms(nxt)
+            self._obs = nxt
+        steps = self.cfg.train_every * env.num_envs * env.spec.n_agents
+        return CollectBatch(steps, eps, rewards / self.cfg.train_every, returns, t0, env_s)
+
+    def _update_norms(self, obs: Observation) -> None:
+        b, n = obs.batch_shape
+        self.local_norm.update(obs.local.reshape(b * n, -1))
+        if obs.forecast.numel():
+            self.fc_norm.update(obs.forecast.reshape(-1, self.spec.forecast_dim))
+
+    def update(self, batch: CollectBatch) -> dict[str, float]:
+        """``gradient_steps`` minibatch steps once ``learning_starts`` rows are stored, each
+        followed by the soft target update; returns the loss statistics and timings."""
+        t1 = time.perf_counter()
+        cfg = self.cfg
+        sums: dict[str, float] = {}
+        steps = 0
+        assert self.replay is not None
+        if len(self.replay) >= cfg.learning_starts:
+            for _ in range(cfg.gradient_steps):
+                tr = self.replay.sample(cfg.batch_size, self.sample_gen)
+                a = self.actions.index_of(tr.action)
+                loss, stats = self.loss(tr, a, self.actions.mask(tr.next_obs))
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad = nn.utils.clip_grad_norm_(self.nets.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                soft_update(self.target, self.nets, cfg.tau)
+                stats = {**stats, "loss/total": loss.detach(), "train/grad_norm": grad}
+                for k, v in stats.items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
+                steps += 1
+        t2 = time.perf_counter()
+        self.agent_steps += batch.agent_steps
+        self.updates += 1
+        out = {k: v / steps for k, v in sums.items()} if steps else {}
+        out.update(
+            {
+                "train/epsilon": batch.epsilon,
+                "train/reward_per_step": batch.reward_per_step,
+                "time/env_s": batch.env_s,
+                "time/update_s": t2 - t1,
+                "perf/agent_steps_per_s": batch.agent_steps / max(t2 - batch.t_start, 1e-9),
+            }
+        )
+        if batch.episode_returns:
+            out["train/episode_return"] = sum(batch.episode_returns) / len(batch.episode_returns)
+        return out
+
+    def train(
+        self,
+        env_factory: Callable[[int], MultiAgentEnv],
+        budget: int,
+        logger: TrainingLogger | None = None,
+    ) -> dict[str, float]:
+        """Collect and update until ``agent_steps >= budget`` (``core.learner.run``)."""
+        return run(self, env_factory, budget, logger)
+
+    def warm_start(
+        self, env: MultiAgentEnv, teacher: Any, epochs: int, seed: int, keep_prior: bool
+    ) -> dict[str, float]:
+        """Not offered: a value learner starts from scratch."""
+        raise ScenarioError(
+            f"--warm-start: {self.name} has no warm start (behaviour cloning is offered for "
+            "policy-gradient controllers); train without --warm-start"
+        )
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def extra_state(self) -> dict[str, Any]:
+        """Subclass values a checkpoint records (plain values)."""
+        return {}
+
+    def state(self) -> dict[str, Any]:
+        """Everything a checkpoint holds (tensors and plain Python values only)."""
+        return {
+            "format": self.checkpoint_format,
+            "config": asdict(self.cfg),
+            "shapes": {f: int(getattr(self.spec, f)) for f in SHAPE_FIELDS},
+            "n_agents": self.spec.n_agents,
+            "forecast_len": self.spec.forecast_len,
+            "action_prior": list(self.spec.action_prior),
+            "local_features": list(self.spec.local_features),
+            "seed": self.seed,
+            "agent_steps": self.agent_steps,
+            "updates": self.updates,
+            "actor": self.nets["actor"].state_dict(),
+            "nets": self.nets.state_dict(),
+            "target": self.target.state_dict(),
+            "local_norm": self.local_norm.state_dict(),
+            "fc_norm": self.fc_norm.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": {
+                "explore": self.explore_gen.get_state(),
+                "sample": self.sample_gen.get_state(),
+            },
+            "extra": self.extra_state(),
+            "meta": json.loads(json.dumps(self.meta, default=str)),
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write the checkpoint atomically, then its sidecar JSON (``path`` with ``.json``)."""
+        path = Path(path)
+        state = self.state()
+        atomic_write(path, lambda p: torch.save(state, p))
+        write_json(
+            path.with_suffix(".json"),
+            {
+                "format": self.checkpoint_format,
+                "controller": self.name,
+                "file": path.name,
+                "seed": self.seed,
+                "agent_steps": self.agent_steps,
+                "updates": self.updates,
+                "shapes": state["shapes"],
+                "forecast_len": self.spec.forecast_len,
+                "n_agents": self.spec.n_agents,
+                "config": state["config"],
+                **self.meta,
+            },
+        )
+
+    def load(self, path: str | Path, scenario_hash: str | None = None) -> None:
+        """Read a checkpoint with ``torch.load(weights_only=True)``.
+
+        Raises:
+            ScenarioError: not this learner's checkpoint, or one that does not fit.
+        """
+        state = self.check_checkpoint(path, self.spec, scenario_hash)
+        if asdict(self.config_class(**state["config"])) != asdict(self.cfg):
+            raise ScenarioError(
+                f"{path}: checkpoint hyper-parameters differ from this controller's; "
+                f"build it with {type(self).__name__}.from_checkpoint"
+            )
+        try:
+            self.nets.load_state_dict(state["nets"])
+            self.target.load_state_dict(state["target"])
+        except RuntimeError as exc:
+            raise ScenarioError(f"{path}: weights do not fit: {str(exc)[:300]}") from None
+        self.local_norm.load_state_dict(state["local_norm"])
+        self.fc_norm.load_state_dict(state["fc_norm"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.explore_gen.set_state(state["rng"]["explore"].cpu())
+        self.sample_gen.set_state(state["rng"]["sample"].cpu())
+        self.agent_steps = int(state["agent_steps"])
+        self.updates = int(state["updates"])
+        self.meta = dict(state.get("meta", {}))
+
+    @classmethod
+    def check_checkpoint(
+        cls,
+        path: str | Path,
+        spec: AgentSpec | PolicyShape,
+        scenario_hash: str | None = None,
+    ) -> dict[str, Any]:
+        """Read a checkpoint safely and refuse it unless it is this learner's and fits
+        ``spec`` (an env's spec or a scenario's shape).
+
+        Raises:
+            ScenarioError: naming the file and what does not match.
+        """
+        state = read_checkpoint(path, cls.checkpoint_format, cls.label)
+        check_compatible(state, spec, SHAPE_FIELDS, path, scenario_hash)
+        try:
+            cls.config_class(**state["config"]).check()
+            int(state["seed"])
+            state["nets"], state["actor"]  # noqa: B018 - presence check
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ScenarioError(
+                f"{path}: damaged {cls.label} checkpoint: its hyper-parameters, seed or "
+                f"weights do not read ({type(exc).__name__}: {str(exc)[:200]})"
+            ) from None
+        return state
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        spec: AgentSpec,
+        device: torch.device | str = "cpu",
+        scenario_hash: str | None = None,
+    ) -> ValueLearner:
+        """A learner built with the checkpoint's hyper-parameters and loaded from it
+        (``spec.n_agents`` may differ from the training env's)."""
+        state = cls.check_checkpoint(path, spec, scenario_hash)
+        learner = cls(
+            spec, cls.config_class(**state["config"]), device=device, seed=int(state["seed"])
+        )
+        learner.load(path, scenario_hash)
+        return learner
+
+
+def _cast(obs: Observation, dtype: torch.dtype = torch.float32) -> Observation:
+    """The observation with its float tensors in ``dtype`` (accounting envs may run float64)."""
+    if obs.local.dtype == dtype:
+        return obs
+    return Observation(
+        local=obs.local.to(dtype),
+        forecast=obs.forecast.to(dtype),
+        state=obs.state.to(dtype),
+        global_=obs.global_.to(dtype),
+        action_mask=obs.action_mask,
+    )
