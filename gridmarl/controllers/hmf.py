@@ -79,6 +79,14 @@ class HMFConfig(ValueConfig):
         kl_coef: weight of the IPC KL term (Eq. 18) [-]; used with ``ipc`` only.
         kl_temperature: T of the Boltzmann policy softmax(Q / T) of the KL term.
         ipc_iters: K-means reassignment rounds of the IPC grouping.
+        mf_action: the action part of ``x_k`` in the mean field μ at time t: ``taken`` (the
+            transition's action, the seed's ``x_k = (o_k, a_k)`` read literally) or
+            ``greedy`` (the current Q_LOC's greedy action, as the target's ``a'`` at t + 1,
+            Algorithm 1 line 9).  With ``taken``, Q_GMF(μ) can explain every reward that
+            depends on the group's action counts and Q_LOC, the only part that acts, is left
+            no credit (it fails the two-group game of ``tests/controllers/test_hmf.py``);
+            ``greedy`` makes Q_GMF value the group's policy and leaves the credit for the
+            taken action to Q_LOC.
     """
 
     grouping: Literal["spec", "ipc"] = "spec"
@@ -88,11 +96,14 @@ class HMFConfig(ValueConfig):
     kl_coef: float = 0.1
     kl_temperature: float = 1.0
     ipc_iters: int = 5
+    mf_action: Literal["taken", "greedy"] = "greedy"
 
     def check(self) -> None:
         super().check()
         if self.grouping not in ("spec", "ipc"):
             raise ValueError(f"grouping must be 'spec' or 'ipc', got {self.grouping!r}")
+        if self.mf_action not in ("taken", "greedy"):
+            raise ValueError(f"mf_action must be 'taken' or 'greedy', got {self.mf_action!r}")
         if self.grouping == "ipc" and self.n_groups < 1:
             raise ValueError("grouping 'ipc' needs n_groups >= 1")
         if self.n_groups < 0 or self.ipc_iters < 0 or self.kl_temperature <= 0:
@@ -159,6 +170,13 @@ def group_softmax(logits: Tensor, groups: Tensor, n_groups: int) -> Tensor:
     e = (logits - top.gather(1, groups)).exp()
     total = logits.new_zeros(m, n_groups).scatter_add(1, groups, e)
     return e / total.gather(1, groups)
+
+
+def group_max(values: Tensor, groups: Tensor, n_groups: int) -> Tensor:
+    """Largest of ``values [M, N]`` in each non-empty group -> ``[K]`` (K non-empty groups)."""
+    top = values.new_full((values.shape[0], n_groups), float("-inf"))
+    top = top.scatter_reduce(1, groups, values, reduce="amax", include_self=True)
+    return top[torch.isfinite(top)]
 
 
 def group_sum(values: Tensor, groups: Tensor, n_groups: int) -> Tensor:
@@ -324,19 +342,20 @@ class HMF(ValueLearner):
 
     # -- the losses -------------------------------------------------------------------------
     def group_values(
-        self, nets: nn.ModuleDict, f: Tensor, a: Tensor, groups: Tensor
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """For features ``f [M, N, obs_dim]`` and actions ``a [M, N]``: Q_LOC ``[M, N, A]``,
-        λ ``[M, N]``, μ ``[M, G, d_x]``, ``Σ_{k∈i} λ_k Q_LOC(x_k)`` ``[M, G]`` and
+        self, nets: nn.ModuleDict, f: Tensor, a: Tensor, groups: Tensor, a_mf: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """For features ``f [M, N, obs_dim]``, actions ``a [M, N]`` (Q_LOC's) and ``a_mf``
+        (the mean field's): Q_LOC ``[M, N, A]``, ``x`` ``[M, N, d_x]``, λ ``[M, N]``, μ
+        ``[M, G, d_x]``, ``Σ_{k∈i} λ_k Q_LOC(o_k, a_k)`` ``[M, G]`` and
         ``Q_GMF^(i)(μ^(i))`` ``[M, G]``."""
         g = self.n_groups
         q_all = nets["actor"](f)
-        x = self.pair(f, a)
+        x = self.pair(f, a_mf)
         lam = nets["attention"](x, groups, g)
         mu = mean_field(x, lam, groups, g)  # Eq. 9
         q_taken = q_all.gather(-1, a.unsqueeze(-1)).squeeze(-1)
         loc = group_sum(lam * q_taken, groups, g)
-        return q_all, lam, mu, loc, nets["gmf"](mu)
+        return q_all, x, lam, mu, loc, nets["gmf"](mu)
 
     def loss(self, tr: Transitions, a: Tensor, a_next_mask: Tensor) -> tuple[Tensor, dict]:
         cfg, g = self.cfg, self.n_groups
@@ -346,10 +365,15 @@ class HMF(ValueLearner):
         cont = (~tr.terminated).to(r.dtype).unsqueeze(-1)  # [M, 1]: bootstrap unless terminal
         _, count = group_mean(f[..., :1], groups, g)
         present = (count > 0).to(r.dtype)  # [M, G]: empty groups take no part
-        q_all, lam, mu, loc, gmf = self.group_values(self.nets, f, a, groups)
         with torch.no_grad():
+            a_mf = a
+            if cfg.mf_action == "greedy":
+                a_mf = masked_argmax(self.nets["actor"](f), self.actions.mask(tr.obs))
             a_next = masked_argmax(self.target["actor"](f_next), a_next_mask)  # Alg. 1, line 9
-            _, _, _, loc_n, gmf_n = self.group_values(self.target, f_next, a_next, groups)
+            nxt = self.group_values(self.target, f_next, a_next, groups, a_next)
+            loc_n, gmf_n = nxt[4], nxt[5]
+        q_all, x, lam, mu, loc, gmf = self.group_values(self.nets, f, a, groups, a_mf)
+        with torch.no_grad():
             # Eq. 12: y^(i) = r^(i) + γ [Σ λ'_k Q̂_LOC(x'_k) + 2 Q̂_GMF^(i)(μ')]
             y_grp = group_sum(r, groups, g) + cfg.gamma * cont * (loc_n + 2.0 * gmf_n)
             # Eq. 14: y = r + γ Σ_i Q̂_GMF^(i)(μ'^(i))
@@ -359,7 +383,6 @@ class HMF(ValueLearner):
         q_tot = (gmf * present).sum(-1)  # Eq. 13
         l_tot = (q_tot - y_tot).pow(2).mean()  # Eq. 14
         # error reduction: α ‖x_k − μ(x)‖² keeps the members near their mean field
-        x = self.pair(f, a)
         centre = mu.gather(1, groups.unsqueeze(-1).expand(-1, -1, mu.shape[-1]))
         reg = (x - centre).pow(2).sum(-1).mean()
         loss = l_grp + l_tot + cfg.reg_coef * reg
@@ -368,6 +391,8 @@ class HMF(ValueLearner):
             "loss/top": l_tot.detach(),
             "loss/mf_reg": reg.detach(),
             "q/loc_mean": q_all.detach().mean(),
+            # 1 / n_i for uniform weights, 1 when the attention picks one member
+            "attn/max_lambda": group_max(lam.detach(), groups, g).mean(),
         }
         if cfg.grouping == "ipc":
             mask = self.actions.mask(tr.obs)

@@ -1,0 +1,1 @@
+"""Small games from the papers the controllers follow (benchmarks, not product domains)."""
