@@ -39,7 +39,8 @@ def energy_env_factory(scenario: Any, device: torch.device, seed: int):
     fc = scenario.community.forecast
     t = scenario.train
     # the shaping's γ is the learner's discount (shaping.py: potential-based shaping)
-    gamma = MATPPOConfig.from_options(scenario.train.options).gamma
+    # (read from the options without building MATPPO's config: other learners' options differ)
+    gamma = float(scenario.train.options.get("gamma", MATPPOConfig.gamma))
     steps = round(scenario.train.episode_days * 24 / scenario.window.step_h)
     h = _forecast_steps(scenario)
     max_steps = community.steps - h - 1
