@@ -96,10 +96,16 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--eval-episodes", type=int, default=8)
     ap.add_argument("--out", type=Path, default=Path("docs/controllers"))
+    ap.add_argument("--plot-only", action="store_true", help="redraw from the CSV, no training")
     args = ap.parse_args()
     torch.set_num_threads(1)
     path = args.out / "hmf_bar_curves.csv"
     # earlier runs of other methods are kept: a method's rows are replaced when it runs again
+    if args.plot_only:
+        rows = read_rows(path)
+        plot([r for r in rows if r["kind"] == "curve"], args.out / "hmf_bar.png")
+        print(table(rows))
+        return
     rows = [r for r in read_rows(path) if r["method"] not in args.methods]
     for method in args.methods:
         for seed in args.seeds:
@@ -202,36 +208,37 @@ def table(rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    """Mean ± std over seeds of the greedy attendance against agent-steps, one line a method."""
+    """Mean ± std over seeds of the greedy attendance and of the reward per agent-night against
+    agent-steps, one line a method."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for method in dict.fromkeys(r["method"] for r in rows):
-        pts: dict[int, list[float]] = {}
-        for r in rows:
-            if r["method"] == method:
-                pts.setdefault(r["agent_steps"], []).append(r["attendance"])
-        xs = sorted(pts)
-        mean = [statistics.fmean(pts[x]) for x in xs]
-        sd = [statistics.stdev(pts[x]) if len(pts[x]) > 1 else 0.0 for x in xs]
-        ax.plot(xs, mean, label=method)
-        ax.fill_between(
-            xs,
-            [m - s for m, s in zip(mean, sd, strict=True)],
-            [m + s for m, s in zip(mean, sd, strict=True)],
-            alpha=0.2,
-        )
-    ax.axhline(0.6, color="k", ls="--", lw=0.8, label="optimum C/N = 0.6")
-    ax.set_xlabel("training agent-steps")
-    ax.set_ylabel("greedy attendance fraction [-]")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title("Bar game, N = 100, C = 60 (mean ± std over seeds)")
-    ax.legend(loc="best", fontsize=8)
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.0))
+    for key, ax in zip(("attendance", "reward"), axes, strict=True):
+        for method in dict.fromkeys(r["method"] for r in rows):
+            pts: dict[int, list[float]] = {}
+            for r in rows:
+                if r["method"] == method:
+                    pts.setdefault(r["agent_steps"], []).append(r[key])
+            xs = sorted(pts)
+            mean = [statistics.fmean(pts[x]) for x in xs]
+            sd = [statistics.stdev(pts[x]) if len(pts[x]) > 1 else 0.0 for x in xs]
+            lo = [m - s for m, s in zip(mean, sd, strict=True)]
+            hi = [m + s for m, s in zip(mean, sd, strict=True)]
+            ax.plot(xs, mean, label=method)
+            ax.fill_between(xs, lo, hi, alpha=0.15)
+        ax.axhline(0.6, color="k", ls="--", lw=0.8, label="optimum 0.6")
+        ax.set_xlabel("training agent-steps")
+    axes[0].set_ylabel("greedy attendance fraction [-]")
+    axes[0].set_ylim(-0.02, 1.02)
+    axes[1].set_ylabel("greedy reward per agent-night [-]")
+    axes[1].set_ylim(-1.02, 1.02)
+    axes[0].legend(loc="best", fontsize=8)
+    fig.suptitle("Bar game, N = 100, C = 60: validation games, mean ± std over 3 training seeds")
     fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
+    atomic_write(path, lambda p: fig.savefig(p, dpi=100, format="png"))
     plt.close(fig)
 
 
