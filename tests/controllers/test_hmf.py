@@ -182,7 +182,6 @@ class TwoGroupGame(MultiAgentEnv):
         return pd.DataFrame({"step": [], "agent": []})
 
 
-@pytest.mark.slow  # ~10 s each on an idle core
 @pytest.mark.parametrize("grouping", ["spec", "ipc"])
 def test_hmf_learns_the_two_group_optimum(grouping: str) -> None:
     torch.set_num_threads(1)
@@ -266,7 +265,6 @@ def tiny_routing(**over: object) -> object:
     return validate_scenario(data)
 
 
-@pytest.mark.slow  # ~15 s on an idle core
 def test_train_checkpoint_simulate_round_trip_on_routing(tmp_path) -> None:
     from gridmarl.routing.simulate import simulate
     from gridmarl.train import train
@@ -282,6 +280,20 @@ def test_train_checkpoint_simulate_round_trip_on_routing(tmp_path) -> None:
     )
     last = run_dir / "checkpoints" / "last.pt"
     assert registry.for_checkpoint(last).name == "hmf"
+    first = json.loads(last.with_suffix(".json").read_text())
+    # --resume continues from the checkpoint's progress with the run's budget and seed
+    train(
+        tiny_routing(),
+        controller="hmf",
+        device="cpu",
+        steps=2 * 5 * 4 * 20,
+        resume=run_dir,
+        validate_every=10,
+        console=QUIET,
+    )
+    second = json.loads(last.with_suffix(".json").read_text())
+    assert second["agent_steps"] == 2 * first["agent_steps"] == 2 * 5 * 4 * 20
+    assert second["seed"] == first["seed"]
     sc = tiny_routing(
         controllers=[
             {"name": "shortest_path_distance"},
