@@ -107,8 +107,7 @@ class LToSConfig(QConfig):
             )
         if cfg.high_batch_size > cfg.high_sample_size or cfg.action_interval < 1:
             raise ScenarioError(
-                "train.options: high_batch_size must be ≤ high_sample_size and "
-                "action_interval ≥ 1"
+                "train.options: high_batch_size must be ≤ high_sample_size and action_interval ≥ 1"
             )
         return cfg  # type: ignore[return-value]
 
@@ -294,7 +293,8 @@ class LToS(QLearner):
         mask = self.actions.mask(rows.obs).to(self.device)
         losses = []
         for lo in range(0, cfg.high_sample_size, cfg.high_batch_size):
-            loss = self.high_loss(x[lo : lo + cfg.high_batch_size], mask[lo : lo + cfg.high_batch_size])
+            part = slice(lo, lo + cfg.high_batch_size)
+            loss = self.high_loss(x[part], mask[part])
             self.high_optimizer.zero_grad(set_to_none=True)
             self.qnet.zero_grad(set_to_none=True)
             loss.backward()
@@ -369,4 +369,3 @@ def shaped_reward(reward: Tensor, w_in: Tensor, hood: Neighbourhood) -> Tensor:
         hood: the graph.
     """
     return (hood.gather(reward.unsqueeze(-1)).squeeze(-1) * w_in).sum(-1)
-
