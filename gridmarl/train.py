@@ -61,7 +61,7 @@ from gridmarl.config import load_scenario, scenario_hash
 from gridmarl.core.errors import ScenarioError
 from gridmarl.core.io import new_run_dir, write_json
 from gridmarl.core.learner import Learner
-from gridmarl.core.seeding import resolve_device, seed_everything
+from gridmarl.core.seeding import resolve_device, seed_everything, stream_seed
 from gridmarl.core.training import ValidationResult, Validator, set_torch_threads
 from gridmarl.run_folder import (
     best_score,
@@ -567,6 +567,12 @@ def train(
         f"best_validation_{validator.score_name}": logger.best,
     }
     write_json(run_dir / "train_manifest.json", final)
+    # a learner's own outputs for the run folder, when it has any (LToS: selfishness over an
+    # episode of the validation seed stream, seed Figs. 5-6)
+    write_outputs = getattr(learner, "write_outputs", None)
+    if callable(write_outputs):
+        for path in write_outputs(make_env, run_dir, stream_seed(seed, "validate", 0)):
+            console.print(f"wrote {path}")
     console.print(
         f"done: {p.agent_steps:,} agent-steps in {wall:.0f} s; last validation "
         f"({validator.label}) {logger.last_display}; checkpoints in {run_dir / 'checkpoints'}"

@@ -39,7 +39,9 @@ the seed's.  The low level is DGN (``controllers/dgn.py``), the high level DDPG 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -328,6 +330,21 @@ class LToS(QLearner):
             return torch.stack(self.trace).numpy()
         finally:
             self.trace = None
+
+    def write_outputs(
+        self, env_factory: Callable[[int], MultiAgentEnv], folder: Path, seed: int
+    ) -> list[Path]:
+        """Selfishness over one greedy episode of a one-env ``env_factory(1)`` with ``seed``,
+        as CSV and figures in ``folder`` (``common/selfishness.py``; seed Figs. 5-6)."""
+        from gridmarl.controllers.common.selfishness import write_selfishness
+
+        env = env_factory(1)
+        try:
+            trace = self.selfishness(env, seed)
+            names, nb = env.spec.agent_names, env.spec.neighbors.cpu().numpy()
+        finally:
+            env.close()
+        return write_selfishness(trace, names, nb, folder)
 
     # -- checkpoints ------------------------------------------------------------------------------
     def extra_state(self) -> dict[str, Any]:

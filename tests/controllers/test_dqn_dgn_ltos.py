@@ -397,6 +397,15 @@ def test_train_checkpoint_simulate_round_trip(tmp_path, name) -> None:
     )
     last = folder / "checkpoints" / "last.pt"
     assert last.exists() and (folder / "checkpoints" / "best.pt").exists()
+    if name.startswith("ltos"):  # selfishness over a greedy episode (seed Figs. 5-6)
+        frame = pd.read_csv(folder / "selfishness.csv")
+        values = frame.iloc[:, 1:].to_numpy()
+        assert frame.columns[0] == "step" and values.shape == (12, 5)  # steps x routers
+        assert bool(((values >= 0) & (values <= 1)).all())
+        assert (folder / "selfishness_time.png").stat().st_size > 0
+        assert (folder / "selfishness_network.png").stat().st_size > 0
+        if name == "ltos_fixed":  # held at the initializer's s0 = 0.9 for every connected agent
+            assert values == pytest.approx(0.9)
     # resume continues where the run stopped
     train(
         _tiny_routing([{"name": "shortest_path_distance"}]),
