@@ -35,11 +35,16 @@ CHECKPOINT_FORMAT = "gridmarl.dgn/1"
 class DGNNet(nn.Module):
     """Encoder, ``conv_layers`` attention convolutions, Q head on the concatenated features.
 
+    With ``cfg.action_head = "table"`` the head is one Linear to ``A`` values; with
+    ``"neighbours"`` action ``k`` is neighbour slot ``k`` and ``Q_i(k) = MLP(z_i, z_{j_k})`` on
+    the concatenated features of the agent and of that neighbour (padded slots are masked by
+    the env's action mask), which holds no weight per slot.
+
     Args:
         in_dim: per-agent features ``F``.
-        n_actions: ``A``.
-        cfg: widths, heads and layers.
-        extra_dim: further per-agent inputs of the Q head (LToS: ``w_in``, ``K + 1``).
+        n_actions: ``A`` (a table head).
+        cfg: widths, heads, layers and the head.
+        extra_dim: further per-agent inputs of the Q head (LToS: its ``w_in`` features).
     """
 
     def __init__(self, in_dim: int, n_actions: int, cfg: QConfig, extra_dim: int = 0) -> None:
@@ -49,18 +54,38 @@ class DGNNet(nn.Module):
             NeighbourhoodAttention(cfg.hidden, cfg.heads) for _ in range(cfg.conv_layers)
         )
         self.extra_dim = extra_dim
-        self.head = nn.Linear(cfg.hidden * (1 + cfg.conv_layers) + extra_dim, n_actions)
+        feat = cfg.hidden * (1 + cfg.conv_layers)
+        self.pointer = cfg.action_head == "neighbours"
+        if self.pointer:
+            self.head: nn.Module = nn.Sequential(
+                nn.Linear(2 * feat + extra_dim, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 1)
+            )
+        else:
+            self.head = nn.Linear(feat + extra_dim, n_actions)
 
-    def forward(self, x: Tensor, hood: Neighbourhood, extra: Tensor | None = None) -> Tensor:
-        """``x [M, N, F]`` (and ``extra [M, N, E]``) -> ``Q [M, N, A]``."""
-        h = self.encoder(x)
+    def features(self, x: Tensor, hood: Neighbourhood) -> tuple[Tensor, Tensor]:
+        """``(z [M, N, F'], h⁰ [M, N, d])``: every layer's features concatenated (DGN's
+        dense connections), and the encoder's output."""
+        h0 = h = self.encoder(x)
         outs = [h]
         for conv in self.convs:
             h, _ = conv(h, hood)
             outs.append(h)
-        if self.extra_dim:
-            outs.append(extra)
-        return self.head(torch.cat(outs, dim=-1))
+        return torch.cat(outs, dim=-1), h0
+
+    def q_head(self, z: Tensor, own_extra: Tensor | None, hood: Neighbourhood) -> Tensor:
+        """``Q [M, N, A]`` from the features ``z`` (and the agent's extra head inputs)."""
+        own = z if own_extra is None else torch.cat([z, own_extra], dim=-1)
+        if not self.pointer:
+            return self.head(own)
+        nb = hood.gather(z)[:, :, 1:]  # [M, N, K, F'] the neighbours in slot order
+        pair = torch.cat([own.unsqueeze(2).expand(-1, -1, nb.shape[2], -1), nb], dim=-1)
+        return self.head(pair).squeeze(-1)
+
+    def forward(self, x: Tensor, hood: Neighbourhood, extra: Tensor | None = None) -> Tensor:
+        """``x [M, N, F]`` (and ``extra [M, N, E]``) -> ``Q [M, N, A]``."""
+        z, _ = self.features(x, hood)
+        return self.q_head(z, extra if self.extra_dim else None, hood)
 
 
 class DGN(QLearner):

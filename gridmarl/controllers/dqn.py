@@ -19,6 +19,7 @@ from typing import ClassVar
 from torch import Tensor, nn
 
 from gridmarl.controllers.common.qlearning import QConfig, QLearner, encoder
+from gridmarl.core.errors import ScenarioError
 
 CHECKPOINT_FORMAT = "gridmarl.dqn/1"
 
@@ -45,7 +46,12 @@ class DQN(QLearner):
     what: ClassVar[str] = "DQN"
 
     def build(self) -> nn.Module:
-        """The shared Q-network."""
+        """The shared Q-network (a table head only: DQN reads no neighbour)."""
+        if self.cfg.action_head != "table":
+            raise ScenarioError(
+                "train.options.action_head: DQN scores actions from the agent's own "
+                "observation only; allowed: 'table' ('neighbours' is for dgn and ltos)"
+            )
         return QNet(self.in_dim, self.actions.n_actions, self.cfg)
 
     def q_values(self, net: nn.Module, x: Tensor, extra: dict[str, Tensor]) -> Tensor:

@@ -170,15 +170,10 @@ class LToSNet(DGNNet):
     def forward(self, x: Tensor, hood: Neighbourhood, extra: Tensor | None = None) -> Tensor:
         """``x [M, N, F]``, ``w_in = extra [M, N, K+1]`` -> ``q [M, N, A]``."""
         assert extra is not None
-        h = self.encoder(x)
-        outs = [h]
-        g = h
-        for conv in self.convs:
-            g, _ = conv(g, hood)
-            outs.append(g)
-        emb = self.share(hood.gather(h)[:, :, 1:])  # [M, N, K, d]
-        outs += [extra[..., :1], (extra[..., 1:].unsqueeze(-1) * emb).sum(2)]
-        return self.head(torch.cat(outs, dim=-1))
+        z, h0 = self.features(x, hood)
+        emb = self.share(hood.gather(h0)[:, :, 1:])  # [M, N, K, d]
+        own = torch.cat([extra[..., :1], (extra[..., 1:].unsqueeze(-1) * emb).sum(2)], dim=-1)
+        return self.q_head(z, own, hood)
 
 
 class LToS(QLearner):

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -52,8 +52,16 @@ from gridmarl.core.seeding import make_generator, stream_seed, sub_seed
 from gridmarl.core.types import Action, AgentSpec, Observation, PolicyShape
 
 #: spec fields that fix a weight shape (``n_agents`` and the graph do not: the networks are
-#: shared by all agents and attend over any neighbourhood)
+#: shared by all agents and attend over any neighbourhood; with ``action_head="neighbours"``
+#: neither does ``n_discrete``)
 SHAPE_FIELDS = ("local_dim", "forecast_dim", "n_discrete", "n_continuous")
+
+
+def shape_fields(action_head: str) -> tuple[str, ...]:
+    """The spec fields a checkpoint must match for this Q head."""
+    if action_head == "neighbours":
+        return tuple(f for f in SHAPE_FIELDS if f != "n_discrete")
+    return SHAPE_FIELDS
 
 
 @dataclass
@@ -86,6 +94,10 @@ class QConfig:
         reward_scale: multiplies the env reward used for learning [-].
         max_grad_norm: global gradient-norm clip (not in the seed; large, a guard).
         norm_rows: rows after which the observation statistics freeze [rows].
+        action_head: ``table`` (one Q output per action) or ``neighbours`` (DGN, LToS: the
+            env's discrete choice ``k`` is neighbour slot ``k`` of ``AgentSpec.neighbors``,
+            scored from the pair (own features, that neighbour's features), so the weights do
+            not depend on the number of neighbours: a policy runs on another graph).
     """
 
     num_envs: int = 8
@@ -108,6 +120,7 @@ class QConfig:
     reward_scale: float = 1.0
     max_grad_norm: float = 10.0
     norm_rows: int = 2_000
+    action_head: Literal["table", "neighbours"] = "table"
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> QConfig:
@@ -217,6 +230,7 @@ class QLearner(Trainable):
         torch.manual_seed(sub_seed(self.seed, 0))
         self.actions = DiscretizedAction(spec, config.action_levels, device=self.device)
         self.hood = Neighbourhood(spec.neighbors, self.device)
+        self.check_head(spec)
         self.in_dim = spec.local_dim + spec.forecast_len * spec.forecast_dim
         self.obs_norm = RunningMeanStd((self.in_dim,)).to(self.device)
         self.qnet: nn.Module = self.build().to(self.device)
@@ -232,6 +246,22 @@ class QLearner(Trainable):
         self.updates = 0
         self.episodes = 0  # finished episodes (drives ε)
         self._resets = 0
+
+    def check_head(self, spec: AgentSpec) -> None:
+        """Refuse ``action_head="neighbours"`` where the actions are not the neighbour slots.
+
+        Raises:
+            ScenarioError: naming the option and the sizes.
+        """
+        if self.cfg.action_head != "neighbours":
+            return
+        k = int(spec.neighbors.shape[1])
+        if spec.n_continuous or spec.n_discrete != k:
+            raise ScenarioError(
+                f"train.options.action_head: 'neighbours' needs a discrete action with one "
+                f"choice per neighbour slot (n_discrete = K = {k}, no continuous part); this env "
+                f"has n_discrete={spec.n_discrete}, n_continuous={spec.n_continuous}; use 'table'"
+            )
 
     # -- the algorithm's parts --------------------------------------------------------------------
     def build(self) -> nn.Module:
@@ -274,6 +304,7 @@ class QLearner(Trainable):
         if env.spec.n_agents != self.spec.n_agents or not torch.equal(
             env.spec.neighbors.cpu(), self.spec.neighbors.cpu()
         ):
+            self.check_head(env.spec)
             self.spec = env.spec
             self.hood = Neighbourhood(env.spec.neighbors, self.device)
             self.actions = DiscretizedAction(env.spec, self.cfg.action_levels, self.device)
@@ -452,7 +483,7 @@ class QLearner(Trainable):
         return {
             "format": self.checkpoint_format,
             "config": asdict(self.cfg),
-            "shapes": {f: int(getattr(self.spec, f)) for f in SHAPE_FIELDS},
+            "shapes": {f: int(getattr(self.spec, f)) for f in shape_fields(self.cfg.action_head)},
             "n_agents": self.spec.n_agents,
             "forecast_len": self.spec.forecast_len,
             "action_prior": list(self.spec.action_prior),
@@ -543,15 +574,15 @@ class QLearner(Trainable):
             ScenarioError: naming the file and what does not match.
         """
         state = read_checkpoint(path, cls.checkpoint_format, cls.what)
-        check_compatible(state, spec, SHAPE_FIELDS, path, scenario_hash)
         try:
-            cls.config_class(**state["config"])
+            cfg = cls.config_class(**state["config"])
             int(state["seed"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ScenarioError(
                 f"{path}: damaged {cls.what} checkpoint: its hyper-parameters or seed do not "
                 f"read ({type(exc).__name__}: {str(exc)[:200]})"
             ) from None
+        check_compatible(state, spec, shape_fields(cfg.action_head), path, scenario_hash)
         return state
 
     @classmethod
