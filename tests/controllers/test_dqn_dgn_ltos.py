@@ -422,3 +422,75 @@ def test_train_checkpoint_simulate_round_trip(tmp_path, name) -> None:
     res = simulate(_tiny_routing([{"name": name, "label": "learned", "checkpoint": str(last)}]))
     assert res.controllers[0].name == "learned"
     assert res.controllers[0].kpis["throughput_pkt"] > 0
+
+
+# -- any topology ---------------------------------------------------------------------------------
+def _ltos_ibm(extra: list[str]) -> object:
+    from pathlib import Path
+
+    from gridmarl.config import load_scenario
+
+    root = Path(__file__).resolve().parents[2]
+    return load_scenario(
+        root / "scenarios" / "routing_ltos_ibm.yaml",
+        [
+            "traffic.profile=[{steps: 20, rate_pkt_per_step: 2.0}]",
+            "network.km_per_step=500",  # short links: packets arrive within 20 steps
+            "evaluation.episodes=1",
+            "env.observation=neighbourhood",
+            "train.num_envs=2",
+            "train.options={steps_per_collect: 4, learning_starts: 4, sample_size: 4, "
+            "batch_size: 2, hidden: 8, heads: 2, action_head: neighbours}",
+            *extra,
+        ],
+    )
+
+
+@pytest.mark.parametrize("name", ["dgn", "ltos"])
+def test_a_policy_trained_on_ibm_runs_on_abilene_and_geant(tmp_path, name) -> None:
+    from gridmarl.routing.simulate import simulate
+    from gridmarl.train import train
+
+    torch.set_num_threads(1)
+    folder = train(
+        _ltos_ibm(["controllers=[]"]),
+        controller=name,
+        device="cpu",
+        steps=2 * 4 * 2 * 18,
+        out=tmp_path,
+        validate_every=10**6,
+        console=QUIET,
+    )
+    ck = str(folder / "checkpoints" / "last.pt")
+    for topo in ("Abilene", "Geant2012"):  # 11 and 40 routers (IBM: 18)
+        entry = f"controllers=[{{name: {name}, label: learned, checkpoint: {ck}}}]"
+        sc = _ltos_ibm([f"network.topology=data/topologies/{topo}.graphml", entry])
+        learned = simulate(sc).controllers[0]
+        assert learned.name == "learned" and learned.kpis["throughput_pkt"] > 0
+
+
+def test_the_slot_layout_policy_is_refused_on_another_topology(tmp_path) -> None:
+    """The contrast: without the neighbourhood observation the sizes follow the topology."""
+    from gridmarl.config import ScenarioError
+    from gridmarl.routing.simulate import simulate
+    from gridmarl.train import train
+
+    torch.set_num_threads(1)
+    slots = [
+        "env.observation=null",
+        "train.options={steps_per_collect: 4, learning_starts: 4, sample_size: 4, "
+        "batch_size: 2, hidden: 8, heads: 2}",
+    ]
+    folder = train(
+        _ltos_ibm([*slots, "controllers=[]"]),
+        controller="dgn",
+        device="cpu",
+        steps=4 * 2 * 18,
+        out=tmp_path,
+        validate_every=10**6,
+        console=QUIET,
+    )
+    ck = str(folder / "checkpoints" / "last.pt")
+    entry = f"controllers=[{{name: dgn, checkpoint: {ck}}}]"
+    with pytest.raises(ScenarioError, match="local_dim=27 in the checkpoint but 61"):
+        simulate(_ltos_ibm([*slots, "network.topology=data/topologies/Geant2012.graphml", entry]))
