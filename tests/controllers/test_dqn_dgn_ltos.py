@@ -494,3 +494,33 @@ def test_the_slot_layout_policy_is_refused_on_another_topology(tmp_path) -> None
     entry = f"controllers=[{{name: dgn, checkpoint: {ck}}}]"
     with pytest.raises(ScenarioError, match="local_dim=27 in the checkpoint but 61"):
         simulate(_ltos_ibm([*slots, "network.topology=data/topologies/Geant2012.graphml", entry]))
+
+
+def test_neighbourhood_observation_features() -> None:
+    """Size-free routing features against the slot layout kept in ``state``."""
+    from gridmarl.routing.env import NEIGHBOURHOOD_FEATURES, head_destination
+    from gridmarl.routing.simulate import load_topology, make_env
+
+    for path_features in (False, True):
+        sc = _ltos_ibm([f"env.path_features={str(path_features).lower()}", "controllers=[]"])
+        topo = load_topology(sc)
+        env = make_env(sc, topo, num_envs=2, seed=4)
+        obs = env.reset(seed=4)
+        for _ in range(6):
+            obs = env.step(Action(obs.action_mask.float().argmax(-1), obs.local[..., :0])).obs
+        n, k = topo.n_routers, topo.max_degree
+        names = NEIGHBOURHOOD_FEATURES + (("sp_delay_steps",) if path_features else ())
+        assert env.spec.local_features == names and obs.local.shape == (2, n, len(names))
+        assert obs.state.shape[-1] == 1 + n + (3 if path_features else 2) * k
+        dst, has = head_destination(obs, n)
+        assert bool(has.any()) and not bool(has.all())  # both kinds of router present
+        loc = obs.local
+        assert torch.equal(loc[..., 0], obs.state[..., 0])  # own queue
+        assert torch.equal(loc[..., 1].bool(), has)
+        assert bool(((loc[..., 2:4] >= 0) & (loc[..., 2:4] <= 1)).all())
+        assert torch.equal(loc[..., 4:6], env.uv[dst] * has[..., None])
+        assert torch.equal(loc[..., 6], torch.as_tensor(topo.degree).float().expand(2, n))
+        assert torch.equal(loc[..., 7], obs.state[..., 1 + n + k : 1 + n + 2 * k].sum(-1))
+        if path_features:
+            sp = torch.as_tensor(topo.delay_matrix(), dtype=torch.float32)
+            assert torch.equal(loc[..., 8], sp[torch.arange(n), dst] * has)
