@@ -4,7 +4,8 @@ over time and over the network (LToS seed §5, Figs. 5-6), written to a run fold
 * ``selfishness.csv``: ``step`` then one column per agent [-] (mean over the episode batch);
 * ``selfishness_time.png``: every agent's selfishness over the episode (Fig. 5);
 * ``selfishness_network.png``: the agents laid out by their graph (a seeded spring layout of
-  ``AgentSpec.neighbors``), coloured by selfishness at four times of the episode (Fig. 6).
+  ``AgentSpec.neighbors``), coloured by selfishness at four times of the episode (Fig. 6), on
+  a colour scale from the lowest to the highest value seen.
 """
 
 from __future__ import annotations
@@ -53,10 +54,13 @@ def write_selfishness(
     g.add_edges_from((i, int(j)) for i, row in enumerate(neighbors) for j in row if j >= 0)
     pos = nx.spring_layout(g, seed=0)
     times = sorted({int(t) for t in np.linspace(0, len(trace) - 1, 4)})
+    # the colour scale spans the values seen (differences are often a few hundredths)
+    lo, hi = float(trace.min()), float(trace.max())
+    lo, hi = (lo, hi) if hi - lo > 1e-6 else (lo - 0.01, hi + 0.01)
     fig, axes = plt.subplots(1, len(times), figsize=(4 * len(times), 4), squeeze=False)
     for ax, t in zip(axes[0], times, strict=True):
         nodes = nx.draw_networkx_nodes(
-            g, pos, ax=ax, node_color=trace[t], cmap="viridis", vmin=0.0, vmax=1.0, node_size=90
+            g, pos, ax=ax, node_color=trace[t], cmap="viridis", vmin=lo, vmax=hi, node_size=90
         )
         nx.draw_networkx_edges(g, pos, ax=ax, alpha=0.4)
         ax.set_title(f"step {t}")
