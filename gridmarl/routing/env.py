@@ -40,7 +40,9 @@ Spaces (per agent, ``K`` = largest router degree, ``N`` routers):
                         [pkt/step]
 ``action``              ``Discrete(K)``: neighbour slot (slot ``k`` = ``k``-th neighbour in
                         ascending router id, ``Topology.neighbors``)
-``action_mask`` [K]     True for the router's real neighbours
+``action_mask`` [K]     True for the router's real neighbours; with ``loop_mask=True`` only
+                        those its head packet has not visited (all real ones when it has
+                        visited every one): the seed's loopback detection (LToS §5.3)
 ======================  ======================================================================
 
 An invalid action (a padded slot or outside ``[0, K)``) falls back to slot ``a mod degree``
@@ -276,6 +278,7 @@ class RoutingEnv(MultiAgentEnv):
         groups: ``[N]`` group of each router in ``spec.groups`` (default: core and edge
             routers, ``topology.core_edge_groups``).
         observation: None (the slot layout) or ``neighbourhood`` (module docstring).
+        loop_mask: hide the neighbours the head packet has visited from the action mask.
     """
 
     def __init__(
@@ -292,6 +295,7 @@ class RoutingEnv(MultiAgentEnv):
         reward: str = "queue",
         groups: Sequence[int] | np.ndarray | None = None,
         observation: str | None = None,
+        loop_mask: bool = False,
     ) -> None:
         if reward not in ("queue", "queue_and_flight"):
             raise ValueError(f"reward: {reward!r}; allowed: queue, queue_and_flight")
@@ -350,6 +354,7 @@ class RoutingEnv(MultiAgentEnv):
         self.bitrows = bitrows.to(dev)  # [N, W] visited set {r} of a packet born at r
         shape = policy_shape(n, k, self.path_features, observation)
         self.neighbourhood_obs = observation == "neighbourhood"
+        self.loop_mask = bool(loop_mask)
         pos = np.asarray(topology.pos, dtype=np.float64)
         span = np.where(np.ptp(pos, 0) > 0, np.ptp(pos, 0), 1.0)
         #: [N, 2] position in the bounding box [0, 1]² and [N] degree (size-free features)
@@ -687,6 +692,9 @@ class RoutingEnv(MultiAgentEnv):
         glob = torch.cat(
             [counts[:, : 2 * nk].view(b, 2, nk).sum(2), torch.full((b, 1), rate, device=dev)], 1
         )
+        mask = self.static_mask.expand(b, n, k)
+        if self.loop_mask:
+            mask = self._unvisited_mask(mask)
         state = local
         if self.neighbourhood_obs:
             local = self._neighbourhood_features(state, hf)
@@ -695,8 +703,21 @@ class RoutingEnv(MultiAgentEnv):
             forecast=self._no_forecast,
             state=state,
             global_=glob,
-            action_mask=self.static_mask.expand(b, n, k),
+            action_mask=mask,
         )
+
+    def _unvisited_mask(self, mask: Tensor) -> Tensor:
+        """``[B, N, K]``: the real neighbour slots whose router the head packet has not
+        visited, or all real slots where it has visited every one (or there is no packet)."""
+        b, n, k, w = self.num_envs, self.n, self.k, self.words
+        words = self.visited.view(b, self.pool + 1, w).gather(
+            1, self.head_slot[..., None].expand(b, n, w)
+        )  # [B, N, W] visited set of each head packet
+        table = self._hop_table.view(n, k, 6)
+        bit, word_i = table[..., 3], table[..., 4]  # [N, K] the neighbour's bit and word
+        seen = (words.gather(2, word_i.expand(b, n, k)) & bit) != 0
+        fresh = mask & ~(seen & self.has_head[..., None])  # the dummy slot's set is junk
+        return torch.where(fresh.any(-1, keepdim=True), fresh, mask)
 
     def _neighbourhood_features(self, slots: Tensor, has: Tensor) -> Tensor:
         """``[B, N, 8 (9)]`` size-free features from the slot layout ``slots`` (module

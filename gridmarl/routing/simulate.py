@@ -76,6 +76,7 @@ def make_env(
         seed=seed,
         path_features=scenario.env.path_features,
         observation=scenario.env.observation,
+        loop_mask=bool(scenario.env.loop_mask),
         reward=scenario.env.reward,
         groups=scenario_groups(scenario, topology),
     )

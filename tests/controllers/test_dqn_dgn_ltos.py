@@ -524,3 +524,35 @@ def test_neighbourhood_observation_features() -> None:
         if path_features:
             sp = torch.as_tensor(topo.delay_matrix(), dtype=torch.float32)
             assert torch.equal(loc[..., 8], sp[torch.arange(n), dst] * has)
+
+
+def test_loop_mask_hides_the_neighbours_the_head_packet_visited() -> None:
+    """Differential: the mask against each head packet's visited routers, decoded bit by bit
+    from the env's packet state (seed §5.3, loopback detection)."""
+    from gridmarl.routing.simulate import load_topology, make_env
+
+    sc = _ltos_ibm(["env.loop_mask=true", "env.observation=null", "controllers=[]"])
+    topo = load_topology(sc)
+    env = make_env(sc, topo, num_envs=2, seed=5)
+    obs = env.reset(seed=5)
+    g = torch.Generator().manual_seed(0)
+    checked = hidden = 0
+    for _ in range(8):
+        pick = torch.multinomial(obs.action_mask.float().view(-1, env.k), 1, generator=g)
+        obs = env.step(Action(pick.view(2, env.n), obs.local[..., :0])).obs
+        for b in range(2):
+            for r in range(env.n):
+                real = [int(j) for j in topo.neighbors[r] if j >= 0]
+                got = obs.action_mask[b, r, : len(real)].tolist()
+                assert not any(obs.action_mask[b, r, len(real) :].tolist())
+                if not bool(env.has_head[b, r]):
+                    assert all(got)
+                    continue
+                slot = int(env.head_slot[b, r])
+                words = env.visited.view(2, env.pool + 1, env.words)[b, slot].tolist()
+                seen = [(words[j // 64] >> (j % 64)) & 1 == 1 for j in real]
+                want = [not s for s in seen] if not all(seen) else [True] * len(real)
+                assert got == want
+                checked += 1
+                hidden += sum(not x for x in got)
+    assert checked > 10 and hidden > 0  # the mask did hide visited neighbours
