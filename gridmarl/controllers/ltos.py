@@ -62,7 +62,7 @@ from gridmarl.controllers.dgn import DGNNet
 from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.errors import ScenarioError
 from gridmarl.core.seeding import make_generator, sub_seed
-from gridmarl.core.types import Observation
+from gridmarl.core.types import AgentSpec, Observation
 
 CHECKPOINT_FORMAT = "gridmarl.ltos/1"
 FIXED_CHECKPOINT_FORMAT = "gridmarl.ltos_fixed/1"
@@ -186,7 +186,7 @@ class LToS(QLearner):
 
     def __init__(
         self,
-        spec: Any,
+        spec: AgentSpec,
         config: LToSConfig,
         device: torch.device | str = "cpu",
         seed: int = 0,

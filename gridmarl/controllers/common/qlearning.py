@@ -246,6 +246,7 @@ class QLearner(Trainable):
         self.updates = 0
         self.episodes = 0  # finished episodes (drives ε)
         self._resets = 0
+        self._act_t = 0  # steps since ``reset`` when acting outside training [steps]
 
     def check_head(self, spec: AgentSpec) -> None:
         """Refuse ``action_head="neighbours"`` where the actions are not the neighbour slots.
@@ -333,9 +334,9 @@ class QLearner(Trainable):
 
     def act(self, obs: Observation, deterministic: bool = True) -> Action:
         """The joint action ``[B, N]`` (greedy when ``deterministic``, else ε-greedy)."""
-        t = torch.full((obs.batch_shape[0],), getattr(self, "_act_t", 0), device=self.device)
+        t = torch.full((obs.batch_shape[0],), self._act_t, device=self.device)
         extra = self.extras_for_step(obs, t, explore=not deterministic)
-        self._act_t = getattr(self, "_act_t", 0) + 1
+        self._act_t += 1
         return self.actions.to_action(self.choose(obs, extra, explore=not deterministic))
 
     # -- learning ---------------------------------------------------------------------------------
