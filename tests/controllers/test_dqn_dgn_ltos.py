@@ -556,3 +556,21 @@ def test_loop_mask_hides_the_neighbours_the_head_packet_visited() -> None:
                 checked += 1
                 hidden += sum(not x for x in got)
     assert checked > 10 and hidden > 0  # the mask did hide visited neighbours
+
+
+def test_bad_options_are_refused_with_the_key() -> None:
+    from gridmarl.core.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match="unknown QConfig option.*high_lr"):
+        QConfig.from_options({"high_lr": 0.1})
+    with pytest.raises(ScenarioError, match="initial_selfishness must be in"):
+        LToSConfig.from_options({"initial_selfishness": 0.0})
+    with pytest.raises(ScenarioError, match="batch_size .* must be ≤ sample_size"):
+        QConfig.from_options({"batch_size": 20, "sample_size": 10})
+    # the pointer head needs one discrete choice per neighbour slot (K = 2 on the path)
+    with pytest.raises(ScenarioError, match="action_head: 'neighbours' needs"):
+        DGN(_spec(PATH6, n_discrete=3), QConfig(action_head="neighbours"))
+    with pytest.raises(ScenarioError, match="DQN scores actions from the agent's own"):
+        DQN(_spec(PATH6, n_discrete=2), QConfig(action_head="neighbours"))
+    with pytest.raises(ValueError, match="not symmetric"):
+        Neighbourhood(torch.tensor([[1], [-1]]))
