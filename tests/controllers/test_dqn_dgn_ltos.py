@@ -492,7 +492,7 @@ def test_the_slot_layout_policy_is_refused_on_another_topology(tmp_path) -> None
     )
     ck = str(folder / "checkpoints" / "last.pt")
     entry = f"controllers=[{{name: dgn, checkpoint: {ck}}}]"
-    with pytest.raises(ScenarioError, match="local_dim=27 in the checkpoint but 61"):
+    with pytest.raises(ScenarioError, match="local_dim=31 in the checkpoint but 71"):
         simulate(_ltos_ibm([*slots, "network.topology=data/topologies/Geant2012.graphml", entry]))
 
 
