@@ -287,6 +287,33 @@ def finetune(
 
 
 @app.command()
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="sweep YAML file", show_default=False)],
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster to join (auto, HOST:6379, ray://HOST:10001); default: "
+            "RAY_ADDRESS, else a local Ray on this machine's cores"
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="output folder (default: sweeps/<sweep name>)")
+    ] = None,
+) -> None:
+    """Run scenarios x --set variants x seeds x controllers, each cell a Ray task with its own
+    run folder, and write sweep.csv / sweep.md (mean, std, 95 % intervals, ratios to the
+    baseline); a re-run skips finished cells.  Exit code 1 when a cell failed (the others
+    finish)."""
+    from gridmarl.sweep import run_sweep
+
+    if out is not None:
+        _check_writable(out)
+    outcome = run_sweep(sweep_file, out=out, address=address, console=console)
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
 def validate(
     scenario: ScenarioArg,
     set_: SetOpt = None,
