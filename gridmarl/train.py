@@ -249,7 +249,8 @@ def resume_settings(
         raise ScenarioError(
             f"--resume {run_dir}: the run trains {manifest.get('controller')!r}, not {controller!r}"
         )
-    check_train_settings(manifest, scenario, run_dir, ignore=("steps", "es"))
+    # where the simulator workers run does not change the episodes
+    check_train_settings(manifest, scenario, run_dir, ignore=("steps", "es", "workers"))
     seed = int(manifest["seed"]) if seed is None else seed
     steps = int(manifest["steps"]) if steps is None else steps
     return manifest, seed, steps

@@ -73,3 +73,73 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Any:
 def cluster_cpus(ray: Any) -> int:
     """CPUs the connected cluster offers in all (at least 1)."""
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+class Served:
+    """The body of a worker actor: holds ``factory(*args)`` and runs its methods by name."""
+
+    def __init__(self, factory: Any, *args: Any) -> None:
+        self.obj = factory(*args)
+
+    def ready(self) -> None:
+        """Returns once the object is built (its errors surface here)."""
+
+    def call(self, cmd: str, arg: Any = None) -> Any:
+        """``obj.cmd(arg)`` (``obj.cmd()`` when ``arg`` is None)."""
+        fn = getattr(self.obj, cmd)
+        return fn() if arg is None else fn(arg)
+
+
+class RayWorker:
+    """An object built by ``factory(*args)`` inside a Ray actor (one CPU), driven like a pipe
+    worker: ``send`` a command, then ``result``; ``call`` does both.  The actor may run on any
+    node of the cluster, so the factory must build everything it needs there (files included).
+
+    Args:
+        factory: a picklable callable (a module-level function or class).
+        args: its arguments (pickled to the actor).
+        address: the cluster (``connect``); None: the session this process has, ``RAY_ADDRESS``
+            or a new local Ray.
+        what: names the worker in errors (``traffic worker``).
+
+    Raises:
+        RuntimeError: the factory failed in the actor (``<what> failed: <error>``).
+    """
+
+    def __init__(
+        self, factory: Any, *args: Any, address: str | None = None, what: str = "worker"
+    ) -> None:
+        ray = connect(address)
+        self._ray, self.what = ray, what
+        self.actor = ray.remote(num_cpus=1, max_restarts=0)(Served).remote(factory, *args)
+        self._ref: Any = None
+        self._get(self.actor.ready.remote())
+
+    def _get(self, ref: Any) -> Any:
+        try:
+            return self._ray.get(ref)
+        except self._ray.exceptions.RayError as exc:
+            cause = getattr(exc, "cause", None) or exc
+            raise RuntimeError(f"{self.what} failed: {type(cause).__name__}: {cause}") from None
+
+    def send(self, cmd: str, arg: Any = None) -> None:
+        """Start ``cmd(arg)`` in the actor without waiting."""
+        self._ref = self.actor.call.remote(cmd, arg)
+
+    def result(self) -> Any:
+        """The result of the last ``send``."""
+        ref, self._ref = self._ref, None
+        return self._get(ref)
+
+    def call(self, cmd: str, arg: Any = None) -> Any:
+        """``cmd(arg)`` in the actor, waited for."""
+        self.send(cmd, arg)
+        return self.result()
+
+    def close(self) -> None:
+        """``close()`` the object (best effort), then end the actor."""
+        try:
+            self.call("close")
+        except Exception:  # noqa: BLE001 - the actor may be gone already
+            pass
+        self._ray.kill(self.actor)
