@@ -97,3 +97,54 @@ def test_two_ranks_equal_one_process_on_concatenated_batch(
     pairs = zip(ranks[0]["params"], fresh.params, strict=True)
     moved = sum(float((a - b.detach()).abs().sum()) for a, b in pairs)
     assert moved > 1e-3
+
+
+@pytest.mark.slow
+def test_train_nproc_2_then_resume(tmp_path: Path) -> None:
+    """``gridmarl train --nproc 2`` (torchrun, gloo): rank 0 alone writes the run folder; a
+    ``--resume`` with two processes continues from ``last.pt``."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    args = [
+        "--device",
+        "cpu",
+        "--validate-every",
+        "2",
+        "--nproc",
+        "2",
+        "--set",
+        "traffic.profile=[{steps: 20, rate_pkt_per_step: 1.0}]",
+        "--set",
+        "evaluation.episodes=1",
+        "--set",
+        "train.num_envs=2",
+        "--set",
+        "train.options={rollout_steps: 10, value_target: team}",
+    ]
+    base = [sys.executable, "-m", "gridmarl", "train", "scenarios/routing_ibm.yaml"]
+
+    def train(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*base, *args, *extra], cwd=root, capture_output=True, text=True, timeout=600
+        )
+
+    r = train("--out", str(tmp_path), "--steps", "1400")
+    assert r.returncode == 0, r.stderr[-2000:]
+    (run,) = (tmp_path / "routing_ibm").iterdir()
+    assert r.stdout.count("trained ") == 1  # one process reports
+    man = json.loads((run / "train_manifest.json").read_text())
+    # 2 processes x 2 envs x 10 steps x 18 routers per update
+    assert man["processes"] == 2 and man["agent_steps"] == 2 * 720 and man["updates"] == 2
+    assert len(list((run / "tb").glob("events.*"))) == 1
+
+    r = train("--resume", str(run), "--steps", "2800")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "resuming at 1,440" in r.stdout
+    man = json.loads((run / "train_manifest.json").read_text())
+    assert man["updates"] == 4 and man["agent_steps"] == 4 * 720
+    rows = (run / "validation.csv").read_text().strip().splitlines()[1:]
+    assert [int(x.split(",")[1]) for x in rows] == [2, 4]
+    assert list((tmp_path / "routing_ibm").iterdir()) == [run]

@@ -23,6 +23,7 @@ calls it when ``WORLD_SIZE > 1``.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -99,9 +100,13 @@ class DataParallel:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(
-            module, device_ids=ids, broadcast_buffers=False, find_unused_parameters=True
-        )
+        with warnings.catch_warnings():
+            # newer torch calls broadcast_buffers deprecated in favour of forward_sync_buffers,
+            # and keeps its meaning (no sync at each forward), which is what is wanted here
+            warnings.simplefilter("ignore", FutureWarning)
+            return DistributedDataParallel(
+                module, device_ids=ids, broadcast_buffers=False, find_unused_parameters=True
+            )
 
     def gather(self, x: Tensor, dim: int = 0) -> Tensor:
         """Every rank's ``x`` (equal shapes) concatenated along ``dim`` in rank order."""
