@@ -97,6 +97,17 @@ def test_malformed_sweep_exits_2_naming_the_key(tmp_path: Path, change: dict, ne
     assert not (tmp_path / "o" / CELLS).exists()
 
 
+def test_core_commands_do_not_import_ray() -> None:
+    """Ray is an optional extra: the command line, simulate, train, the sweep module and the
+    traffic env import without it (Ray is imported only when a sweep or Ray workers run)."""
+    code = (
+        "import sys; import gridmarl.cli, gridmarl.sweep, gridmarl.train, gridmarl.traffic.env, "
+        "gridmarl.routing.simulate, gridmarl.controllers.matppo; "
+        "sys.exit(3 if 'ray' in sys.modules else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=300).returncode == 0
+
+
 # -- statistics -------------------------------------------------------------------------------
 def test_t_interval_matches_closed_form() -> None:
     mean, std, lo, hi = t_interval([1.0, 2.0, 3.0])
