@@ -108,6 +108,41 @@ def test_core_commands_do_not_import_ray() -> None:
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=300).returncode == 0
 
 
+@pytest.mark.slow
+def test_train_then_evaluate_cell(tmp_path: Path) -> None:
+    """A learned controller without a checkpoint is trained on the cell's seed, then its
+    best.pt evaluated; a baseline is evaluated as it is (run_cell, no Ray needed)."""
+    from gridmarl.sweep import run_cell
+
+    path = tiny_sweep(
+        tmp_path,
+        controllers=["shortest_path_hops", "matppo"],
+        mode="train-then-evaluate",
+        train={"steps": 720, "validate_every": 1},
+        set=[
+            "evaluation.episodes=1",
+            "train.num_envs=2",
+            "train.options={rollout_steps: 10, value_target: team}",
+        ],
+        seeds=[4],
+        scenarios=[routing_file(tmp_path, "calm", 1.0)],
+    )
+    _, cells = load_sweep(path)
+    assert [(c.label, c.train_steps) for c in cells] == [
+        ("shortest_path_hops", None),
+        ("matppo", 720),
+    ]
+    rec = run_cell(cells[1], str(tmp_path / "out"))
+    assert rec["status"] == "done", rec.get("error")
+    folder = tmp_path / "out" / CELLS / cells[1].id
+    ck = folder / rec["trained_checkpoint"]
+    assert ck.name == "best.pt" and ck.exists()
+    man = json.loads((ck.parent.parent / "train_manifest.json").read_text())
+    assert man["seed"] == 4 and man["agent_steps"] == 720  # 2 updates x 2 envs x 10 x 18
+    assert rec["kpis"]["avg_delay_steps"] > 0
+    assert run_cell(cells[1], str(tmp_path / "out"))["status"] == "skipped"
+
+
 # -- statistics -------------------------------------------------------------------------------
 def test_t_interval_matches_closed_form() -> None:
     mean, std, lo, hi = t_interval([1.0, 2.0, 3.0])
