@@ -551,24 +551,13 @@ def run_sweep(
         ]
         with Progress(*cols, console=console) as progress:
             bar = progress.add_task(sweep.name, total=len(todo), failed=0, last="")
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                cell = pending.pop(ready[0])
-                try:
-                    rec = ray.get(ready[0])
-                except Exception as exc:  # noqa: BLE001 - a worker that died: the cell failed
-                    rec = {
-                        **_cell_header(cell),
-                        "status": "failed",
-                        "error": f"{type(exc).__name__}: {str(exc)[:2000]}",
-                    }
-                if rec["status"] == "failed":
-                    failed.append(rec)
-                    console.print(f"[red]failed[/red] {cell.id}: {rec['error']}")
-                else:
-                    done += rec["status"] == "done"
-                    records.append({k: v for k, v in rec.items() if k != "status"})
-                progress.update(bar, advance=1, failed=len(failed), last=cell.id)
+            try:
+                _collect(ray, pending, records, failed, progress, bar, console)
+            except KeyboardInterrupt:
+                # the finished cells stay; the table covers them; a re-run does the rest
+                write_outputs(out, sweep, records, failed)
+                raise
+        done = sum(1 for r in records if r.get("cell") in {c.id for c in todo})
     write_outputs(out, sweep, records, failed)
     console.print(
         f"[green]wrote[/green] {out / 'sweep.md'}: {len(records)} of {len(cells)} cells"
@@ -576,3 +565,33 @@ def run_sweep(
     )
     skipped = len(cells) - len(todo)
     return SweepOutcome(out, done, skipped, failed, len(cells))
+
+
+def _collect(
+    ray: Any,
+    pending: dict[Any, Cell],
+    records: list[dict[str, Any]],
+    failed: list[dict[str, Any]],
+    progress: Any,
+    bar: Any,
+    console: Any,
+) -> None:
+    """Wait for the cells' tasks one by one; append each record to ``records`` or ``failed``
+    and advance the progress bar."""
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        cell = pending.pop(ready[0])
+        try:
+            rec = ray.get(ready[0])
+        except Exception as exc:  # noqa: BLE001 - a worker that died: the cell failed
+            rec = {
+                **_cell_header(cell),
+                "status": "failed",
+                "error": f"{type(exc).__name__}: {str(exc)[:2000]}",
+            }
+        if rec["status"] == "failed":
+            failed.append(rec)
+            console.print(f"[red]failed[/red] {cell.id}: {rec['error']}")
+        else:
+            records.append({k: v for k, v in rec.items() if k != "status"})
+        progress.update(bar, advance=1, failed=len(failed), last=cell.id)
