@@ -50,7 +50,7 @@ def train_env_factory(
 def worker_processes(scenario: Any, num_envs: int) -> int:
     """One SUMO worker process per training env on this machine (none with Ray workers: Ray
     places its actors on the cluster's cores)."""
-    w = scenario.train.workers
+    w = getattr(getattr(scenario, "train", None), "workers", None)
     return 0 if w is not None and w.backend == "ray" else int(num_envs)
 
 
