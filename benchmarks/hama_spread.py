@@ -94,6 +94,7 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=200)
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--num-envs", type=int, default=16)
+    ap.add_argument("--skip-random", action="store_true", help="no random-play baseline rows")
     ap.add_argument("--set", nargs="*", default=[], help="HAMAConfig overrides, key=value")
     ap.add_argument("--out", type=Path, default=Path("runs/hama_spread.csv"))
     args = ap.parse_args()
@@ -109,7 +110,7 @@ def main() -> None:
         (50, AGENT_RADIUS / TRANSFER_SHRINK),
         (100, AGENT_RADIUS / TRANSFER_SHRINK),
     )
-    for n, radius in sizes:  # the baseline of the same run: uniformly random actions
+    for n, radius in () if args.skip_random else sizes:  # baseline: uniformly random actions
         r = evaluate(None, n, args.episodes, radius, 0)
         rows.append(
             {"method": "random", "seed": 0, "n_agents": n, **r, "train_s": 0.0, "updates": 0}
