@@ -279,3 +279,24 @@ def test_train_checkpoint_simulate_round_trip_on_routing(tmp_path) -> None:
     ia = pd.read_csv(paths[0])
     assert (ia.groupby(["agent", "group"])["weight"].sum() - 1).abs().max() < 1e-5
     assert paths[2].stat().st_size > 0
+    # the same through the command line; a step past the episode is refused (exit 2)
+    import sys
+
+    import yaml
+
+    from gridmarl.cli import main
+
+    yml = tmp_path / "tiny.yaml"
+    yml.write_text(yaml.safe_dump(sc.model_dump(mode="json", by_alias=True, exclude_none=True)))
+    argv = ["gridmarl", "attention", str(yml), "--checkpoint", str(ck), "--step", "2"]
+    sys_argv = sys.argv
+    try:
+        sys.argv = [*argv, "--out", str(tmp_path / "cli")]
+        main()
+        assert (tmp_path / "cli" / "attention_inter_group_step2.csv").exists()
+        sys.argv = [*argv[:-1], "99", "--out", str(tmp_path / "cli")]
+        with pytest.raises(SystemExit) as exc:
+            main()
+        assert exc.value.code == 2
+    finally:
+        sys.argv = sys_argv
