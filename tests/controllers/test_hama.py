@@ -257,14 +257,19 @@ def test_train_checkpoint_simulate_round_trip_on_routing(tmp_path) -> None:
         validate_every=10,
         console=Console(quiet=True),
     )
-    res = simulate(
-        tiny_routing(
-            controllers=[
-                {"name": "shortest_path_distance"},
-                {"name": "hama", "label": "hama", "checkpoint": str(ck)},
-            ]
-        )
+    listed = tiny_routing(
+        controllers=[
+            {"name": "shortest_path_distance"},
+            {"name": "hama", "label": "hama", "checkpoint": str(ck)},
+        ]
     )
+    from gridmarl.config import check_for_simulate
+
+    check_for_simulate(listed)  # what `gridmarl validate` / `simulate` check first
+    wrong = tiny_routing(controllers=[{"name": "maddpg", "checkpoint": str(ck)}])
+    with pytest.raises(ScenarioError, match="not a MADDPG checkpoint"):
+        check_for_simulate(wrong)
+    res = simulate(listed)
     assert [c.name for c in res.controllers] == ["shortest_path_distance", "hama"]
     assert res.controllers[1].kpis["throughput_pkt"] > 0
     # attention export from the run's checkpoint
