@@ -344,6 +344,42 @@ def sweep(
 
 
 @app.command()
+def attention(
+    scenario: ScenarioArg,
+    checkpoint: Annotated[Path, typer.Option(help="a hama checkpoint that fits the scenario")],
+    step: Annotated[int, typer.Option(help="the episode step whose attention is written")] = 0,
+    out: Annotated[Path, typer.Option(help="folder the CSV tables and the plot go to")] = Path(
+        "runs/attention"
+    ),
+    seed: Annotated[int | None, typer.Option(help="episode seed; default: the scenario's")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Write HAMA's inter-agent and inter-group attention weights at one step of an episode of
+    the scenario's training env (CSV tables and a PNG, as the HAMA paper's Figure 5)."""
+    import torch
+
+    from gridmarl import domains
+    from gridmarl.attention import export_attention
+    from gridmarl.controllers import registry
+
+    sc = _load(scenario, set_)
+    info = registry.for_checkpoint(checkpoint)
+    if info.name != "hama":
+        raise UsageError(f"--checkpoint {checkpoint}: a {info.name} checkpoint has no attention")
+    torch.set_num_threads(1)
+    env = domains.get(sc.domain).train_env_factory(sc, torch.device("cpu"), sc.seed)(1)
+    try:
+        policy = registry.load_policy(info.name, checkpoint, env, sc)
+        if not 0 <= step < env.episode_len:
+            raise UsageError(f"--step {step}; allowed: 0 … {env.episode_len - 1}")
+        paths = export_attention(policy, env, step, out, sc.seed if seed is None else seed)
+    finally:
+        env.close()
+    for p in paths:
+        console.print(f"[green]wrote[/green] {p}")
+
+
+@app.command()
 def validate(
     scenario: ScenarioArg,
     set_: SetOpt = None,

@@ -143,6 +143,32 @@ REGISTRY: dict[str, ControllerInfo] = {
         finetuner=None,
         paper="Yi et al. (LToS), fixed-weights ablation (shared/seeds/004 §5)",
     ),
+    "hama": ControllerInfo(
+        name="hama",
+        target="gridmarl.controllers.hama:HAMA",
+        action_kinds=frozenset({"discrete", "continuous", "hybrid"}),
+        needs_graph=True,
+        on_policy=False,
+        action_mask=True,
+        centralised_critic=True,
+        size_free=True,
+        checkpoint_format="gridmarl.hama/1",
+        finetuner=None,
+        paper="Ryu et al. 2020 (HAMA), arXiv:1909.12557",
+    ),
+    "maddpg": ControllerInfo(
+        name="maddpg",
+        target="gridmarl.controllers.maddpg:MADDPG",
+        action_kinds=frozenset({"discrete", "continuous", "hybrid"}),
+        needs_graph=True,
+        on_policy=False,
+        action_mask=True,
+        centralised_critic=True,
+        size_free=False,
+        checkpoint_format="gridmarl.maddpg/1",
+        finetuner=None,
+        paper="Lowe et al. 2017 (MADDPG), arXiv:1706.02275; the HAMA ablation",
+    ),
 }
 
 

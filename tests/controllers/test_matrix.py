@@ -34,6 +34,8 @@ TINY_OPTIONS: dict[str, dict[str, object]] = {
         "critic_heads": 1,
         "critic_layers": 1,
     },
+    "hama": {"hidden": 8, "batch_size": 4, "buffer_size": 64, "update_every": 2},
+    "maddpg": {"hidden": 8, "batch_size": 4, "buffer_size": 64, "update_every": 2},
 }
 
 #: the value learners' smallest settings: one update round after one collect
