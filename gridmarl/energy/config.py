@@ -212,8 +212,29 @@ class HeatPumpConfig(StrictModel):
     _r2 = field_validator("comfort_c")(lambda v: _check_range(v, -50.0, 60.0))
 
 
+class TariffConfig(StrictModel):
+    """An import tariff set by the scenario: off-peak, and a peak price in a daily window.
+
+    Replaces the dataset's ``pricing`` file (needed for datasets without one, e.g. the
+    CityLearn 2020 and 2021 challenge data).  A step is in the peak when its start's time of
+    day h [h, local] lies in ``[peak_hours[0], peak_hours[1])`` (on weekdays only with
+    ``peak_days: weekdays``).  ``market.price_scale`` still multiplies it.
+    """
+
+    off_peak_usd_per_kwh: float = Field(gt=0, description="import price outside the peak [$/kWh]")
+    peak_usd_per_kwh: float | None = Field(
+        None, gt=0, description="import price in the peak window [$/kWh] (default: off-peak)"
+    )
+    peak_hours: Range = Field((16.0, 21.0), description="peak window [start, end) [h of day]")
+    peak_days: Literal["all", "weekdays"] = Field("all", description="days with a peak window")
+
+    _r1 = field_validator("peak_hours")(lambda v: _check_range(v, 0.0, 24.0))
+
+
 class MarketConfig(StrictModel):
     """Cloud trading platform and the grid connection."""
+
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("tariff",)
 
     feed_in_usd_per_kwh: float = Field(0.05, ge=0, description="price paid for export [$/kWh]")
     internal_price: Literal["mid_market"] = Field(
@@ -235,6 +256,11 @@ class MarketConfig(StrictModel):
             "the prosumer's own information (a labelled variant; policies trained without it "
             "do not load with it)"
         ),
+    )
+    tariff: TariffConfig | None = Field(
+        None,
+        description="import tariff set by the scenario instead of the dataset's pricing file "
+        "(required when the dataset has none)",
     )
 
 
