@@ -778,7 +778,8 @@ class CommunityEnv(MultiAgentEnv):
 
     def community_records(self) -> pd.DataFrame:
         """One row per step of env 0 of the current episode: grid flows [kW], prices [$/kWh],
-        costs [$], transformer excess [kWh] and energy traded between peers [kWh]."""
+        costs [$], transformer excess [kWh], energy traded between peers [kWh] and the grid
+        carbon intensity [kg CO2/kWh] (NaN when the dataset has none)."""
         d = self._stacked()
         if not d:
             return pd.DataFrame(columns=["step", "time", *self._COMMUNITY_COLS])
@@ -787,4 +788,8 @@ class CommunityEnv(MultiAgentEnv):
         cols: dict[str, Any] = {"step": np.arange(t), "time": np.asarray(self._times(t))}
         for k in self._COMMUNITY_COLS:
             cols[k] = d[k]
+        # the dataset's grid carbon intensity [kg CO2/kWh] (NaN without one), for the KPIs
+        ci = self.community.carbon_kg_per_kwh
+        s0 = int(self.start[0])
+        cols["carbon_kg_per_kwh"] = np.full(t, np.nan) if ci is None else ci[s0 : s0 + t]
         return pd.DataFrame(cols)

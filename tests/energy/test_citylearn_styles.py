@@ -233,3 +233,41 @@ def test_every_style_simulates(style, caplog):
         assert all(np.isnan(v) for v in co2.values())
     else:
         assert all(v > 0 for v in co2.values())
+
+
+@needs_samples
+@pytest.mark.parametrize("case", ["bad_unit", "no_tariff"])
+def test_cli_refuses_bad_dataset_with_exit_2(case, tmp_path):
+    """A bad unit names the file and the column; a dataset without prices names the key."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    src = "citylearn_challenge_2023_phase_1" if case == "bad_unit" else "citylearn_challenge_2021"
+    folder = tmp_path / "data"
+    shutil.copytree(SAMPLES / src, folder)
+    if case == "bad_unit":
+        text = (folder / "Building_2.csv").read_text()
+        (folder / "Building_2.csv").write_text(
+            text.replace("Equipment Electric Power (kWh)", "Equipment Electric Power (MWh)", 1)
+        )
+    sc = scenario_on(folder, STYLES[src][0])
+    raw = sc.model_dump(mode="json", by_alias=True)
+    raw.pop("train", None)
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(raw))
+    proc = subprocess.run(
+        [sys.executable, "-m", "gridmarl.cli", "simulate", str(tmp_path / "s.yaml")]
+        + ["--out", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=300,
+    )
+    err = proc.stderr + proc.stdout
+    assert proc.returncode == 2, err
+    assert "Traceback" not in err
+    if case == "bad_unit":
+        assert "Building_2.csv" in err and "Equipment Electric Power (MWh)" in err
+    else:
+        assert "community.market.tariff" in err
