@@ -301,7 +301,7 @@ class FeederConfig(StrictModel):
 class CommunityConfig(StrictModel):
     """The prosumers behind one transformer."""
 
-    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("feeders",)
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("feeders", "congestion_signal")
 
     prosumers: int = Field(50, ge=1, le=10_000, description="number of prosumers N")
     dataset: str = Field(
@@ -325,7 +325,25 @@ class CommunityConfig(StrictModel):
         "physics); default: one feeder per 10 prosumers in index order",
     )
 
+    congestion_signal: Literal["none", "headroom", "price"] | None = Field(
+        None,
+        description=(
+            "what the trading platform publishes to every home each step about the "
+            "transformer (local features; gridmarl/energy/env.py): 'headroom' (the import and "
+            "export headroom per home [kW] the transformer has left if the homes' devices draw "
+            "what they drew in the previous step), 'price' (a congestion price [$/kWh] that "
+            "rises from 0 at 80 % to the over-limit charge at 100 % of that expected loading; "
+            "a signal, not billed) or 'none' (default); policies trained without it do not "
+            "load with it, and vice versa"
+        ),
+    )
+
     _r1 = field_validator("load_scale")(lambda v: _check_range(v, 0.0))
+
+    @field_validator("congestion_signal")
+    @classmethod
+    def _none_is_off(cls, v: str | None) -> str | None:
+        return None if v == "none" else v
 
     @field_validator("feeders")
     @classmethod

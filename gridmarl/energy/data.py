@@ -356,6 +356,7 @@ def build_community(scenario, span: Span = "evaluate", extra_steps: int | None =
         over_limit_usd_per_kwh=market.over_limit_usd_per_kwh,
         peak_usd_per_kw=market.peak_usd_per_kw,
         broadcast_loading=market.broadcast_loading,
+        congestion_signal=cfg.congestion_signal,
         ev_rate_feature=ev.rate_feature,
         ev_action_prior=ev.action_prior,
         names=tuple(f"prosumer_{i:0{width}d}" for i in range(n)),

@@ -72,7 +72,9 @@ def policy_shape(scenario: Any) -> PolicyShape:
     from gridmarl.energy.env import policy_shape as shape
 
     c = scenario.community
-    names = local_feature_names(c.market.broadcast_loading, c.ev.rate_feature, c.ev.action_prior)
+    names = local_feature_names(
+        c.market.broadcast_loading, c.ev.rate_feature, c.ev.action_prior, c.congestion_signal
+    )
     return shape(names, forecast_steps(scenario), c.heat_pump.modes)
 
 
