@@ -615,6 +615,12 @@ def dataset_span(folder: str | Path) -> tuple[date, date]:
     return first.date(), last.date()
 
 
+def has_pricing(folder: str | Path) -> bool:
+    """Whether the dataset in ``folder`` has a pricing file (no data read)."""
+    path = resolve_dataset_folder(folder)
+    return dataset_files(path, _schema(path)).pricing is not None
+
+
 def load_dataset(folder: str | Path) -> CityLearnData:
     """Parse a CityLearn-format dataset folder (cached by resolved path and file times).
 

@@ -429,7 +429,7 @@ class EnergyScenario(ScenarioBase):
     def check_resources(self) -> None:
         """Checks that need the data: the dataset exists and every window lies inside it (the
         controllers and their checkpoints: ``gridmarl.config.check_controllers``)."""
-        from gridmarl.energy.citylearn import SHIPPED_DATASETS, dataset_span
+        from gridmarl.energy.citylearn import SHIPPED_DATASETS, dataset_span, has_pricing
 
         name = self.community.dataset
         folder = self.dataset_dir()
@@ -447,3 +447,9 @@ class EnergyScenario(ScenarioBase):
                     f"window.{k}: {span.start} + {span.days} days lies outside the data "
                     f"({first} to {last})"
                 )
+        if self.community.market.tariff is None and not has_pricing(folder):
+            raise ScenarioError(
+                f"community.market.tariff: {folder} has no pricing file (pricing.csv); set "
+                "the tariff (e.g. {off_peak_usd_per_kwh: 0.21, peak_usd_per_kwh: 0.5, "
+                "peak_hours: [16, 21]})"
+            )

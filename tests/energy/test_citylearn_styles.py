@@ -178,10 +178,13 @@ def test_units_are_converted_or_refused(tmp_path):
 @needs_samples
 def test_missing_pricing_asks_for_the_tariff_key():
     folder = SAMPLES / "citylearn_challenge_2020_climate_zone_1"
-    sc = scenario_on(folder, STYLES[folder.name][0])
     with pytest.raises(ScenarioError, match=r"community\.market\.tariff") as err:
-        d.build_community(sc)
+        scenario_on(folder, STYLES[folder.name][0])  # gridmarl validate refuses it
     assert "pricing" in str(err.value)
+    sc = scenario_on(folder, STYLES[folder.name][0], TARIFF)
+    sc.community.market.tariff = None  # past validation: build_community refuses it too
+    with pytest.raises(ScenarioError, match=r"community\.market\.tariff"):
+        d.build_community(sc)
 
 
 def test_tariff_replaces_the_dataset_price():
@@ -252,9 +255,10 @@ def test_cli_refuses_bad_dataset_with_exit_2(case, tmp_path):
         (folder / "Building_2.csv").write_text(
             text.replace("Equipment Electric Power (kWh)", "Equipment Electric Power (MWh)", 1)
         )
-    sc = scenario_on(folder, STYLES[src][0])
+    sc = scenario_on(folder, STYLES[src][0], None if STYLES[src][1] else TARIFF)
     raw = sc.model_dump(mode="json", by_alias=True)
     raw.pop("train", None)
+    raw["community"]["market"].pop("tariff", None)
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(raw))
     proc = subprocess.run(
         [sys.executable, "-m", "gridmarl.cli", "simulate", str(tmp_path / "s.yaml")]
