@@ -234,6 +234,9 @@ def simulate(
         ControllerEntry(name=n) for n in ("no_control", "rule_based", "milp") if n not in listed
     ]
 
+    for e in entries:  # a carbon price the data cannot support is refused before any solve
+        if e.name in OPTIMIZERS:
+            carbon_option(e, community)
     # Load every learned policy first: a checkpoint that does not fit this scenario is refused
     # in a second, before the MILP and MPC spend minutes.
     learned = {

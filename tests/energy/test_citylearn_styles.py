@@ -275,3 +275,22 @@ def test_cli_refuses_bad_dataset_with_exit_2(case, tmp_path):
         assert "Building_2.csv" in err and "Equipment Electric Power (MWh)" in err
     else:
         assert "community.market.tariff" in err
+
+
+@needs_samples
+def test_carbon_price_without_carbon_data_is_refused_before_solving(monkeypatch):
+    import baselines_opt.community as milp
+    from gridmarl.config import ControllerEntry
+    from gridmarl.energy.simulate import simulate
+
+    def no_solve(*args, **kwargs):
+        raise AssertionError("a MILP ran before the carbon option was checked")
+
+    monkeypatch.setattr(milp, "solve_community_milp", no_solve)
+    sc = scenario_on(SAMPLES / "baeda_3dem", STYLES["baeda_3dem"][0])
+    sc.controllers = [
+        ControllerEntry(name="no_control"),
+        ControllerEntry(name="mpc", options={"carbon_usd_per_kg": 0.1}),
+    ]
+    with pytest.raises(ScenarioError, match=r"controllers\[mpc\]\.options\.carbon_usd_per_kg"):
+        simulate(sc)
