@@ -43,7 +43,7 @@ import logging
 import math
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -59,6 +59,9 @@ from gridmarl.energy.citylearn import (
 from gridmarl.energy.community import Community
 from gridmarl.energy.feeders import scenario_graph
 from gridmarl.energy.pv import heat_pump_cop, pv_ac_per_kwp
+
+if TYPE_CHECKING:
+    from gridmarl.energy.config import TariffConfig
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +150,7 @@ def _owners(rng: np.random.Generator, share: float, n: int) -> np.ndarray:
     return mask
 
 
-def tariff_price(tariff, time: pd.DatetimeIndex) -> np.ndarray:
+def tariff_price(tariff: TariffConfig, time: pd.DatetimeIndex) -> np.ndarray:
     """``[S]`` import price [$/kWh] of a ``TariffConfig`` at each step start (local time)."""
     h = ((time - time.normalize()) / pd.Timedelta(hours=1)).to_numpy()
     lo, hi = tariff.peak_hours
@@ -160,7 +163,12 @@ def tariff_price(tariff, time: pd.DatetimeIndex) -> np.ndarray:
 
 
 def _import_price(
-    scenario, data: CityLearnData, folder: Path, time: pd.DatetimeIndex, rows, pad
+    scenario: Any,
+    data: CityLearnData,
+    folder: Path,
+    time: pd.DatetimeIndex,
+    rows: np.ndarray,
+    pad: np.ndarray,
 ) -> np.ndarray:
     """The dataset's tariff, or ``community.market.tariff`` (which replaces it when set)."""
     tariff = scenario.community.market.tariff
