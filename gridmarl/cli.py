@@ -92,6 +92,7 @@ UNITS = {
     "_usd": "$",
     "_kwh": "kWh",
     "_kw": "kW",
+    "_kg": "kg",
     "_pct": "%",
     "_c_h": "°C·h",
     "_s": "s",
