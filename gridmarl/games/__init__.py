@@ -1,1 +1,7 @@
-"""Small games from the papers the controllers follow (benchmarks, not product domains)."""
+"""The papers' own benchmark games (not gridmarl domains), run through the core contract.
+
+``spread``: cooperative navigation, a batched twin of mpe2's ``simple_spread`` with the HGAT
+view; ``mpe``: mpe2's own env behind the core contract (needs the ``games`` extra);
+``bar``: the Bar game of the HMF seed; ``battle``: MAgent Battle over magent2 (needs the
+``battle`` extra).
+"""
