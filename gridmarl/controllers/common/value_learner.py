@@ -66,8 +66,8 @@ class ValueConfig:
     """Hyper-parameters every value learner has (``scenario.train.options`` overrides them).
 
     The HMF seed's hyper-parameter table is in its appendix, which the seed text does not
-    include; these defaults are cleanrl ``dqn.py``-like values sized for CPU runs
-    (docs/controllers/hmf.md lists each one's source).
+    include; these defaults are ours, sized for CPU runs (the ε schedule is cleanrl
+    ``dqn.py``'s; docs/controllers/hmf.md lists each one's source).
 
     Attributes:
         num_envs: parallel envs ``B`` stepped by ``collect``.
