@@ -36,7 +36,7 @@ def one(args: argparse.Namespace, n: int) -> dict:
     dev = resolve_device(args.device)
     scenario = load_scenario(
         "scenarios/community_50.yaml",
-        [f"community.prosumers={n}", "train.options={}", *args.set],
+        [f"community.prosumers={n}", "train.controller=null", *args.set],
     )
     make = energy_env_factory(scenario, dev, scenario.seed)
     env = make(args.num_envs)

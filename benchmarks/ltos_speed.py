@@ -36,7 +36,7 @@ def measure(scenario, name: str, num_envs: int, rounds: int) -> dict[str, float]
     """Agent-steps/s over ``rounds`` learning rounds and the share of each part [%]."""
     dom = domains.get(scenario.domain)
     cls = registry.get(name).load_class()
-    opts = {**train_options(scenario), "num_envs": num_envs}
+    opts = {**train_options(scenario, name), "num_envs": num_envs}
     cfg = cls.config_class.from_options(opts)
     make_env = dom.train_env_factory(scenario, torch.device("cpu"), scenario.seed)
     env = make_env(num_envs)

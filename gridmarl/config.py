@@ -176,12 +176,52 @@ class TrainBase(StrictModel):
     Domains subclass it to set their own defaults and add keys (energy: ``episode_days``).
     """
 
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("controller", "controller_options")
+
     steps: int = Field(2_000_000, ge=1, description="agent-steps budget (env steps x agents)")
     num_envs: int = Field(64, ge=1, description="parallel episodes B")
-    options: Options = Field(default_factory=dict, description="controller hyper-parameters")
+    controller: str | None = Field(
+        None,
+        description="the learned controller gridmarl train trains without --controller "
+        "(default: the registry's default, matppo); train.options are its hyper-parameters",
+    )
+    options: Options = Field(
+        default_factory=dict,
+        description="hyper-parameters of train.controller; when that is set, other learners "
+        "start from their papers' defaults unless controller_options names them",
+    )
+    controller_options: dict[str, Options] | None = Field(
+        None,
+        description="hyper-parameters per learned controller name, for --controller NAME "
+        "(an entry for train.controller replaces train.options)",
+    )
     es: ESConfig = Field(
         default_factory=ESConfig, description="ES fine-tuning of a trained policy (finetune)"
     )
+
+    @field_validator("controller")
+    @classmethod
+    def _known_controller(cls, v: str | None) -> str | None:
+        if v is not None:
+            _check_learner_name(v)
+        return v
+
+    @field_validator("controller_options")
+    @classmethod
+    def _known_controllers(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        for name in v or {}:
+            _check_learner_name(name)
+        return v
+
+
+def _check_learner_name(name: str) -> None:
+    """Refuse a name that is not a registered learned controller."""
+    from gridmarl.controllers import registry  # torch-free
+
+    if name not in registry.REGISTRY:
+        raise ValueError(
+            f"unknown learned controller {name!r}; allowed: {', '.join(registry.names())}"
+        )
 
 
 class GraphConfig(StrictModel):

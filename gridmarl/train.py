@@ -148,16 +148,30 @@ def check_flags(
             raise ScenarioError(f"{flag} {value}: allowed: {least} or more {what}")
 
 
-def default_learner() -> str:
-    """The learned controller ``train`` trains when none is named (``registry.DEFAULT``)."""
+def default_learner(scenario: Any = None) -> str:
+    """The learned controller ``train`` trains when none is named: the scenario's
+    ``train.controller``, else ``registry.DEFAULT``."""
     from gridmarl.controllers import registry
 
-    return registry.DEFAULT
+    named = getattr(getattr(scenario, "train", None), "controller", None)
+    return named or registry.DEFAULT
 
 
-def train_options(scenario: Any) -> dict[str, Any]:
-    """The controller options of ``scenario.train`` (``num_envs`` from the block unless set)."""
-    opts = dict(scenario.train.options)
+def train_options(scenario: Any, controller: str | None = None) -> dict[str, Any]:
+    """The hyper-parameters of ``controller`` (default: the scenario's default learner) from
+    ``scenario.train``: its ``controller_options`` entry; else ``options`` when the scenario
+    names no ``train.controller`` or names this one; else none (the learner's own defaults).
+    ``num_envs`` comes from the block unless set.  A scenario that names the learner its
+    ``options`` are written for never hands them to another."""
+    t = scenario.train
+    name = controller or default_learner(scenario)
+    per = t.controller_options or {}
+    if name in per:
+        opts = dict(per[name])
+    elif t.controller is None or name == t.controller:
+        opts = dict(t.options)
+    else:
+        opts = {}
     opts.setdefault("num_envs", scenario.train.num_envs)
     return opts
 
@@ -335,7 +349,10 @@ def build_learner(
     cls = info.load_class()
     if resume is None:
         return cls(
-            spec, cls.config_class.from_options(train_options(scenario)), device=dev, seed=seed
+            spec,
+            cls.config_class.from_options(train_options(scenario, info.name)),
+            device=dev,
+            seed=seed,
         )
     learner = cls.from_checkpoint(
         resume / "checkpoints" / "last.pt", spec, device=dev, scenario_hash=p_hash
@@ -523,10 +540,17 @@ def train(
     if isinstance(scenario, str | Path):
         scenario = load_scenario(scenario, overrides)
     dom = domain_training(scenario)
-    info = learner_info(controller or default_learner(), dom)
+    info = learner_info(controller or default_learner(scenario), dom)
+    t = scenario.train
+    if t.options and t.controller not in (None, info.name):
+        if info.name not in (t.controller_options or {}):
+            console.print(
+                f"[yellow]note[/yellow]: train.options are {t.controller}'s; {info.name} trains "
+                f"with its own defaults (set train.controller_options.{info.name} to change them)"
+            )
     if warm_start is not None and warm_start not in (teachers := dom.teachers()):
         raise ScenarioError(f"--warm-start {warm_start!r}; allowed: {', '.join(teachers)}")
-    set_torch_threads(threads, dom, scenario, int(train_options(scenario)["num_envs"]))
+    set_torch_threads(threads, dom, scenario, int(train_options(scenario, info.name)["num_envs"]))
     dp, dev = join_data_parallel(resolve_device(device))
     try:
         return _train(

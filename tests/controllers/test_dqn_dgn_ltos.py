@@ -439,6 +439,9 @@ def _ltos_ibm(extra: list[str]) -> object:
             "evaluation.episodes=1",
             "env.observation=neighbourhood",
             "train.num_envs=2",
+            # these options go to whichever learner the test trains
+            "train.controller=null",
+            "train.controller_options=null",
             "train.options={steps_per_collect: 4, learning_starts: 4, sample_size: 4, "
             "batch_size: 2, hidden: 8, heads: 2, action_head: neighbours}",
             *extra,

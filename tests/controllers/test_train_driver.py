@@ -105,3 +105,24 @@ def test_threads_leave_the_env_worker_processes_their_cores(monkeypatch):
     assert ct.threads_beside_workers(traffic_training, None, 12, current=8) == 1
     assert ct.threads_beside_workers(traffic_training, None, 2, current=4) == 4
     assert ct.threads_beside_workers(object(), None, 64, current=8) == 8
+
+
+def test_train_options_go_to_the_learner_they_are_written_for() -> None:
+    """``train.options`` belong to ``train.controller`` when the scenario names it; another
+    learner gets its ``controller_options`` entry or none (its own defaults), never them."""
+    from gridmarl.train import default_learner, train_options
+
+    sc = load_scenario(SCENARIO)
+    assert sc.train.controller == "matppo" and default_learner(sc) == "matppo"
+    assert train_options(sc) == {"lr": 0.001, "gae_lambda": 0.99, "minibatches": 8, "num_envs": 64}
+    assert train_options(sc, "hmf") == {"num_envs": 64}
+    sc = load_scenario(
+        SCENARIO,
+        ["train.controller_options={hmf: {batch_size: 32, num_envs: 8}}", "train.controller=hmf"],
+    )
+    assert default_learner(sc) == "hmf"
+    assert train_options(sc) == {"batch_size": 32, "num_envs": 8}
+    assert train_options(sc, "matppo") == {"num_envs": 64}
+    # a scenario that names no learner hands its options to whichever one is trained
+    sc = load_scenario(SCENARIO, ["train.controller=null"])
+    assert train_options(sc, "dqn")["lr"] == 0.001
