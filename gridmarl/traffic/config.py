@@ -15,7 +15,7 @@ demand:
     - {duration_s: 600, rate_veh_per_s: 0.25}
   turning: {left: 0.15, straight: 0.7, right: 0.15}
   seeds: 3                          # simulate averages over seed, seed+1, seed+2
-traffic: {horizon_s: 3600, decision_s: 10, min_green_s: 10, yellow_s: 3}
+traffic: {horizon_s: 3600, decision_s: 10, min_green_s: 10, yellow_s: 3, all_red_s: 0, phases: 2}
 controllers: [{name: fixed_time}, {name: max_pressure}, {name: sf_plan}]
 ```
 """
@@ -179,6 +179,21 @@ class SignalConfig(StrictModel):
         description="yellow inserted at the start of a step when the phase "
         "changes; part of the step [s]",
     )
+    all_red_s: int = Field(
+        0,
+        ge=0,
+        le=10,
+        description="all-red clearance after the yellow of a phase change (every link red); "
+        "part of the step [s]",
+    )
+    phases: Literal[2, 4, 8] = Field(
+        2,
+        description="intersection phase design (roadnet.PHASE_DESIGNS): 2 = north-south / "
+        "east-west, left turns permissive from a shared lane; 4 = straight and protected "
+        "left per axis on an exclusive left lane, right turns always allowed; 8 = the four "
+        "of 4 plus one phase per approach (its straight and left together); 4 and 8 need "
+        "grid.lanes >= 2 [-]",
+    )
     pressure_features: bool = Field(
         False,
         description="append to each intersection's observation the pressure of each phase "
@@ -197,16 +212,21 @@ class SignalConfig(StrictModel):
 
     @model_validator(mode="after")
     def _fits(self) -> SignalConfig:
-        if self.yellow_s >= self.decision_s:
+        if self.yellow_s + self.all_red_s >= self.decision_s:
             raise ValueError(
-                f"traffic.yellow_s ({self.yellow_s}) must be below traffic."
-                f"decision_s ({self.decision_s})"
+                f"traffic.yellow_s + traffic.all_red_s ({self.yellow_s} + {self.all_red_s}) "
+                f"must be below traffic.decision_s ({self.decision_s})"
             )
         if self.horizon_s % self.decision_s:
             raise ValueError("traffic.horizon_s must be a whole number of traffic.decision_s")
         if self.neighbor_features and not self.pressure_features:
             raise ValueError("traffic.neighbor_features needs traffic.pressure_features: true")
         return self
+
+    @property
+    def change_s(self) -> int:
+        """Change interval of a phase change: yellow + all red [s]."""
+        return self.yellow_s + self.all_red_s
 
     @property
     def steps(self) -> int:
@@ -237,6 +257,15 @@ class TrafficScenario(ScenarioBase):
     demand: DemandConfig = Field(default_factory=DemandConfig, description="seeded demand")
     traffic: SignalConfig = Field(default_factory=SignalConfig, description="signal control")
     train: TrainConfig = Field(default_factory=TrainConfig, description="gridmarl train")
+
+    @model_validator(mode="after")
+    def _design_fits_lanes(self) -> TrafficScenario:
+        if self.traffic.phases != 2 and self.grid.lanes < 2:
+            raise ValueError(
+                f"traffic.phases {self.traffic.phases} gives left turns an exclusive lane and "
+                f"needs grid.lanes >= 2 (got {self.grid.lanes}); allowed with 1 lane: 2"
+            )
+        return self
 
     def check_resources(self) -> None:
         """Raise ``ScenarioError`` when one demand seed would draw more than
