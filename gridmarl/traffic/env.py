@@ -28,10 +28,10 @@ vehicles per lane of the outgoing road, i.e. what the intersection's own entry a
 detectors count; the green time is the time since the intersection's current green began.
 
 Each step lasts ``traffic.decision_s`` [s]; a phase change starts with ``traffic.yellow_s`` [s]
-of yellow and ``traffic.all_red_s`` [s] of all red inside the step; a green is shown at least ``traffic.min_green_s`` [s] (masked, and a
-masked request keeps the current phase).  The episode has a fixed horizon (``traffic.horizon_s``);
-``truncated`` (a time limit, never ``terminated``) is True at the last step for every
-environment; no auto-reset (call ``reset``).
+of yellow and ``traffic.all_red_s`` [s] of all red inside the step; a green is shown at least
+``traffic.min_green_s`` [s] (masked, and a masked request keeps the current phase).  The
+episode has a fixed horizon (``traffic.horizon_s``); ``truncated`` (a time limit, never
+``terminated``) is True at the last step for every environment; no auto-reset (call ``reset``).
 
 Graph (``spec.neighbors`` / ``spec.groups``; the scenario's ``graph`` block overrides both):
 neighbours are the road adjacency, the adjacent intersections N, E, S, W (``-1`` at the grid
