@@ -229,6 +229,13 @@ class SignalConfig(StrictModel):
         return self.yellow_s + self.all_red_s
 
     @property
+    def min_green_steps(self) -> int:
+        """Decision steps a newly shown phase must be requested so that its green (``decision_s
+        − change_s`` in its first step) lasts ``min_green_s`` [-]."""
+        short = max(0, self.min_green_s - (self.decision_s - self.change_s))
+        return 1 + -(-short // self.decision_s)
+
+    @property
     def steps(self) -> int:
         """Decisions per episode [-]."""
         return self.horizon_s // self.decision_s

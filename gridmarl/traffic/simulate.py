@@ -5,7 +5,7 @@ Controllers (``controllers[].name``):
 
 | name | what | options |
 |---|---|---|
-| ``fixed_time`` | cycle the green phases, ``green_s`` each (default 30 s) | ``green_s`` |
+| ``fixed_time`` | design's cycle, Webster splits, busiest phase ``green_s`` (30 s) | ``green_s`` |
 | ``max_pressure`` | Varaiya's max pressure every decision step | |
 | ``sf_plan`` | store-and-forward splits, cycle, offsets (Pyomo/HiGHS) | see below |
 
@@ -36,7 +36,7 @@ from gridmarl.traffic.env import TrafficEnv
 from gridmarl.traffic.install import cityflow_build
 from gridmarl.traffic.kpis import KPI_NAMES, MIN_FINISHED_SHARE
 from gridmarl.traffic.roadnet import generate_demand
-from gridmarl.traffic.rules import FixedTime, MaxPressure
+from gridmarl.traffic.rules import FixedTime, MaxPressure, fixed_time_green
 
 CONTROLLERS = ("fixed_time", "max_pressure", "sf_plan")
 KPI_DEFINITIONS = (
@@ -63,7 +63,7 @@ def build_controller(entry: ControllerEntry, env: TrafficEnv, seed: int) -> Cont
     opts = dict(entry.options)
     name = entry.name
     if name == "fixed_time":
-        ctrl: Controller = FixedTime(green_s=float(opts.pop("green_s", 30.0)))
+        ctrl: Controller = FixedTime(green_s=fixed_time_green(opts.pop("green_s", 30.0)))
     elif name == "max_pressure":
         ctrl = MaxPressure()
     elif name == "sf_plan":
