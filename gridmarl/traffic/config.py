@@ -7,7 +7,7 @@ rates, and the signal-control settings of the env.  Every field carries its unit
 name: traffic_grid_6x6
 domain: traffic
 seed: 0
-engine: sumo                       # sumo | cityflow
+engine: sumo                       # sumo | cityflow | auto
 grid: {rows: 6, cols: 6, lanes: 2, road_length_m: 200, speed_limit_m_per_s: 13.89}
 demand:
   profile:                          # total arrival rate over all boundary entry roads
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from gridmarl.config import ScenarioBase, StrictModel, TrainBase
 from gridmarl.core.errors import ScenarioError
@@ -257,13 +257,25 @@ class TrafficScenario(ScenarioBase):
     GRAPH_NEIGHBORS: ClassVar[tuple[str, ...]] = ("roads",)
 
     domain: Literal["traffic"]
-    engine: Literal["sumo", "cityflow"] = Field(
-        "sumo", description="simulator; cityflow needs `import cityflow` to work"
+    engine: Literal["sumo", "cityflow", "auto"] = Field(
+        "sumo",
+        description="simulator; cityflow needs `import cityflow` to work; auto = cityflow "
+        "when the cityflow module is installed, else sumo (resolved when the scenario is "
+        "loaded, so runs record the engine used)",
     )
     grid: GridConfig = Field(default_factory=GridConfig, description="road grid")
     demand: DemandConfig = Field(default_factory=DemandConfig, description="seeded demand")
     traffic: SignalConfig = Field(default_factory=SignalConfig, description="signal control")
     train: TrainConfig = Field(default_factory=TrainConfig, description="gridmarl train")
+
+    @field_validator("engine", mode="after")
+    @classmethod
+    def _resolve_auto(cls, value: str) -> str:
+        if value != "auto":
+            return value
+        from importlib.util import find_spec
+
+        return "cityflow" if find_spec("cityflow") is not None else "sumo"
 
     @model_validator(mode="after")
     def _design_fits_lanes(self) -> TrafficScenario:
