@@ -241,6 +241,14 @@ class SignalConfig(StrictModel):
         return self.horizon_s // self.decision_s
 
 
+class CityFlowFiles(StrictModel):
+    """A CityFlow-format network and demand to import (``gridmarl.traffic.cityflow_import``):
+    run on CityFlow directly and converted to SUMO; ``grid`` and ``demand`` are then unused."""
+
+    roadnet: str = Field(description="CityFlow roadnet JSON (path, relative to the scenario)")
+    flow: str = Field(description="CityFlow flow JSON (path, relative to the scenario)")
+
+
 class TrainConfig(TrainBase):
     """Defaults for ``gridmarl train`` on a traffic scenario (command-line flags override)."""
 
@@ -267,6 +275,11 @@ class TrafficScenario(ScenarioBase):
     demand: DemandConfig = Field(default_factory=DemandConfig, description="seeded demand")
     traffic: SignalConfig = Field(default_factory=SignalConfig, description="signal control")
     train: TrainConfig = Field(default_factory=TrainConfig, description="gridmarl train")
+    cityflow_files: CityFlowFiles | None = Field(
+        None,
+        description="import a CityFlow roadnet + flow file instead of the grid and its demand "
+        "(controllers fixed_time and max_pressure; docs/domains/traffic.md)",
+    )
 
     @field_validator("engine", mode="after")
     @classmethod
