@@ -301,8 +301,9 @@ class TrafficScenario(ScenarioBase):
 
     def check_resources(self) -> None:
         """Raise ``ScenarioError`` when one demand seed would draw more than
-        ``MAX_TRIPS_PER_SEED`` trips, or the chosen engine is not installed here (without
-        importing it); the controllers are checked by ``gridmarl.config.check_controllers``."""
+        ``MAX_TRIPS_PER_SEED`` trips, the chosen engine is not installed here (without
+        importing it), or the ``cityflow_files`` are malformed; the controllers are checked by
+        ``gridmarl.config.check_controllers``."""
         from gridmarl.traffic.install import check_installed
 
         trips = self.demand.expected_trips(self.traffic.horizon_s)
@@ -314,6 +315,15 @@ class TrafficScenario(ScenarioBase):
                 "lower the rates"
             )
         check_installed(self.engine)
+        if self.cityflow_files is not None:  # read and check both files (module docstring)
+            from gridmarl.config import resolve_path
+            from gridmarl.traffic.cityflow_import import read_cityflow_files
+
+            read_cityflow_files(
+                resolve_path(self, self.cityflow_files.roadnet),
+                resolve_path(self, self.cityflow_files.flow),
+                self.traffic.horizon_s,
+            )
 
     def agent_count(self) -> int:
         """Intersections ``N = rows · cols`` (one agent each)."""
