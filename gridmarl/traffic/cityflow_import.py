@@ -44,7 +44,7 @@ import numpy as np
 
 from gridmarl.core.errors import ScenarioError
 from gridmarl.core.io import write_json
-from gridmarl.traffic.install import sumo_binary
+from gridmarl.traffic.install import sumo_binary, sumo_home
 
 #: vehicle parameters CityFlow's examples use where a flow leaves one out (flow.html) [m, m/s²]
 _DEFAULT_MAX_SPEED_M_PER_S = 11.111
@@ -415,8 +415,6 @@ class _CityFlowRun:
     def __init__(self, net: ImportedNetwork, folder: Path, seed: int) -> None:
         import importlib
 
-        from gridmarl.traffic.cityflow_files import check_cityflow_config
-
         cityflow = importlib.import_module("cityflow")
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(net.roadnet_path, folder / "roadnet.json")
@@ -433,8 +431,7 @@ class _CityFlowRun:
             "roadnetLogFile": "",
             "replayLogFile": "",
         }
-        path = write_json(folder / "cityflow_config.json", cfg)
-        check_cityflow_config(path)
+        path = write_json(folder / "cityflow_config.json", cfg)  # both files read already
         self.eng = cityflow.Engine(str(path), thread_num=1)
         self.net = net
         self.t = 0
@@ -471,16 +468,17 @@ class _CityFlowRun:
 
 
 class _SumoRun:
-    """SUMO (libsumo) on the converted network and routes."""
+    """SUMO (libsumo) on the converted network and routes.  libsumo runs one simulation per
+    process: nothing else in the process may hold a SUMO simulation meanwhile (``simulate``
+    runs one at a time)."""
 
     def __init__(self, net: ImportedNetwork, folder: Path, seed: int) -> None:
-        from gridmarl.traffic import engines
+        import importlib
 
-        if engines._LIBSUMO_OWNER is not None:
-            raise RuntimeError("another libsumo simulation is running in this process")
         net_xml, routes = write_sumo_files(net, folder)
         self.map = sumo_link_map(net, net_xml)
-        self.ls = engines._libsumo()
+        sumo_home()  # sets SUMO_HOME for libsumo
+        self.ls = importlib.import_module("libsumo")
         self.ls.start(
             [
                 "sumo",
