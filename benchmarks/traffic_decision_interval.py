@@ -5,7 +5,8 @@
         --intervals 5 10 15 --seeds 3
 
 For every engine: MaxPressure with ``traffic.decision_s`` set to each interval, and FixedTime
-at the scenario's own interval as the reference of the same run, on the first ``--seeds``
+at the scenario's own interval with each busiest-phase green of ``--fixed-greens`` (the
+fixed-time plan tuned the same way, so that the reference is fair), on the first ``--seeds``
 seeds of the ``validate`` stream (``core.seeding.stream_seeds(scenario.seed, "validate", n)``),
 which neither the development seeds (``seed, seed + 1, …``) nor the test stream share.
 Min green and yellow stay the scenario's: at 5 s a new green must then be requested for
@@ -57,6 +58,7 @@ def main() -> None:
     ap.add_argument("--engines", nargs="+", default=["sumo", "cityflow"])
     ap.add_argument("--intervals", nargs="+", type=int, default=[5, 10, 15])
     ap.add_argument("--seeds", type=int, default=3, help="validation seeds [-]")
+    ap.add_argument("--fixed-greens", nargs="+", type=float, default=[30.0], help="[s]")
     ap.add_argument("--set", action="append", default=[], help="extra scenario override")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -74,7 +76,8 @@ def main() -> None:
         t0 = time.perf_counter()
         rows = []
         sc = load_scenario(args.scenario, overrides=[*args.set, f"engine={engine}"])
-        rows.append(("fixed_time", own, *_runs(sc, FixedTime(), seeds)))
+        for g in args.fixed_greens:
+            rows.append((f"fixed_time {g:g} s", own, *_runs(sc, FixedTime(green_s=g), seeds)))
         for dec in args.intervals:
             sc = load_scenario(
                 args.scenario,
