@@ -271,3 +271,22 @@ def test_sf_lane_service_by_hand(tmp_path):
     assert np.allclose(serves, want)
     _, _, lay2 = build_network(GridConfig(rows=2, cols=2, lanes=2), tmp_path / "two")
     assert set(np.unique(lane_service(lay2))) == {0.0, 1.0}
+
+
+def test_ltos_scenario_design_and_engine_choice():
+    """The LToS scenario: 4 phases (the policy shape follows), 3 lanes, 10-s decisions, the
+    Table 1 profile; ``engine: auto`` is CityFlow exactly when the module is installed."""
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    from gridmarl.config import load_scenario
+    from gridmarl.traffic.env import policy_shape
+
+    path = Path(__file__).resolve().parents[2] / "scenarios" / "traffic_ltos_6x6.yaml"
+    sc = load_scenario(path)
+    assert sc.engine == ("cityflow" if find_spec("cityflow") is not None else "sumo")
+    assert sc.traffic.phases == 4 and sc.traffic.decision_s == 10 and sc.grid.lanes == 3
+    rates = [p.rate_veh_per_s for p in sc.demand.profile]
+    assert rates == pytest.approx([1, 1 / 4, 1 / 3, 2, 1 / 5, 1 / 2], abs=1e-3)
+    assert policy_shape(sc).n_discrete == 4
+    assert load_scenario(path, overrides=["engine=sumo"]).engine == "sumo"
