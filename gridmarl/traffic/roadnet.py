@@ -10,18 +10,23 @@ Layers:
   (``demand.profile`` [veh/s]) at uniformly chosen boundary entry roads; each vehicle's route
   is drawn turn by turn with ``demand.turning`` shares until it leaves the grid.  Seeded.
 * Conventions both engines' files follow: ``turn_of`` (movement names), ``turn_lanes`` (the
-  lanes each movement leaves from, as netgenerate connects them), ``TWO_PHASE`` (the movements
-  each green phase serves), ``CAR`` (the vehicle type).
+  lanes each movement leaves from), ``PhaseDesign`` (the movements each green phase serves,
+  protected or permitted, and the lane use; ``TWO_PHASE`` the default's), ``CAR`` (the vehicle
+  type).
 * SUMO writers: ``write_sumo_net`` (``netgenerate`` from the ``eclipse-sumo`` wheel),
   ``write_sumo_routes`` (SUMO XML).  CityFlow's files are written from the same ``Grid`` and
   conventions by ``gridmarl.traffic.cityflow_files``.
 * ``read_signal_layout``: parses a SUMO network into the ``SignalLayout`` the env and the
   controllers use (incoming lanes per intersection, movements, phase states), on both engines.
 
-Phases (both engines): every intersection has two green phases, ``0`` = north-south
-approaches, ``1`` = east-west approaches; straight and right turns have priority (``G``), left
-turns are permissive and yield (``g``).  A yellow (``y`` for every link that loses green) is
-inserted on a change; in CityFlow the change interval is the all-red light phase 0.
+Phases (both engines): the scenario's ``PhaseDesign`` (``traffic.phases``, ``PHASE_DESIGNS``).
+The default has two green phases, ``0`` = north-south approaches, ``1`` = east-west
+approaches; straight and right turns have priority (``G``), left turns are permissive and yield
+(``g``).  The 4- and 8-phase designs give left turns an exclusive lane and phases of their own
+(protected), right turns go in every phase.  A yellow (``y`` for every link that loses green),
+then an optional all red, is inserted on a change; in CityFlow the change interval is the
+all-red light phase 0.  ``write_sumo_net`` (netgenerate) builds the 2-phase network,
+``write_sumo_plain_net`` (plain XML + netconvert) the networks with an exclusive left lane.
 
 One file because every layer shares the ``Grid`` names and the conventions above: the SUMO
 network, the layout reader and the CityFlow files must agree on them exactly.
