@@ -41,11 +41,39 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    topo = read_graphml(args.topology)
+    r = measure(
+        args.topology, args.num_envs, args.device, args.episodes, args.ref_episodes, args.pool_init
+    )
+    print(
+        f"| topology | B | device | env env-steps/s | env agent-steps/s | reference "
+        f"env-steps/s | ratio |\n|---|---|---|---|---|---|---|\n"
+        f"| {r['topology']} ({r['routers']} routers) | {args.num_envs} | {args.device} | "
+        f"{r['env_steps_per_s']:,.0f} | {r['agent_steps_per_s']:,.0f} | "
+        f"{r['reference_env_steps_per_s']:,.0f} | {r['ratio']:.1f}x |"
+    )
+    print(f"env pool {r['pool']} slots/env; torch threads {torch.get_num_threads()}")
+    print(
+        "env time per batched step [us]: reset (amortised) {:.0f}, controller {:.0f}, "
+        "step {:.0f}".format(*r["us_per_step"])
+    )
+
+
+def measure(
+    topology: str,
+    num_envs: int,
+    device: str,
+    episodes: int,
+    ref_episodes: int,
+    pool_init: int | None = None,
+) -> dict:
+    """Env and reference throughput (module docstring): env-steps/s of both, agent-steps/s
+    of the env, their ratio, the env's pool size and its time per batched step [us]
+    (reset, controller, step)."""
+    topo = read_graphml(topology)
     rates = rates_from_profile([(100, 1.0), (100, 10 / 3), (100, 1.0)])
     ctrl = shortest_path_controller(topo, "hops")
-    pool = {} if args.pool_init is None else {"pool_init": args.pool_init}
-    env = RoutingEnv(topo, rates, num_envs=args.num_envs, device=args.device, **pool)
+    pool = {} if pool_init is None else {"pool_init": pool_init}
+    env = RoutingEnv(topo, rates, num_envs=num_envs, device=device, **pool)
 
     split = [0.0, 0.0, 0.0]  # reset, controller, step [s]
 
@@ -65,37 +93,36 @@ def main() -> None:
 
     episode(0)  # warm-up (allocations, pool growth)
     split[:] = [0.0, 0.0, 0.0]
-    if args.device.startswith("cuda"):
+    if device.startswith("cuda"):
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    for s in range(args.episodes):
+    for s in range(episodes):
         episode(1 + s)
-    if args.device.startswith("cuda"):
+    if device.startswith("cuda"):
         torch.cuda.synchronize()
     env_s = time.perf_counter() - t0
-    env_rate = args.episodes * args.num_envs * env.episode_len / env_s
+    env_rate = episodes * num_envs * env.episode_len / env_s
     slots = ctrl.slots.numpy()
-    small = RoutingEnv(topo, rates, num_envs=args.ref_episodes)
+    small = RoutingEnv(topo, rates, num_envs=ref_episodes)
     small.reset(seed=123)
-    schedules = [small.arrivals(b) for b in range(args.ref_episodes)]
+    schedules = [small.arrivals(b) for b in range(ref_episodes)]
     t0 = time.perf_counter()
     for c, src, dst in schedules:
         simulate_reference(topo, c, src, dst, lambda r, d: int(slots[r, d]))
     ref_s = time.perf_counter() - t0
-    ref_rate = args.ref_episodes * env.episode_len / ref_s
-    n = topo.n_routers
-    print(
-        f"| topology | B | device | env env-steps/s | env agent-steps/s | reference "
-        f"env-steps/s | ratio |\n|---|---|---|---|---|---|---|\n"
-        f"| {topo.name} ({n} routers) | {args.num_envs} | {args.device} | {env_rate:,.0f} | "
-        f"{env_rate * n:,.0f} | {ref_rate:,.0f} | {env_rate / ref_rate:.1f}x |"
-    )
-    print(f"env pool {env.pool} slots/env; torch threads {torch.get_num_threads()}")
-    per_step = [1e6 * x / (args.episodes * env.episode_len) for x in split]
-    print(
-        "env time per batched step [us]: reset (amortised) {:.0f}, controller {:.0f}, "
-        "step {:.0f}".format(*per_step)
-    )
+    ref_rate = ref_episodes * env.episode_len / ref_s
+    return {
+        "topology": topo.name,
+        "routers": topo.n_routers,
+        "num_envs": num_envs,
+        "device": device,
+        "env_steps_per_s": env_rate,
+        "agent_steps_per_s": env_rate * topo.n_routers,
+        "reference_env_steps_per_s": ref_rate,
+        "ratio": env_rate / ref_rate,
+        "pool": int(env.pool),
+        "us_per_step": [1e6 * x / (episodes * env.episode_len) for x in split],
+    }
 
 
 if __name__ == "__main__":

@@ -92,6 +92,7 @@ UNITS = {
     "_usd": "$",
     "_kwh": "kWh",
     "_kw": "kW",
+    "_kg": "kg",
     "_pct": "%",
     "_c_h": "°C·h",
     "_s": "s",
@@ -213,6 +214,12 @@ def train(
         int | None, typer.Option(help="PPO updates between validations and checkpoints")
     ] = None,
     threads: Annotated[int | None, typer.Option(help=THREADS_HELP)] = None,
+    nproc: Annotated[
+        int | None,
+        typer.Option(
+            help="data-parallel processes on this machine (starts torchrun; docs/scaling.md)"
+        ),
+    ] = None,
     set_: SetOpt = None,
 ) -> None:
     """Train a learned controller on the scenario (energy: the training window, validated against
@@ -222,7 +229,11 @@ def train(
     from gridmarl.train import train as run_training
 
     check_flags(seed, threads, validate_every, steps, warm_start_epochs)
+    if nproc is not None and nproc < 1:
+        raise UsageError(f"--nproc {nproc}: allowed: 1 or more processes")
     sc = _prepare_learning(scenario, set_, out, device)
+    if nproc is not None and nproc > 1:
+        raise typer.Exit(launch_torchrun(nproc))
     run_dir = run_training(
         sc,
         controller=controller,
@@ -238,7 +249,27 @@ def train(
         warm_start_epochs=warm_start_epochs,
         warm_start_keep_prior=warm_start_keep_prior,
     )
-    console.print(f"[green]trained[/green] {run_dir}")
+    if os.environ.get("RANK", "0") == "0":  # one line, from rank 0, under torchrun
+        console.print(f"[green]trained[/green] {run_dir}")
+
+
+def launch_torchrun(nproc: int) -> int:
+    """Run this ``gridmarl train`` command again as ``nproc`` data-parallel processes on this
+    machine (``torchrun --standalone``); returns their exit code."""
+    import subprocess
+
+    argv, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            argv.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    cmd += [f"--nproc-per-node={nproc}", "-m", "gridmarl", *argv]
+    console.print(f"[bold]torchrun[/bold] {nproc} processes: {' '.join(cmd[3:])}")
+    return subprocess.run(cmd).returncode
 
 
 @app.command()
@@ -284,6 +315,69 @@ def finetune(
         threads=threads,
     )
     console.print(f"[green]fine-tuned[/green] {run_dir}")
+
+
+@app.command()
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="sweep YAML file", show_default=False)],
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster to join (auto, HOST:6379, ray://HOST:10001); default: "
+            "RAY_ADDRESS, else a local Ray on this machine's cores"
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="output folder (default: sweeps/<sweep name>)")
+    ] = None,
+) -> None:
+    """Run scenarios x --set variants x seeds x controllers, each cell a Ray task with its own
+    run folder, and write sweep.csv / sweep.md (mean, std, 95 % intervals, ratios to the
+    baseline); a re-run skips finished cells.  Exit code 1 when a cell failed (the others
+    finish)."""
+    from gridmarl.sweep import run_sweep
+
+    if out is not None:
+        _check_writable(out)
+    outcome = run_sweep(sweep_file, out=out, address=address, console=console)
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def attention(
+    scenario: ScenarioArg,
+    checkpoint: Annotated[Path, typer.Option(help="a hama checkpoint that fits the scenario")],
+    step: Annotated[int, typer.Option(help="the episode step whose attention is written")] = 0,
+    out: Annotated[Path, typer.Option(help="folder the CSV tables and the plot go to")] = Path(
+        "runs/attention"
+    ),
+    seed: Annotated[int | None, typer.Option(help="episode seed; default: the scenario's")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Write HAMA's inter-agent and inter-group attention weights at one step of an episode of
+    the scenario's training env (CSV tables and a PNG, as the HAMA paper's Figure 5)."""
+    import torch
+
+    from gridmarl import domains
+    from gridmarl.attention import export_attention
+    from gridmarl.controllers import registry
+
+    sc = _load(scenario, set_)
+    info = registry.for_checkpoint(checkpoint)
+    if info.name != "hama":
+        raise UsageError(f"--checkpoint {checkpoint}: a {info.name} checkpoint has no attention")
+    torch.set_num_threads(1)
+    env = domains.get(sc.domain).train_env_factory(sc, torch.device("cpu"), sc.seed)(1)
+    try:
+        policy = registry.load_policy(info.name, checkpoint, env, sc)
+        if not 0 <= step < env.episode_len:
+            raise UsageError(f"--step {step}; allowed: 0 … {env.episode_len - 1}")
+        paths = export_attention(policy, env, step, out, sc.seed if seed is None else seed)
+    finally:
+        env.close()
+    for p in paths:
+        console.print(f"[green]wrote[/green] {p}")
 
 
 @app.command()

@@ -147,6 +147,29 @@ class ESConfig(StrictModel):
     lr: float = Field(0.002, gt=0, description="Adam step size on the actor's weights")
 
 
+class WorkersConfig(StrictModel):
+    """Where a domain's simulator workers run while training (``train.workers``; only domains
+    whose training env runs worker processes have the key).  Either backend gives the same
+    episodes for the same seeds (docs/scaling.md)."""
+
+    backend: Literal["process", "ray"] = Field(
+        "process",
+        description="process: local worker processes; ray: Ray actors on any node of the "
+        "cluster (needs the cluster extra)",
+    )
+    count: int | None = Field(
+        None,
+        ge=1,
+        description="simulator workers, one parallel simulation each; default and only allowed "
+        "value: train.num_envs",
+    )
+    address: str | None = Field(
+        None,
+        description="Ray cluster to join (auto, HOST:6379, ray://HOST:10001); default: "
+        "RAY_ADDRESS, else a local Ray",
+    )
+
+
 class TrainBase(StrictModel):
     """Defaults for ``gridmarl train`` shared by every domain (command-line flags override).
 

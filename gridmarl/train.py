@@ -49,6 +49,7 @@ may change): ``check_train_settings``.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -61,7 +62,7 @@ from gridmarl.config import load_scenario, scenario_hash
 from gridmarl.core.errors import ScenarioError
 from gridmarl.core.io import new_run_dir, write_json
 from gridmarl.core.learner import Learner
-from gridmarl.core.seeding import resolve_device, seed_everything
+from gridmarl.core.seeding import resolve_device, seed_everything, stream_seed
 from gridmarl.core.training import ValidationResult, Validator, set_torch_threads
 from gridmarl.run_folder import (
     best_score,
@@ -76,6 +77,7 @@ from gridmarl.run_folder import (
 )
 
 if TYPE_CHECKING:
+    from gridmarl.controllers.common.distributed import DataParallel
     from gridmarl.controllers.registry import ControllerInfo
     from gridmarl.core.domain import Domain
 
@@ -249,10 +251,47 @@ def resume_settings(
         raise ScenarioError(
             f"--resume {run_dir}: the run trains {manifest.get('controller')!r}, not {controller!r}"
         )
-    check_train_settings(manifest, scenario, run_dir, ignore=("steps", "es"))
+    # where the simulator workers run does not change the episodes
+    check_train_settings(manifest, scenario, run_dir, ignore=("steps", "es", "workers"))
     seed = int(manifest["seed"]) if seed is None else seed
     steps = int(manifest["steps"]) if steps is None else steps
     return manifest, seed, steps
+
+
+def join_data_parallel(dev: torch.device) -> tuple[DataParallel | None, torch.device]:
+    """This process's data-parallel group when ``torchrun`` started several
+    (``controllers/common/distributed.py``), and its device (``cuda:<LOCAL_RANK>`` on GPUs);
+    ``(None, dev)`` in one process."""
+    from gridmarl.controllers.common.distributed import DataParallel, launched_world_size
+
+    if launched_world_size() <= 1:
+        return None, dev
+    if dev.type == "cuda":
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(dev)
+    return DataParallel.from_env(dev), dev
+
+
+def check_data_parallel(dp: DataParallel | None, learner: Learner, warm_start: str | None) -> None:
+    """Hand the group to the learner (``set_data_parallel``).
+
+    Raises:
+        ScenarioError: the learner cannot train data-parallel, or ``--warm-start`` was asked
+            for several processes (each would clone on its own data).
+    """
+    if dp is None:
+        return
+    if not hasattr(learner, "set_data_parallel"):
+        raise ScenarioError(
+            f"{learner.name} cannot train in several processes (no set_data_parallel); "
+            "run it without torchrun / --nproc"
+        )
+    if warm_start is not None:
+        raise ScenarioError(
+            "--warm-start runs in one process: warm-start with --steps 0 first, then "
+            "continue with torchrun / --nproc and --resume RUN_FOLDER"
+        )
+    learner.set_data_parallel(dp)
 
 
 def env_spec(make_env: Any) -> Any:
@@ -478,7 +517,6 @@ def train(
             checkpoint / run that does not match the scenario.
     """
     from rich.console import Console
-    from torch.utils.tensorboard import SummaryWriter
 
     console = console or Console()
     check_flags(seed, threads, validate_every, steps, warm_start_epochs)
@@ -486,11 +524,55 @@ def train(
         scenario = load_scenario(scenario, overrides)
     dom = domain_training(scenario)
     info = learner_info(controller or default_learner(), dom)
-    controller = info.name
     if warm_start is not None and warm_start not in (teachers := dom.teachers()):
         raise ScenarioError(f"--warm-start {warm_start!r}; allowed: {', '.join(teachers)}")
     set_torch_threads(threads, dom, scenario, int(train_options(scenario)["num_envs"]))
-    dev = resolve_device(device)
+    dp, dev = join_data_parallel(resolve_device(device))
+    try:
+        return _train(
+            scenario,
+            dom,
+            info,
+            dev,
+            dp,
+            steps,
+            seed,
+            out,
+            resume,
+            console,
+            validate_every,
+            warm_start,
+            warm_start_epochs,
+            warm_start_keep_prior,
+        )
+    finally:
+        if dp is not None:
+            dp.close()
+
+
+def _train(
+    scenario: Any,
+    dom: Domain,
+    info: ControllerInfo,
+    dev: torch.device,
+    dp: DataParallel | None,
+    steps: int | None,
+    seed: int | None,
+    out: str | Path | None,
+    resume: str | Path | None,
+    console: Any,
+    validate_every: int | None,
+    warm_start: str | None,
+    warm_start_epochs: int,
+    warm_start_keep_prior: bool,
+) -> Path:
+    """The body of :func:`train` once the device and the process group are known; with
+    ``dp`` only rank 0 writes the run folder, validates and logs."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from gridmarl.core.learner import run
+
+    controller = info.name
     p_hash = policy_hash(scenario)
     resume = Path(resume) if resume is not None else None
     manifest: dict[str, Any] = {}
@@ -504,7 +586,9 @@ def train(
     spec = env_spec(make_env)
     check_keep_prior(warm_start_keep_prior, warm_start, spec)
     learner = build_learner(info, spec, scenario, dev, seed, p_hash, resume)
-    if resume is None:
+    check_data_parallel(dp, learner, warm_start)
+    main = dp is None or dp.is_main
+    if resume is None and main:
         run_dir = new_run_dir(out or "runs", scenario.name)
         manifest = new_manifest(
             controller,
@@ -517,9 +601,17 @@ def train(
             warm_start,
             warm_start_keep_prior,
         )
+        if dp is not None:
+            manifest["processes"] = dp.world
         write_json(run_dir / "train_manifest.json", manifest)
-    else:
+    elif resume is not None:
         run_dir = resume
+    if dp is not None:
+        # the other ranks learn where rank 0 writes; they write nothing themselves
+        run_dir = Path(dp.broadcast_object(str(run_dir) if main else None))
+        if not main:
+            run(learner, make_env, steps)
+            return run_dir
     learner.meta.update(run_meta(scenario, p_hash, dev))
     done = learner.progress().agent_steps
     console.print(
@@ -567,6 +659,12 @@ def train(
         f"best_validation_{validator.score_name}": logger.best,
     }
     write_json(run_dir / "train_manifest.json", final)
+    # a learner's own outputs for the run folder, when it has any (LToS: selfishness over an
+    # episode of the validation seed stream, seed Figs. 5-6)
+    write_outputs = getattr(learner, "write_outputs", None)
+    if callable(write_outputs):
+        for path in write_outputs(make_env, run_dir, stream_seed(seed, "validate", 0)):
+            console.print(f"wrote {path}")
     console.print(
         f"done: {p.agent_steps:,} agent-steps in {wall:.0f} s; last validation "
         f"({validator.label}) {logger.last_display}; checkpoints in {run_dir / 'checkpoints'}"

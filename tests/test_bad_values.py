@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from gridmarl import domains
 from gridmarl.config import ScenarioError, check_for_simulate, load_scenario
+from gridmarl.controllers import registry
 from gridmarl.core.types import PolicyShape
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +49,7 @@ BASELINES = {
 ROWS: list[tuple[str, str, str]] = [
     # the table
     ("energy", "community.battery.capacity_kwh=[nan, 5]", "community.battery.capacity_kwh.0: not a finite number"),
-    ("energy", "controllers=[]", "controllers: no controller listed; simulate runs the listed controllers, so list at least one; allowed: no_control, rule_based, milp, mpc; learned, with a checkpoint: matppo"),
+    ("energy", "controllers=[]", "controllers: no controller listed; simulate runs the listed controllers, so list at least one; allowed: no_control, rule_based, milp, mpc; learned, with a checkpoint: " + ", ".join(registry.names())),
     ("energy", "controllers=[{name: nonexistent}]", "controllers: unknown energy controller 'nonexistent'; allowed: no_control, rule_based, milp, mpc"),
     ("energy", "controllers=[{name: matppo, checkpoint: /dev/null}]", "controllers[matppo].checkpoint: /dev/null: not a readable checkpoint"),
     ("traffic", "demand.turning={left: 0.5, straight: 0.7, right: 0.15}", "demand.turning: Value error, left + straight + right = 1.35; they are probabilities and must sum to 1"),

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from baselines_opt.community.carbon import carbon_priced
 from baselines_opt.community.horizon import build_horizon
 from baselines_opt.community.model import Model, Plan, build_model, decode_plan, param_values
 from baselines_opt.solve import SolveOptions, SolverError, make_highs, solve_highs
@@ -73,6 +74,7 @@ class MPCController(Controller):
         replan_every: int = 1,
         relax_tail: bool = True,
         name: str = "mpc",
+        carbon_usd_per_kg: float = 0.0,
     ) -> None:
         if forecast not in (None, "perfect", "noisy"):
             raise ValueError(f"forecast must be 'perfect', 'noisy' or None, got {forecast!r}")
@@ -86,6 +88,8 @@ class MPCController(Controller):
         self.options = SolveOptions(time_limit_s=time_limit_s, mip_gap=mip_gap, threads=threads)
         self.replan_every = int(replan_every)
         self.relax_tail = bool(relax_tail)
+        self.carbon_usd_per_kg = float(carbon_usd_per_kg)  # objective term, carbon.py
+        self._priced: Community | None = None  # env.community with the carbon price
         self._env: Any = None
         self._mod: Model | None = None
         self._solver: Any = None
@@ -117,6 +121,8 @@ class MPCController(Controller):
             or self._env.community is not c
             or self._mod.T != H
         ):
+            self._priced = carbon_priced(c, self.carbon_usd_per_kg)
+            c = self._priced
             s0 = int(_np(env.start)[0])
             T = max(1, min(H, c.steps - s0 - 1))
             t0 = time.perf_counter()
@@ -143,7 +149,7 @@ class MPCController(Controller):
         """Solve the horizon starting at episode step ``t`` from the env's current state."""
         env, mod = self._env, self._mod
         assert mod is not None
-        c: Community = env.community
+        c: Community = self._priced if self._priced is not None else env.community
         s0 = int(_np(env.start)[0]) + t
         T = max(1, min(mod.T, int(env.episode_len) - t))
         raw = env.device_state()
@@ -155,6 +161,9 @@ class MPCController(Controller):
             fc = env.forecast_tensors(T)
             net = (_np(fc["load_kw"])[0] - _np(fc["pv_kw"])[0]).sum(axis=0)  # [T]
             price = _np(fc["price_usd_per_kwh"])[0]
+            if self.carbon_usd_per_kg:
+                ci = np.asarray(c.carbon_kg_per_kwh)[s0 : s0 + len(price)]
+                price = price + self.carbon_usd_per_kg * ci
         h = build_horizon(
             c, s0, T, state, episode_start=(t == 0), pad_to=mod.T, net_kw=net, price=price
         )

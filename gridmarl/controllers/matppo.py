@@ -60,11 +60,13 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from gridmarl.controllers.common.buffer import RolloutBuffer
+from gridmarl.controllers.common.buffer import ActorBatch, CriticBatch, RolloutBuffer
 from gridmarl.controllers.common.checkpoint import check_compatible, read_checkpoint
+from gridmarl.controllers.common.distributed import DataParallel, LossModule
 from gridmarl.controllers.common.distributions import HybridDistribution, env_continuous
 from gridmarl.controllers.common.gae import compute_gae
 from gridmarl.controllers.common.layers import (
@@ -340,6 +342,29 @@ class MATPPO(Trainable):
         self.meta: dict[str, Any] = {}  # written to the checkpoint's sidecar JSON
         self._episodes = 0  # episodes begun since collection started on the current env
         self._flight: _Episodes | None = None
+        # the minibatch loss over both networks; under DistributedDataParallel when
+        # set_data_parallel is called (controllers/common/distributed.py)
+        self._loss_module = LossModule(self._minibatch_loss, actor=self.actor, critic=self.critic)
+        self._loss: nn.Module = self._loss_module
+        self.dp: DataParallel | None = None
+
+    def set_data_parallel(self, dp: DataParallel) -> None:
+        """Train as rank ``dp.rank`` of ``dp.world`` data-parallel processes
+        (``controllers/common/distributed.py``): the loss runs under DistributedDataParallel,
+        the batch statistics read every rank's rollout, each rank samples actions and draws
+        episode seeds of its own (rank 0 as a single process would), and ``agent_steps``
+        counts every rank's experience.  Call after building or loading."""
+        self.dp = dp
+        self._loss = dp.wrap(self._loss_module)
+        if dp.rank > 0:
+            # rank 0 keeps the checkpoint's sampling stream; the others derive theirs from
+            # (seed, rank, updates), so a resumed run samples afresh but reproducibly
+            ss = np.random.SeedSequence([self.seed, 1, dp.rank, self.updates])
+            self.sample_gen = make_generator(int(ss.generate_state(1)[0]), self.device)
+
+    def _gather(self, x: Tensor, dim: int = 0) -> Tensor:
+        """Every rank's ``x`` concatenated along ``dim`` (``x`` itself in one process)."""
+        return self.dp.gather(x, dim) if self.dp is not None else x
 
     # -- acting ---------------------------------------------------------------------------------
     def _dist(self, obs: Observation) -> HybridDistribution:
@@ -437,6 +462,7 @@ class MATPPO(Trainable):
             self._truncation_value if self.cfg.bootstrap_time_limit else None,
         )
         per_update = cfg.rollout_steps * env.num_envs * env.spec.n_agents
+        per_update *= self.dp.world if self.dp is not None else 1  # every rank's rollout
         return PPOBatch(fl.buffer, fl.obs, rs, lr, fl.scale, per_update, t0)
 
     def update(self, batch: PPOBatch) -> dict[str, float]:
@@ -475,34 +501,20 @@ class MATPPO(Trainable):
         buffer.advantages.copy_(adv)
         buffer.returns.copy_(ret)
         if cfg.value_norm:
-            self.value_norm.update(ret)
+            self.value_norm.update(self._gather(ret, dim=1))
             ret_n = self.value_norm.normalize(ret)
         else:
             ret_n = ret
         agent_adv = buffer.actor_agent_advantages()
-        agent_adv = (agent_adv - agent_adv.mean()) / (agent_adv.std() + 1e-8)
+        every = self._gather(agent_adv, dim=1)  # the whole batch's advantages (all ranks)
+        agent_adv = (agent_adv - every.mean()) / (every.std() + 1e-8)
         sums: dict[str, float] = {}
         count = 0
         fwd_s = bwd_s = 0.0  # [s] loss forward vs backward + optimiser step (CPU timing)
         for _ in range(cfg.epochs):
             for a, c in buffer.minibatches(cfg.minibatches, self.shuffle_gen, agent_adv, ret_n):
                 t_mb = time.perf_counter()
-                dist = self.actor(a.local, a.forecast, a.mask)
-                logp = dist.log_prob(a.discrete, a.continuous)
-                log_ratio = logp - a.old_log_prob
-                # r_t(θ) = π_θ(a|o) / π_θold(a|o)                          ([PPO] Eq. 6)
-                ratio = log_ratio.exp()
-                # L^CLIP = E[min(r Â, clip(r, 1−ε, 1+ε) Â)]                ([PPO] Eq. 7)
-                surr = torch.min(
-                    ratio * a.advantage, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * a.advantage
-                )
-                entropy = dist.entropy().mean()
-                value = self.critic(c.state, c.global_)
-                # L^VF = (V_θ(s_t) − V_t^targ)², V^targ = GAE λ-return ([PPO] Eq. 9, [GAE] Eq. 18;
-                # targets normalised as in [MAPPO] §4.1 "value normalization")
-                v_loss = (value - c.returns).pow(2).mean()
-                # L = −L^CLIP + c₁ L^VF − c₂ S[π]   (sign flipped to minimise; [PPO] Eq. 9)
-                loss = -surr.mean() + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
+                loss, stats = self._loss(a, c)
                 t_fwd = time.perf_counter()
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -511,16 +523,7 @@ class MATPPO(Trainable):
                 t_bwd = time.perf_counter()
                 fwd_s += t_fwd - t_mb
                 bwd_s += t_bwd - t_fwd
-                with torch.no_grad():
-                    stats = {
-                        "loss/policy": -surr.mean(),
-                        "loss/value": v_loss,
-                        "policy/entropy": entropy,
-                        "policy/grad_norm": grad_norm,
-                        # k3 estimator of KL(π_old ‖ π) (Schulman 2020, "Approximating KL")
-                        "policy/approx_kl": ((ratio - 1) - log_ratio).mean(),
-                        "policy/clip_frac": ((ratio - 1).abs() > cfg.clip).float().mean(),
-                    }
+                stats["policy/grad_norm"] = grad_norm
                 for k, v in stats.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach())
                 count += 1
@@ -536,16 +539,44 @@ class MATPPO(Trainable):
             out["policy/std"] = float(self.actor.log_std.detach().exp().mean())
         return out
 
+    def _minibatch_loss(self, a: ActorBatch, c: CriticBatch) -> tuple[Tensor, dict[str, Tensor]]:
+        """The PPO loss of one minibatch and its statistics (no grad in the statistics)."""
+        cfg = self.cfg
+        dist = self.actor(a.local, a.forecast, a.mask)
+        logp = dist.log_prob(a.discrete, a.continuous)
+        log_ratio = logp - a.old_log_prob
+        # r_t(θ) = π_θ(a|o) / π_θold(a|o)                          ([PPO] Eq. 6)
+        ratio = log_ratio.exp()
+        # L^CLIP = E[min(r Â, clip(r, 1−ε, 1+ε) Â)]                ([PPO] Eq. 7)
+        surr = torch.min(ratio * a.advantage, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * a.advantage)
+        entropy = dist.entropy().mean()
+        value = self.critic(c.state, c.global_)
+        # L^VF = (V_θ(s_t) − V_t^targ)², V^targ = GAE λ-return ([PPO] Eq. 9, [GAE] Eq. 18;
+        # targets normalised as in [MAPPO] §4.1 "value normalization")
+        v_loss = (value - c.returns).pow(2).mean()
+        # L = −L^CLIP + c₁ L^VF − c₂ S[π]   (sign flipped to minimise; [PPO] Eq. 9)
+        loss = -surr.mean() + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
+        with torch.no_grad():
+            stats = {
+                "loss/policy": -surr.mean(),
+                "loss/value": v_loss.detach(),
+                "policy/entropy": entropy.detach(),
+                # k3 estimator of KL(π_old ‖ π) (Schulman 2020, "Approximating KL")
+                "policy/approx_kl": ((ratio - 1) - log_ratio).mean(),
+                "policy/clip_frac": ((ratio - 1).abs() > cfg.clip).float().mean(),
+            }
+        return loss, stats
+
     def update_normalizers(self, buffer: RolloutBuffer) -> None:
         """Merge the rollout's observations into the running statistics.
 
         Called after the PPO update, so the update sees the statistics the rollout was
         collected with (otherwise the ratio would not start at 1).
         """
-        self.actor.local_norm.update(buffer.local)
-        self.actor.forecast_norm.update(buffer.forecast)
-        self.critic.state_norm.update(buffer.state)
-        self.critic.global_norm.update(buffer.global_)
+        self.actor.local_norm.update(self._gather(buffer.local, dim=1))
+        self.actor.forecast_norm.update(self._gather(buffer.forecast, dim=1))
+        self.critic.state_norm.update(self._gather(buffer.state, dim=1))
+        self.critic.global_norm.update(self._gather(buffer.global_, dim=1))
 
     def train(
         self,
@@ -574,7 +605,10 @@ class MATPPO(Trainable):
         that is a function of (updates done, episodes begun), so it never is a validation, test or
         evaluation seed (docs/protocol.md)."""
         self._episodes += 1
-        return stream_seed(self.seed, "train", self.updates * 1_009 + self._episodes)
+        index = self.updates * 1_009 + self._episodes
+        if self.dp is not None:  # rank r of K: every K-th index from r (rank 0 = one process)
+            index = index * self.dp.world + self.dp.rank
+        return stream_seed(self.seed, "train", index)
 
     # -- checkpoints ----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

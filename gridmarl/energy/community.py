@@ -106,6 +106,8 @@ class Community:
     broadcast_loading: bool = False  # observation only: |G_prev| / limit shown to every prosumer
     ev_rate_feature: bool = False  # observation only: EV charging share needed until departure
     ev_action_prior: bool = False  # observation only: even-spread EV action, the policy's prior
+    congestion_signal: str | None = None  # observation only: None, "headroom" or "price"
+    carbon_kg_per_kwh: np.ndarray | None = None  # [S] grid carbon intensity [kg CO2/kWh]
     names: tuple[str, ...] = field(default=())  # prosumer names
     sources: tuple[str, ...] = field(default=())  # dataset building each prosumer's load is from
     # the agents' interaction graph and groups (energy/feeders.py): metadata, no physics
@@ -156,4 +158,6 @@ class Community:
                 "ev_arrival_kwh",
             )
         }
+        if self.carbon_kg_per_kwh is not None:
+            series["carbon_kg_per_kwh"] = self.carbon_kg_per_kwh[sl]
         return replace(self, time=self.time[sl], **series)

@@ -212,8 +212,29 @@ class HeatPumpConfig(StrictModel):
     _r2 = field_validator("comfort_c")(lambda v: _check_range(v, -50.0, 60.0))
 
 
+class TariffConfig(StrictModel):
+    """An import tariff set by the scenario: off-peak, and a peak price in a daily window.
+
+    Replaces the dataset's ``pricing`` file (needed for datasets without one, e.g. the
+    CityLearn 2020 and 2021 challenge data).  A step is in the peak when its start's time of
+    day h [h, local] lies in ``[peak_hours[0], peak_hours[1])`` (on weekdays only with
+    ``peak_days: weekdays``).  ``market.price_scale`` still multiplies it.
+    """
+
+    off_peak_usd_per_kwh: float = Field(gt=0, description="import price outside the peak [$/kWh]")
+    peak_usd_per_kwh: float | None = Field(
+        None, gt=0, description="import price in the peak window [$/kWh] (default: off-peak)"
+    )
+    peak_hours: Range = Field((16.0, 21.0), description="peak window [start, end) [h of day]")
+    peak_days: Literal["all", "weekdays"] = Field("all", description="days with a peak window")
+
+    _r1 = field_validator("peak_hours")(lambda v: _check_range(v, 0.0, 24.0))
+
+
 class MarketConfig(StrictModel):
     """Cloud trading platform and the grid connection."""
+
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("tariff",)
 
     feed_in_usd_per_kwh: float = Field(0.05, ge=0, description="price paid for export [$/kWh]")
     internal_price: Literal["mid_market"] = Field(
@@ -235,6 +256,11 @@ class MarketConfig(StrictModel):
             "the prosumer's own information (a labelled variant; policies trained without it "
             "do not load with it)"
         ),
+    )
+    tariff: TariffConfig | None = Field(
+        None,
+        description="import tariff set by the scenario instead of the dataset's pricing file "
+        "(required when the dataset has none)",
     )
 
 
@@ -275,7 +301,7 @@ class FeederConfig(StrictModel):
 class CommunityConfig(StrictModel):
     """The prosumers behind one transformer."""
 
-    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("feeders",)
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("feeders", "congestion_signal")
 
     prosumers: int = Field(50, ge=1, le=10_000, description="number of prosumers N")
     dataset: str = Field(
@@ -299,7 +325,25 @@ class CommunityConfig(StrictModel):
         "physics); default: one feeder per 10 prosumers in index order",
     )
 
+    congestion_signal: Literal["none", "headroom", "price"] | None = Field(
+        None,
+        description=(
+            "what the trading platform publishes to every home each step about the "
+            "transformer (local features; gridmarl/energy/env.py): 'headroom' (the import and "
+            "export headroom per home [kW] the transformer has left if the homes' devices draw "
+            "what they drew in the previous step), 'price' (a congestion price [$/kWh] that "
+            "rises from 0 at 80 % to the over-limit charge at 100 % of that expected loading; "
+            "a signal, not billed) or 'none' (default); policies trained without it do not "
+            "load with it, and vice versa"
+        ),
+    )
+
     _r1 = field_validator("load_scale")(lambda v: _check_range(v, 0.0))
+
+    @field_validator("congestion_signal")
+    @classmethod
+    def _none_is_off(cls, v: str | None) -> str | None:
+        return None if v == "none" else v
 
     @field_validator("feeders")
     @classmethod
@@ -385,7 +429,7 @@ class EnergyScenario(ScenarioBase):
     def check_resources(self) -> None:
         """Checks that need the data: the dataset exists and every window lies inside it (the
         controllers and their checkpoints: ``gridmarl.config.check_controllers``)."""
-        from gridmarl.energy.citylearn import SHIPPED_DATASETS, dataset_span
+        from gridmarl.energy.citylearn import SHIPPED_DATASETS, dataset_span, has_pricing
 
         name = self.community.dataset
         folder = self.dataset_dir()
@@ -403,3 +447,9 @@ class EnergyScenario(ScenarioBase):
                     f"window.{k}: {span.start} + {span.days} days lies outside the data "
                     f"({first} to {last})"
                 )
+        if self.community.market.tariff is None and not has_pricing(folder):
+            raise ScenarioError(
+                f"community.market.tariff: {folder} has no pricing file (pricing.csv); set "
+                "the tariff (e.g. {off_peak_usd_per_kwh: 0.21, peak_usd_per_kwh: 0.5, "
+                "peak_hours: [16, 21]})"
+            )

@@ -26,8 +26,10 @@ evaluate spans.  Ranges ``[lo, hi]`` are uniform per prosumer.
   and ``ev_arrival_kwh = arrival_soc · capacity`` fills every step of the stay (0 when absent).
   ``ev_target_kwh = target_soc · capacity``.
 * Heat pump: full-mode power, R, C; comfort band and initial temperature from the config.
-* Price = dataset import tariff × ``market.price_scale``; feed-in, transformer limit, over-limit
-  and peak charges from ``community.market``.
+* Price = dataset import tariff (or ``market.tariff`` when set; required for a dataset without
+  a pricing file) × ``market.price_scale``; carbon intensity = the dataset's (None without a
+  carbon file); the dataset's thermal demand columns are ignored (a warning names them);
+  feed-in, transformer limit, over-limit and peak charges from ``community.market``.
 
 Span: the window's days (``train`` / ``validate`` / ``evaluate``) from 00:00 of the first day,
 plus ``extra_steps`` look-ahead steps (default ``ceil(horizon_h / step_h) + 1``); where the
@@ -37,10 +39,11 @@ data end, the last step is repeated.  Results are in the units of ``Community``.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -56,6 +59,11 @@ from gridmarl.energy.citylearn import (
 from gridmarl.energy.community import Community
 from gridmarl.energy.feeders import scenario_graph
 from gridmarl.energy.pv import heat_pump_cop, pv_ac_per_kwp
+
+if TYPE_CHECKING:
+    from gridmarl.energy.config import TariffConfig
+
+log = logging.getLogger(__name__)
 
 _STREAMS = {"building": 1, "load_scale": 2, "pv": 3, "battery": 4, "ev": 5, "ev_soc": 6, "hp": 7}
 Span = Literal["train", "validate", "evaluate"]
@@ -142,6 +150,59 @@ def _owners(rng: np.random.Generator, share: float, n: int) -> np.ndarray:
     return mask
 
 
+def tariff_price(tariff: TariffConfig, time: pd.DatetimeIndex) -> np.ndarray:
+    """``[S]`` import price [$/kWh] of a ``TariffConfig`` at each step start (local time)."""
+    h = ((time - time.normalize()) / pd.Timedelta(hours=1)).to_numpy()
+    lo, hi = tariff.peak_hours
+    peak = (h >= lo) & (h < hi)
+    if tariff.peak_days == "weekdays":
+        peak &= time.day_of_week.to_numpy() < 5
+    high = tariff.peak_usd_per_kwh
+    high = tariff.off_peak_usd_per_kwh if high is None else high
+    return np.where(peak, high, tariff.off_peak_usd_per_kwh)
+
+
+def _import_price(
+    scenario: Any,
+    data: CityLearnData,
+    folder: Path,
+    time: pd.DatetimeIndex,
+    rows: np.ndarray,
+    pad: np.ndarray,
+) -> np.ndarray:
+    """The dataset's tariff, or ``community.market.tariff`` (which replaces it when set)."""
+    tariff = scenario.community.market.tariff
+    if tariff is not None:
+        return tariff_price(tariff, time)
+    if data.price_usd_per_kwh is None:
+        raise ScenarioError(
+            f"{folder}: the dataset has no pricing file (pricing.csv); set "
+            "community.market.tariff (e.g. {off_peak_usd_per_kwh: 0.21, peak_usd_per_kwh: "
+            "0.5, peak_hours: [16, 21]})"
+        )
+    return data.price_usd_per_kwh[rows][pad]
+
+
+_THERMAL_NAMES = {"dhw": "DHW Heating", "cooling": "Cooling Load", "heating": "Heating Load"}
+
+
+def _warn_thermal(data: CityLearnData, rows: np.ndarray, folder: Path) -> None:
+    """Log the thermal demand columns the model ignores (non-zero in the window only)."""
+    ignored = []
+    for kind, kw in data.thermal_kw.items():
+        kwh = float(kw[np.unique(rows)].sum() * data.data_step_h)
+        if kwh > 0:
+            ignored.append(f"{_THERMAL_NAMES[kind]} {kwh:.0f} kWh")
+    if ignored:
+        log.warning(
+            "%s: thermal demand columns ignored by the model (all buildings, the window's "
+            "rows; thermal kWh): %s; the load is the 'Equipment Electric Power' column and the "
+            "heat pumps are the scenario's (community.heat_pump)",
+            folder,
+            ", ".join(ignored),
+        )
+
+
 def build_community(scenario, span: Span = "evaluate", extra_steps: int | None = None) -> Community:
     """The ``Community`` of an energy scenario over one window span (see the module docstring).
 
@@ -218,7 +279,9 @@ def build_community(scenario, span: Span = "evaluate", extra_steps: int | None =
     time_avail, weather = _fine_weather(data, row0, avail, step_h)
     time = pd.date_range(time_avail[0], periods=steps, freq=pd.Timedelta(hours=step_h))
     outdoor_c = weather["outdoor_c"][pad]
-    price = data.price_usd_per_kwh[rows][pad] * cfg.market.price_scale
+    price = _import_price(scenario, data, folder, time, rows, pad) * cfg.market.price_scale
+    carbon = None if data.carbon_kg_per_kwh is None else data.carbon_kg_per_kwh[rows][pad]
+    _warn_thermal(data, rows, folder)
     hp = cfg.heat_pump
     cop = np.repeat(
         heat_pump_cop(outdoor_c, hp.cop_nominal, hp.cop_slope_per_c)[:, None], n, axis=1
@@ -269,6 +332,7 @@ def build_community(scenario, span: Span = "evaluate", extra_steps: int | None =
         load_kw=load_kw,
         pv_kw=pv_kw,
         price_usd_per_kwh=price,
+        carbon_kg_per_kwh=carbon,
         outdoor_c=outdoor_c,
         cop=cop,
         ev_present=ev_present,
@@ -300,6 +364,7 @@ def build_community(scenario, span: Span = "evaluate", extra_steps: int | None =
         over_limit_usd_per_kwh=market.over_limit_usd_per_kwh,
         peak_usd_per_kw=market.peak_usd_per_kw,
         broadcast_loading=market.broadcast_loading,
+        congestion_signal=cfg.congestion_signal,
         ev_rate_feature=ev.rate_feature,
         ev_action_prior=ev.action_prior,
         names=tuple(f"prosumer_{i:0{width}d}" for i in range(n)),

@@ -58,7 +58,9 @@ action; scales are the class constants below):
 | 23 | cop | COP at step t [-] / COP_SCALE |
 | 24 | grid_loading_prev | only with ``community.broadcast_loading`` (***) |
 | next | ev_rate_needed | only with ``community.ev.rate_feature`` (****) |
-| last | ev_prior_u | only with ``community.ev.action_prior`` (*****) |
+| next | ev_prior_u | only with ``community.ev.action_prior`` (*****) |
+| last | headroom_import, headroom_export | with ``community.congestion_signal: headroom`` (†) |
+| last | congestion_price | with ``community.congestion_signal: price`` (‡) |
 
 (**) full-power charging time still needed to reach the target (0 when absent).
 (***) abs(G) of the previous step / transformer limit [-], the same for every prosumer (0 at the
@@ -71,6 +73,17 @@ is out of reach).  Local information (features 10 and 11), given as the ratio.
 ``spec.action_prior`` as the EV dimension's default action: a residual policy's Gaussian mean
 is this plus its network's output.  Local information; rule and optimisation controllers
 ignore it.
+(†) what the trading platform can publish to every home about the transformer: with
+G_exp = Σ_n (L − P_pv)[t] + F_{t−1}, the community's inflexible net load of this step (the
+smart-meter data the platform clears on) plus the power the devices drew in the previous step
+(F_{t−1} = Σ_n (x_n − L_n + P_pv,n) at t − 1, 0 at the first step), the headroom per home left
+for more import, (limit − G_exp) / N, and for more export, (limit + G_exp) / N [kW] /
+POWER_SCALE_KW; negative = the transformer is expected over its limit in that direction.
+Per home, so a community of another size behind the same transformer reads the same scale.
+(‡) a congestion price ρ [$/kWh] / PRICE_SCALE_USD_PER_KWH on the same G_exp: c_over ·
+clip((G_exp / limit − θ) / (1 − θ), 0, 1) for import, minus the same for export (−G_exp),
+θ = CONGESTION_FROM = 0.8: 0 below 80 % loading, the over-limit charge at 100 %, negative when
+export congests.  A signal only: nobody is billed it.
 ``TRIPLET_IDX = (7, 8, 12)`` picks the device triplet (battery SOC, EV SOC, indoor temperature).
 
 Forecast ``[B, N, H, 3]`` for steps t+1 … t+H: (load / POWER_SCALE_KW, pv / POWER_SCALE_KW,
@@ -151,17 +164,33 @@ def counter_normal(*keys: Tensor | int) -> Tensor:
     return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)
 
 
+CONGESTION_FEATURES: dict[str, tuple[str, ...]] = {
+    "headroom": ("headroom_import", "headroom_export"),
+    "price": ("congestion_price",),
+}
+
+
 def local_feature_names(
-    broadcast_loading: bool, ev_rate_feature: bool, ev_action_prior: bool
+    broadcast_loading: bool,
+    ev_rate_feature: bool,
+    ev_action_prior: bool,
+    congestion_signal: str | None = None,
 ) -> tuple[str, ...]:
     """Names of the ``local`` features: ``CommunityEnv.LOCAL_FEATURES`` and then the optional
     ones the scenario switches on (``community.market.broadcast_loading``,
-    ``community.ev.rate_feature``, ``community.ev.action_prior``), in that order."""
+    ``community.ev.rate_feature``, ``community.ev.action_prior``,
+    ``community.congestion_signal``), in that order."""
+    if congestion_signal not in (None, *CONGESTION_FEATURES):
+        raise ValueError(
+            f"congestion_signal {congestion_signal!r}; allowed: None, "
+            + ", ".join(CONGESTION_FEATURES)
+        )
     return (
         CommunityEnv.LOCAL_FEATURES
         + (("grid_loading_prev",) if broadcast_loading else ())
         + (("ev_rate_needed",) if ev_rate_feature else ())
         + (("ev_prior_u",) if ev_action_prior else ())
+        + CONGESTION_FEATURES.get(congestion_signal or "", ())
     )
 
 
@@ -215,6 +244,7 @@ class CommunityEnv(MultiAgentEnv):
     HOURS_SCALE_H = 24.0
     COP_SCALE = 4.0
     EV_RATE_CAP = 2.0  # cap on the ev_rate_needed feature [-]
+    CONGESTION_FROM = 0.8  # expected loading [-] where the congestion price starts to rise
 
     LOCAL_FEATURES: tuple[str, ...] = (
         "load",
@@ -294,13 +324,18 @@ class CommunityEnv(MultiAgentEnv):
         self.random_start = bool(random_start)
         self.record = (self.num_envs == 1) if record is None else bool(record)
         self.local_features = local_feature_names(
-            community.broadcast_loading, community.ev_rate_feature, community.ev_action_prior
+            community.broadcast_loading,
+            community.ev_rate_feature,
+            community.ev_action_prior,
+            community.congestion_signal,
         )
         # rows of the optional features in the observation buffer (None when off)
         idx_of = {name: i for i, name in enumerate(self.local_features)}
         self._loading_idx = idx_of.get("grid_loading_prev")
         self._rate_idx = idx_of.get("ev_rate_needed")
         self._prior_idx = idx_of.get("ev_prior_u")
+        self._headroom_idx = idx_of.get("headroom_import")  # and the next row: export
+        self._congestion_price_idx = idx_of.get("congestion_price")
         self.step_h = float(community.step_h)
         self.max_start = s - self.episode_len - self.forecast_steps - 1
         self._gen = make_generator(seed)
@@ -485,6 +520,7 @@ class CommunityEnv(MultiAgentEnv):
         self._peak = torch.zeros(b, dtype=self.dtype, device=self.device)
         self._x_prev = torch.zeros(shape, dtype=self.dtype, device=self.device)
         self._g_prev = torch.zeros(b, dtype=self.dtype, device=self.device)
+        self._flex_prev = torch.zeros(b, dtype=self.dtype, device=self.device)
         self._rec: list[dict[str, Tensor]] = []
         self._started = True
         return self._observe()
@@ -591,6 +627,7 @@ class CommunityEnv(MultiAgentEnv):
 
         self._e, self._theta, self._peak = e, theta, peak
         self._x_prev, self._g_prev = x, clr.grid_kw
+        self._flex_prev = (x - (load - pv)).sum(-1)  # the devices' power Σ_n (x − L + P_pv)
         self.t += 1
         self._e_ev = e_ev_next
 
@@ -666,6 +703,20 @@ class CommunityEnv(MultiAgentEnv):
         lim = self.community.transformer_kw
         if self._loading_idx is not None:
             buf[self._loading_idx] = (self._g_prev.abs() / lim)[:, None]
+        if self._headroom_idx is not None or self._congestion_price_idx is not None:
+            # the loading the platform expects: this step's inflexible net load (smart-meter
+            # data it clears on) plus what the devices drew in the previous step [kW]
+            g_exp = (load - pv).sum(-1) + self._flex_prev
+            if self._headroom_idx is not None:
+                i = self._headroom_idx
+                buf[i] = ((lim - g_exp) / (n * ps))[:, None]
+                buf[i + 1] = ((lim + g_exp) / (n * ps))[:, None]
+            if self._congestion_price_idx is not None:
+                th, width = self.CONGESTION_FROM, 1.0 - self.CONGESTION_FROM
+                up = ((g_exp / lim - th) / width).clamp(0.0, 1.0)
+                down = ((-g_exp / lim - th) / width).clamp(0.0, 1.0)
+                rho = self.community.over_limit_usd_per_kwh * (up - down)
+                buf[self._congestion_price_idx] = (rho / pr)[:, None]
         if self._rate_idx is not None or self._prior_idx is not None:
             rate = need_h / left_h.clamp_min(self.step_h)
             if self._rate_idx is not None:
@@ -778,7 +829,8 @@ class CommunityEnv(MultiAgentEnv):
 
     def community_records(self) -> pd.DataFrame:
         """One row per step of env 0 of the current episode: grid flows [kW], prices [$/kWh],
-        costs [$], transformer excess [kWh] and energy traded between peers [kWh]."""
+        costs [$], transformer excess [kWh], energy traded between peers [kWh] and the grid
+        carbon intensity [kg CO2/kWh] (NaN when the dataset has none)."""
         d = self._stacked()
         if not d:
             return pd.DataFrame(columns=["step", "time", *self._COMMUNITY_COLS])
@@ -787,4 +839,8 @@ class CommunityEnv(MultiAgentEnv):
         cols: dict[str, Any] = {"step": np.arange(t), "time": np.asarray(self._times(t))}
         for k in self._COMMUNITY_COLS:
             cols[k] = d[k]
+        # the dataset's grid carbon intensity [kg CO2/kWh] (NaN without one), for the KPIs
+        ci = self.community.carbon_kg_per_kwh
+        s0 = int(self.start[0])
+        cols["carbon_kg_per_kwh"] = np.full(t, np.nan) if ci is None else ci[s0 : s0 + t]
         return pd.DataFrame(cols)

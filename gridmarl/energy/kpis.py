@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 KPI_KEYS: tuple[str, ...] = (
@@ -19,6 +20,10 @@ KPI_KEYS: tuple[str, ...] = (
     "ev_unmet_kwh",
     "transformer_excess_kwh",
     "degradation_usd",
+    "co2_kg",
+    "ramping_kw",
+    "daily_peak_kw",
+    "load_factor",
 )
 
 
@@ -39,6 +44,20 @@ def community_kpis(
     * ``ev_unmet_kwh`` [kWh]: Σ energy short of the EV targets at departure.
     * ``transformer_excess_kwh`` [kWh]: Σ max(0, |G| − limit) Δt.
     * ``degradation_usd`` [$]: Σ c_deg (p_c + p_d) Δt.
+    * ``co2_kg`` [kg CO2]: Σ_t max(G_t, 0) · ci_t · Δt, the emissions of the energy imported
+      through the transformer at the dataset's grid carbon intensity ci [kg/kWh] (NaN without a
+      carbon file).  Exports earn no credit and energy traded between peers emits nothing.
+      CityLearn's ``carbon_emissions`` sums max(net_n, 0) · ci per building (no netting between
+      buildings) and reports it relative to no control.
+    * ``ramping_kw`` [kW]: Σ_{t≥1} |G_t − G_{t−1}| over the episode, on the community's net
+      power G (CityLearn's ``ramping`` is the same sum on the district's net consumption [kWh
+      per step]; at Δt = 1 h the numbers agree, and CityLearn reports it relative to no control).
+    * ``daily_peak_kw`` [kW]: the mean over the episode's days of each day's maximum import
+      max_t max(G_t, 0) (CityLearn's ``daily_peak_average``: the same on the net consumption,
+      so a day that only exports counts its largest, negative, value there and 0 here).
+    * ``load_factor`` [-]: the mean over the days with any import of (mean import / maximum
+      import) of the day, in (0, 1], 1 = flat import (NaN when nothing is imported).  CityLearn
+      reports ``1 − load_factor`` with monthly (730 h) periods on the net consumption, as a cost.
 
     Args:
         records: per (step, prosumer) frame.
@@ -51,6 +70,16 @@ def community_kpis(
     imp = community_records["import_kw"].sum() * step_h
     ss = 100.0 * (1.0 - imp / cons) if cons > 0 else math.nan
     peak = float(community_records["import_kw"].max()) if len(community_records) else 0.0
+    grid = community_records["grid_kw"].to_numpy(float)
+    imp_kw = community_records["import_kw"].to_numpy(float)
+    ci = (
+        community_records["carbon_kg_per_kwh"].to_numpy(float)
+        if "carbon_kg_per_kwh" in community_records
+        else np.full(len(grid), np.nan)
+    )
+    co2 = float(np.sum(imp_kw * ci) * step_h) if len(grid) else math.nan
+    ramping = float(np.abs(np.diff(grid)).sum()) if len(grid) else 0.0
+    daily_peak, load_factor = _daily(community_records["time"], imp_kw)
     out = {
         "cost_usd": float(community_records["cost_usd"].sum()),
         "grid_cost_usd": float(community_records["grid_cost_usd"].sum()),
@@ -60,8 +89,26 @@ def community_kpis(
         "ev_unmet_kwh": float(records["ev_unmet_kwh"].sum()),
         "transformer_excess_kwh": float(community_records["over_kwh"].sum()),
         "degradation_usd": float(records["degradation_usd"].sum()),
+        "co2_kg": co2,
+        "ramping_kw": ramping,
+        "daily_peak_kw": daily_peak,
+        "load_factor": load_factor,
     }
     return {k: out[k] for k in KPI_KEYS}
+
+
+def _daily(time: pd.Series, import_kw: np.ndarray) -> tuple[float, float]:
+    """(mean daily peak import [kW], mean daily load factor [-]) over the calendar days of
+    ``time`` (step starts, local); days without import are left out of the load factor."""
+    if len(import_kw) == 0:
+        return math.nan, math.nan
+    day = pd.DatetimeIndex(time).normalize()
+    frame = pd.DataFrame({"day": day, "imp": import_kw})
+    g = frame.groupby("day")["imp"]
+    peaks, means = g.max().to_numpy(float), g.mean().to_numpy(float)
+    has = peaks > 0
+    lf = float(np.mean(means[has] / peaks[has])) if has.any() else math.nan
+    return float(np.mean(peaks)), lf
 
 
 def share_of_optimal_savings(c_nc: float, c_ctrl: float, c_milp: float, eps: float = 1e-9) -> float:

@@ -32,6 +32,10 @@ HEADLINE = [
     "cost_vs_milp",
     "rule_gap_closed_pct",
     "peak_import_kw",
+    "daily_peak_kw",
+    "load_factor",
+    "ramping_kw",
+    "co2_kg",
     "self_sufficiency_pct",
     "comfort_violation_c_h",
     "ev_unmet_kwh",
@@ -72,7 +76,9 @@ def policy_shape(scenario: Any) -> PolicyShape:
     from gridmarl.energy.env import policy_shape as shape
 
     c = scenario.community
-    names = local_feature_names(c.market.broadcast_loading, c.ev.rate_feature, c.ev.action_prior)
+    names = local_feature_names(
+        c.market.broadcast_loading, c.ev.rate_feature, c.ev.action_prior, c.congestion_signal
+    )
     return shape(names, forecast_steps(scenario), c.heat_pump.modes)
 
 
@@ -101,6 +107,19 @@ def make_eval_env(scenario: Any, community: Any, dtype: torch.dtype = torch.floa
     )
 
 
+def carbon_option(entry: ControllerEntry, community: Any) -> float:
+    """``options.carbon_usd_per_kg`` of a MILP / MPC entry [$/kg] (default 0), checked."""
+    raw = entry.options.get("carbon_usd_per_kg", 0.0)
+    key = f"controllers[{entry.display_name}].options.carbon_usd_per_kg"
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < 0:
+        raise ScenarioError(f"{key}: {raw!r}; allowed: a number >= 0 [$/kg]")
+    if raw > 0 and community.carbon_kg_per_kwh is None:
+        raise ScenarioError(
+            f"{key}: the dataset has no carbon intensity (carbon_intensity.csv); set it to 0"
+        )
+    return float(raw)
+
+
 def build_controller(
     entry: ControllerEntry, scenario: Any, community: Any, env: Any
 ) -> tuple[Controller, str, dict[str, Any]]:
@@ -117,6 +136,7 @@ def build_controller(
     if name == "milp":
         from baselines_opt.community import solve_community_milp
 
+        carbon = carbon_option(entry, community)
         res = solve_community_milp(
             community,
             start=0,
@@ -124,6 +144,7 @@ def build_controller(
             time_limit_s=entry.time_limit_s or 60.0,
             mip_gap=entry.mip_gap if entry.mip_gap is not None else 1e-3,
             threads=entry.threads,
+            carbon_usd_per_kg=carbon,
         )
         info = {
             "status": res.status,
@@ -133,8 +154,11 @@ def build_controller(
             "build_s": res.build_s,
             "solve_s": res.solve_s,
         }
+        if carbon:
+            info["carbon_usd_per_kg"] = carbon
         notes = (
-            f"perfect-foresight MILP, status {res.status}, objective {res.objective_usd:.4f}"
+            (f"carbon priced at {carbon:g} $/kg in the objective; " if carbon else "")
+            + f"perfect-foresight MILP, status {res.status}, objective {res.objective_usd:.4f}"
             f" $, best bound {res.bound_usd:.4f} $, gap {100 * res.gap:.3f} %, build "
             f"{res.build_s:.1f} s, solve {res.solve_s:.1f} s"
         )
@@ -152,6 +176,7 @@ def build_controller(
             }.items()
             if v is not None
         }
+        carbon_option(entry, community)
         ctrl = MPCController(**kwargs, **entry.options)
         return ctrl, f"rolling-horizon MPC ({ctrl.describe()})", {}
     from gridmarl.controllers.registry import load_policy
@@ -203,11 +228,15 @@ def simulate(
         f"{scenario.window.evaluate.start} (data {time.perf_counter() - t_build:.1f} s)[/dim]"
     )
     entries = list(scenario.controllers)
-    listed = {e.name for e in entries}
+    # the references are cost-optimal: an entry with a carbon price is not the MILP reference
+    listed = {e.name for e in entries if not e.options.get("carbon_usd_per_kg")}
     refs = [
         ControllerEntry(name=n) for n in ("no_control", "rule_based", "milp") if n not in listed
     ]
 
+    for e in entries:  # a carbon price the data cannot support is refused before any solve
+        if e.name in OPTIMIZERS:
+            carbon_option(e, community)
     # Load every learned policy first: a checkpoint that does not fit this scenario is refused
     # in a second, before the MILP and MPC spend minutes.
     learned = {
@@ -244,7 +273,7 @@ def simulate(
             )
         )
 
-    by_name = {e.name: r for e, _, r in runs}
+    by_name = {e.name: r for e, _, r in runs if not e.options.get("carbon_usd_per_kg")}
     c_nc = by_name["no_control"]["kpis"]["cost_usd"]
     c_milp = by_name["milp"]["kpis"]["cost_usd"]
     c_rule = by_name["rule_based"]["kpis"]["cost_usd"]

@@ -140,10 +140,26 @@ class EvaluationConfig(StrictModel):
 class EnvOptions(StrictModel):
     """What learned controllers see and are rewarded for (the baselines ignore both)."""
 
+    OMIT_WHEN_NONE = ("observation", "loop_mask")
+
     path_features: bool = Field(
         False,
         description="append to each router's observation, per neighbour slot, the link delay + "
         "shortest-path delay from that neighbour to the head-of-line packet's destination [steps]",
+    )
+    observation: Literal["neighbourhood"] | None = Field(
+        None,
+        description="None: the slot layout (local = state = [q, onehot(dst) (N), per-slot "
+        "features (K)], sized for one topology); neighbourhood: local = size-free features "
+        "(queue, head packet, own and destination position in the topology's bounding box, "
+        "degree, packets on own links), the same on every topology, for graph learners "
+        "that read the neighbours' features (DGN, LToS); state keeps the slot layout",
+    )
+    loop_mask: bool | None = Field(
+        None,
+        description="loopback detection (LToS seed §5.3): the action mask of a router also "
+        "hides the neighbours its head packet has visited (all real neighbours stay allowed "
+        "when it has visited every one); only learners that follow the mask are affected",
     )
     reward: Literal["queue", "queue_and_flight"] = Field(
         "queue",

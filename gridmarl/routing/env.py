@@ -25,11 +25,24 @@ Spaces (per agent, ``K`` = largest router degree, ``N`` routers):
                         padded slots and empty queues.  Static topology knowledge, local to the
                         router (what a distance-vector routing table holds).
                         ``local_dim = 1 + N + 3K`` then.
+``local`` with           ``observation="neighbourhood"``: size-free features, the same on every
+``neighbourhood``        topology: ``[q, has_head, u, v, u_dst, v_dst, degree, load_out_sum]``
+                        (+ ``sp_delay`` with ``path_features``): ``(u, v)`` = the router's
+                        position scaled to the topology's bounding box [0, 1]; ``(u_dst,
+                        v_dst)`` = the head packet destination's (0 without a packet);
+                        degree [links]; packets in flight on the router's outgoing links
+                        [pkt]; ``sp_delay`` = shortest-path delay (by link delay) to the head
+                        packet's destination [steps].  ``state`` keeps the slot layout above
+                        (the rules read the head destination there).  A graph learner reads its
+                        neighbours' features through ``spec.neighbors`` and scores neighbour
+                        slot ``k`` as the action ``k``.
 ``global_`` [3]         packets queued [pkt], packets in flight [pkt], current arrival rate
                         [pkt/step]
 ``action``              ``Discrete(K)``: neighbour slot (slot ``k`` = ``k``-th neighbour in
                         ascending router id, ``Topology.neighbors``)
-``action_mask`` [K]     True for the router's real neighbours
+``action_mask`` [K]     True for the router's real neighbours; with ``loop_mask=True`` only
+                        those its head packet has not visited (all real ones when it has
+                        visited every one): the seed's loopback detection (LToS §5.3)
 ======================  ======================================================================
 
 An invalid action (a padded slot or outside ``[0, K)``) falls back to slot ``a mod degree``
@@ -143,19 +156,41 @@ def sample_arrivals(
     return Arrivals(counts=counts, src=src, dst=dst)
 
 
-def policy_shape(n_routers: int, max_degree: int, path_features: bool) -> PolicyShape:
+#: names of the size-free local features of ``observation="neighbourhood"`` (module docstring)
+NEIGHBOURHOOD_FEATURES = (
+    "queue_pkt",
+    "has_head",
+    "u",
+    "v",
+    "u_dst",
+    "v_dst",
+    "degree_links",
+    "load_out_pkt",
+)
+
+
+def policy_shape(
+    n_routers: int, max_degree: int, path_features: bool, observation: str | None = None
+) -> PolicyShape:
     """The sizes a policy must match (``AgentSpec`` without the agents; module docstring):
-    ``local_dim = 1 + N + 2K`` (``3K`` with path features), the same ``state``, a global token
-    of 3, ``K`` discrete choices, no forecast and no continuous action."""
+    ``state_dim = 1 + N + 2K`` (``3K`` with path features), ``local`` the same, or the 8 (9)
+    size-free features with ``observation="neighbourhood"``; a global token of 3, ``K``
+    discrete choices, no forecast and no continuous action."""
     dim = 1 + n_routers + (3 if path_features else 2) * max_degree
+    names: tuple[str, ...] = ()
+    if observation == "neighbourhood":
+        names = NEIGHBOURHOOD_FEATURES + (("sp_delay_steps",) if path_features else ())
+    elif observation is not None:
+        raise ValueError(f"observation: {observation!r}; allowed: None, 'neighbourhood'")
     return PolicyShape(
-        local_dim=dim,
+        local_dim=len(names) if names else dim,
         forecast_len=0,
         forecast_dim=0,
         state_dim=dim,
         global_dim=3,
         n_discrete=max_degree,
         n_continuous=0,
+        local_features=names,
     )
 
 
@@ -212,12 +247,13 @@ def episode_size_problem(
 
 
 def head_destination(obs: Observation, n_routers: int) -> tuple[Tensor, Tensor]:
-    """Decode the head-of-line packet's destination from ``obs.local``.
+    """Decode the head-of-line packet's destination from ``obs.state`` (the slot layout, also
+    ``obs.local`` without ``observation="neighbourhood"``).
 
     Returns:
         ``dst`` ``[B, N]`` long (0 where the queue is empty) and ``has_head`` ``[B, N]`` bool.
     """
-    onehot = obs.local[..., 1 : 1 + n_routers]
+    onehot = obs.state[..., 1 : 1 + n_routers]  # state keeps the slot layout
     has = onehot.sum(-1) > 0.5
     return onehot.argmax(-1), has
 
@@ -241,6 +277,8 @@ class RoutingEnv(MultiAgentEnv):
         reward: ``queue`` (default) or ``queue_and_flight`` (module docstring).
         groups: ``[N]`` group of each router in ``spec.groups`` (default: core and edge
             routers, ``topology.core_edge_groups``).
+        observation: None (the slot layout) or ``neighbourhood`` (module docstring).
+        loop_mask: hide the neighbours the head packet has visited from the action mask.
     """
 
     def __init__(
@@ -256,6 +294,8 @@ class RoutingEnv(MultiAgentEnv):
         path_features: bool = False,
         reward: str = "queue",
         groups: Sequence[int] | np.ndarray | None = None,
+        observation: str | None = None,
+        loop_mask: bool = False,
     ) -> None:
         if reward not in ("queue", "queue_and_flight"):
             raise ValueError(f"reward: {reward!r}; allowed: queue, queue_and_flight")
@@ -312,7 +352,17 @@ class RoutingEnv(MultiAgentEnv):
             torch.bitwise_left_shift(torch.ones(n, 1, dtype=torch.long), (ids % 64)[:, None]),
         )
         self.bitrows = bitrows.to(dev)  # [N, W] visited set {r} of a packet born at r
-        shape = policy_shape(n, k, self.path_features)
+        shape = policy_shape(n, k, self.path_features, observation)
+        self.neighbourhood_obs = observation == "neighbourhood"
+        self.loop_mask = bool(loop_mask)
+        pos = np.asarray(topology.pos, dtype=np.float64)
+        span = np.where(np.ptp(pos, 0) > 0, np.ptp(pos, 0), 1.0)
+        #: [N, 2] position in the bounding box [0, 1]² and [N] degree (size-free features)
+        self.uv = torch.as_tensor((pos - pos.min(0)) / span, dtype=torch.float32, device=dev)
+        if self.neighbourhood_obs and self.path_features:
+            self.sp_delay = torch.as_tensor(
+                topology.delay_matrix(), dtype=torch.float32, device=dev
+            )  # [N, N] steps
         self.nbr_bin = torch.where(nb >= 0, nb, self.zero_bin).flatten().to(dev)  # [N*K]
         if self.path_features:
             dist = topology.delay_matrix()  # [N, N] steps
@@ -576,8 +626,8 @@ class RoutingEnv(MultiAgentEnv):
         q = self._counts[:, :n]
         reward = -q
         if self.reward_kind == "queue_and_flight":
-            reward = reward - self._out_load(obs.local)
-        out0 = self._out_load(obs.local[:1])[0]
+            reward = reward - self._out_load(obs.state)
+        out0 = self._out_load(obs.state[:1])[0]
         torch.stack(
             [
                 q[0],
@@ -628,7 +678,7 @@ class RoutingEnv(MultiAgentEnv):
         self.has_head = self.head_slot != self.pool
         self.head_dst = self.dst.gather(1, self.head_slot)
         self._counts = counts
-        local = torch.zeros(b, n, self.spec.local_dim, device=dev)
+        local = torch.zeros(b, n, self.spec.state_dim, device=dev)
         local[..., 0] = counts[:, :n]
         local[..., 1 + n : 1 + n + k] = counts.index_select(1, self.nbr_bin).view(b, n, k)
         nk = self.nk
@@ -642,13 +692,49 @@ class RoutingEnv(MultiAgentEnv):
         glob = torch.cat(
             [counts[:, : 2 * nk].view(b, 2, nk).sum(2), torch.full((b, 1), rate, device=dev)], 1
         )
+        mask = self.static_mask.expand(b, n, k)
+        if self.loop_mask:
+            mask = self._unvisited_mask(mask)
+        state = local
+        if self.neighbourhood_obs:
+            local = self._neighbourhood_features(state, hf)
         return Observation(
             local=local,
             forecast=self._no_forecast,
-            state=local,
+            state=state,
             global_=glob,
-            action_mask=self.static_mask.expand(b, n, k),
+            action_mask=mask,
         )
+
+    def _unvisited_mask(self, mask: Tensor) -> Tensor:
+        """``[B, N, K]``: the real neighbour slots whose router the head packet has not
+        visited, or all real slots where it has visited every one (or there is no packet)."""
+        b, n, k, w = self.num_envs, self.n, self.k, self.words
+        words = self.visited.view(b, self.pool + 1, w).gather(
+            1, self.head_slot[..., None].expand(b, n, w)
+        )  # [B, N, W] visited set of each head packet
+        table = self._hop_table.view(n, k, 6)
+        bit, word_i = table[..., 3], table[..., 4]  # [N, K] the neighbour's bit and word
+        seen = (words.gather(2, word_i.expand(b, n, k)) & bit) != 0
+        fresh = mask & ~(seen & self.has_head[..., None])  # the dummy slot's set is junk
+        return torch.where(fresh.any(-1, keepdim=True), fresh, mask)
+
+    def _neighbourhood_features(self, slots: Tensor, has: Tensor) -> Tensor:
+        """``[B, N, 8 (9)]`` size-free features from the slot layout ``slots`` (module
+        docstring); ``has [B, N, 1]`` marks routers with a head packet."""
+        b, n, k = self.num_envs, self.n, self.k
+        uv = self.uv.expand(b, n, 2)
+        parts = [
+            slots[..., :1],
+            has,
+            uv,
+            self.uv[self.head_dst] * has,
+            self.degree.float().expand(b, n).unsqueeze(-1),
+            slots[..., 1 + n + k : 1 + n + 2 * k].sum(-1, keepdim=True),
+        ]
+        if self.path_features:
+            parts.append(self.sp_delay[self.router_ids[None, :], self.head_dst][..., None] * has)
+        return torch.cat(parts, dim=-1)
 
     # -- results ------------------------------------------------------------------------------
     def records(self) -> pd.DataFrame:

@@ -53,7 +53,9 @@ def policy_shape(scenario: RoutingScenario) -> PolicyShape:
     from gridmarl.routing.env import policy_shape as shape
 
     topo = load_topology(scenario)
-    return shape(topo.n_routers, topo.max_degree, scenario.env.path_features)
+    return shape(
+        topo.n_routers, topo.max_degree, scenario.env.path_features, scenario.env.observation
+    )
 
 
 def make_env(
@@ -73,6 +75,8 @@ def make_env(
         device=device,
         seed=seed,
         path_features=scenario.env.path_features,
+        observation=scenario.env.observation,
+        loop_mask=bool(scenario.env.loop_mask),
         reward=scenario.env.reward,
         groups=scenario_groups(scenario, topology),
     )

@@ -26,7 +26,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from gridmarl.config import ScenarioBase, StrictModel, TrainBase
+from gridmarl.config import ScenarioBase, StrictModel, TrainBase, WorkersConfig
 from gridmarl.core.errors import ScenarioError
 
 #: trips one demand seed may draw: each trip and its route are Python objects (about 0.6 kB)
@@ -255,7 +255,22 @@ class TrainConfig(TrainBase):
     steps: int = Field(
         1_000_000, ge=1, description="agent-steps budget (decisions x intersections)"
     )
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("workers",)
+
     num_envs: int = Field(4, ge=1, description="parallel simulations B (one worker process each)")
+    workers: WorkersConfig | None = Field(
+        None, description="where the simulator workers run (default: local processes)"
+    )
+
+    @model_validator(mode="after")
+    def _one_simulation_per_worker(self) -> TrainConfig:
+        w = self.workers
+        if w is not None and w.count is not None and w.count != self.num_envs:
+            raise ValueError(
+                f"train.workers.count {w.count}: each worker runs one simulation (libsumo: one "
+                f"per process); allowed: train.num_envs ({self.num_envs}), or leave it out"
+            )
+        return self
 
 
 class TrafficScenario(ScenarioBase):

@@ -47,12 +47,13 @@ from __future__ import annotations
 import multiprocessing as mp
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
 
+from gridmarl.config import WorkersConfig
 from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.graph import check_groups, check_neighbors
 from gridmarl.core.types import Action, AgentSpec, Observation, PolicyShape, Step
@@ -60,7 +61,10 @@ from gridmarl.traffic.config import TrafficScenario
 from gridmarl.traffic.engines import Engine
 from gridmarl.traffic.roadnet import Grid, SignalLayout, phase_design
 from gridmarl.traffic.rules import PressureModel
-from gridmarl.traffic.sim import SignalSim, demand_seed, prepare_folder, worker_main
+from gridmarl.traffic.sim import NodeSim, SignalSim, demand_seed, prepare_folder, worker_main
+
+if TYPE_CHECKING:
+    from gridmarl.core.cluster import RayWorker
 
 GROUP_BLOCK = 3  # intersections per side of a group block
 
@@ -179,6 +183,10 @@ class TrafficEnv(MultiAgentEnv):
         in_process: run the simulation in this process (only ``B = 1``); default: True for
             ``B = 1``, worker processes otherwise.
         work_root: folder for the temporary network and demand files (default: system temp).
+        workers: where the worker simulations run (``train.workers``): None or backend
+            ``process``, local worker processes; ``ray``, one Ray actor each
+            (``traffic.sim.NodeSim``, on any node of the cluster), the same episodes for the
+            same seeds.
     """
 
     def __init__(
@@ -188,6 +196,7 @@ class TrafficEnv(MultiAgentEnv):
         device: torch.device | str = "cpu",
         in_process: bool | None = None,
         work_root: str | Path | None = None,
+        workers: WorkersConfig | None = None,
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
@@ -218,10 +227,17 @@ class TrafficEnv(MultiAgentEnv):
             agent_names=tuple(lay.tls),
         )
         self._sims: list[SignalSim] = []
-        self._workers: list[_Worker] = []
+        self._workers: list[_Worker | RayWorker] = []
         try:
             if in_process:
                 self._sims.append(SignalSim(scenario, lay, self.folder))
+            elif workers is not None and workers.backend == "ray":
+                from gridmarl.core.cluster import RayWorker
+
+                for _ in range(num_envs):
+                    self._workers.append(
+                        RayWorker(NodeSim, scenario, address=workers.address, what="traffic worker")
+                    )
             else:
                 for b in range(num_envs):
                     sub = self.folder / f"w{b}"

@@ -235,6 +235,45 @@ def worker_main(conn, scenario: TrafficScenario, folder: str, net_path: str) -> 
     conn.close()
 
 
+class NodeSim:
+    """A ``SignalSim`` in a fresh working folder of the machine it is built on: what a Ray
+    actor runs (``train.workers: {backend: ray}``, ``core.cluster.RayWorker``), so a worker on
+    another node writes its own network and demand files there.  The network is built from
+    the scenario as ``prepare_folder`` builds it for process workers, so the same seed gives
+    the same episode on either backend.  Methods as ``worker_main``'s commands."""
+
+    def __init__(self, scenario: TrafficScenario) -> None:
+        self.folder, _, layout = prepare_folder(scenario)
+        try:
+            self.sim = SignalSim(scenario, layout, self.folder)
+        except BaseException:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise
+
+    def reset(self, seed: int) -> dict[str, Any]:
+        """``SignalSim.reset``: a new episode of demand ``seed``."""
+        return self.sim.reset(seed)
+
+    def step(self, actions: np.ndarray) -> dict[str, Any]:
+        """``SignalSim.step``: ``actions [N]`` requested phases."""
+        return self.sim.step(actions)
+
+    def records(self) -> dict[str, np.ndarray]:
+        """``SignalSim.records`` of the current episode."""
+        return self.sim.records()
+
+    def kpis(self) -> dict[str, float]:
+        """``SignalSim.kpis`` of the current episode."""
+        return self.sim.kpis()
+
+    def close(self) -> None:
+        """Stop the engine and delete the working folder."""
+        try:
+            self.sim.close()
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
 def prepare_folder(
     scenario: TrafficScenario, root: str | Path | None = None
 ) -> tuple[Path, Path, SignalLayout]:

@@ -1,8 +1,9 @@
 """``gridmarl train`` on ``domain: traffic`` (interface: ``gridmarl.core.training``).
 
 Training env: ``TrafficEnv`` with ``num_envs`` worker processes (libsumo runs one simulation
-per process, so training never holds a simulation in the driver's process); each reset draws
-the demand of the seed the learner passes.
+per process, so training never holds a simulation in the driver's process), or as many Ray
+actors with ``train.workers: {backend: ray}`` (docs/scaling.md); each reset draws the demand of
+the seed the learner passes.
 
 Validation: the deterministic policy runs one episode of held-out demand (seed
 ``stream_seed(scenario.seed, "validate", 0)``, never a seed ``simulate`` reports on) in a
@@ -35,14 +36,22 @@ def train_env_factory(
     passes every reset seed)."""
 
     def make(num_envs: int) -> TrafficEnv:
-        return TrafficEnv(scenario, num_envs=num_envs, device=device, in_process=False)
+        return TrafficEnv(
+            scenario,
+            num_envs=num_envs,
+            device=device,
+            in_process=False,
+            workers=scenario.train.workers,
+        )
 
     return make
 
 
 def worker_processes(scenario: Any, num_envs: int) -> int:
-    """One SUMO worker process per training env."""
-    return int(num_envs)
+    """One SUMO worker process per training env on this machine (none with Ray workers: Ray
+    places its actors on the cluster's cores)."""
+    w = getattr(getattr(scenario, "train", None), "workers", None)
+    return 0 if w is not None and w.backend == "ray" else int(num_envs)
 
 
 def _kpis(scenario: Any, ctrl: Controller, seed: int) -> dict[str, float]:

@@ -34,7 +34,24 @@ TINY_OPTIONS: dict[str, dict[str, object]] = {
         "critic_heads": 1,
         "critic_layers": 1,
     },
+    "hama": {"hidden": 8, "batch_size": 4, "buffer_size": 64, "update_every": 2},
+    "maddpg": {"hidden": 8, "batch_size": 4, "buffer_size": 64, "update_every": 2},
 }
+
+#: the value learners' smallest settings: one update round after one collect
+_TINY_Q: dict[str, object] = {
+    "steps_per_collect": 2,
+    "learning_starts": 1,
+    "sample_size": 4,
+    "batch_size": 2,
+    "hidden": 8,
+    "heads": 2,
+    "action_levels": 2,
+}
+TINY_OPTIONS.update({"dqn": _TINY_Q, "dgn": _TINY_Q})
+# high_update_episodes=0: the high level updates in the first round too
+_TINY_LTOS = {**_TINY_Q, "high_update_episodes": 0, "high_sample_size": 4, "high_batch_size": 2}
+TINY_OPTIONS.update({"ltos": _TINY_LTOS, "ltos_fixed": _TINY_LTOS})
 
 
 def _energy() -> object:

@@ -131,10 +131,10 @@ def test_shipped_dataset_loads_with_time_base():
 def test_dataset_span_is_cached():
     """Repeated calls reuse one parse (timed in benchmarks/energy_data_build.py)."""
     cl.dataset_span(SHIPPED)
-    before = cl._time_base_cached.cache_info()
+    before = cl._reading_cached.cache_info()
     for _ in range(100):
         assert cl.dataset_span(SHIPPED) == (date(2016, 8, 1), date(2017, 7, 30))
-    after = cl._time_base_cached.cache_info()
+    after = cl._reading_cached.cache_info()
     assert after.misses == before.misses and after.hits >= before.hits + 100
 
 

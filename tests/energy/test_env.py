@@ -372,3 +372,44 @@ def test_ev_action_prior_spreads_the_need_evenly() -> None:
                 stays += 1
                 assert np.allclose(seg, seg[0])  # one constant power per stay
     assert stays >= 4
+
+
+@pytest.mark.parametrize("signal", ["headroom", "price"])
+def test_congestion_signal_features(signal: str) -> None:
+    """community.congestion_signal appends what the platform publishes, computed by hand here
+    from the previous step's device power and this step's inflexible net load."""
+    from dataclasses import replace
+
+    from gridmarl.energy.env import CONGESTION_FEATURES
+    from tests.energy.conftest import make_community
+
+    c = replace(make_community(n=4, days=2), transformer_kw=6.0, congestion_signal=signal)
+    env = CommunityEnv(c, num_envs=1, dtype=T64, episode_steps=12)
+    names = CONGESTION_FEATURES[signal]
+    assert env.local_features[-len(names) :] == names
+    assert env.spec.local_dim == len(CommunityEnv.LOCAL_FEATURES) + len(names)
+    obs = env.reset()
+    g = torch.Generator().manual_seed(0)
+    ps, pr = CommunityEnv.POWER_SCALE_KW, CommunityEnv.PRICE_SCALE_USD_PER_KWH
+    flex_prev = 0.0
+    seen = []
+    for t in range(env.episode_len):
+        base = float((c.load_kw[t] - c.pv_kw[t]).sum())
+        g_exp = base + flex_prev
+        got = obs.local[0, :, -len(names) :]
+        assert torch.allclose(got, got[:1].expand_as(got))  # the same for every home
+        if signal == "headroom":
+            want = [(6.0 - g_exp) / (4 * ps), (6.0 + g_exp) / (4 * ps)]
+        else:
+            load = g_exp / 6.0
+            up = min(max((load - 0.8) / 0.2, 0.0), 1.0)
+            down = min(max((-load - 0.8) / 0.2, 0.0), 1.0)
+            want = [c.over_limit_usd_per_kwh * (up - down) / pr]
+        np.testing.assert_allclose(got[0].numpy(), want, atol=1e-12)
+        seen.append(want[0])
+        step = env.step(random_action(g, 1, c.n, c.hp_modes))
+        obs = step.obs
+        flex_prev = float(step.info["grid_kw"][0]) - base
+    assert len(set(np.round(seen, 9))) >= 3  # the signal moves
+    if signal == "price":
+        assert max(seen) > 0  # the 6 kW transformer is congested in this case
