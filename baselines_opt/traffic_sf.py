@@ -50,7 +50,7 @@ from pyomo.contrib.solver.common.results import TerminationCondition
 from gridmarl.core.controller import ScheduleController
 from gridmarl.core.errors import ScenarioError
 from gridmarl.traffic.config import TrafficScenario
-from gridmarl.traffic.roadnet import NORTH, SOUTH, SignalLayout, Vehicle
+from gridmarl.traffic.roadnet import SignalLayout, Vehicle
 
 SAT_FLOW_VEH_PER_S_PER_LANE = 0.5  # 1800 veh/h per lane, the textbook saturation flow
 
@@ -61,7 +61,8 @@ class SFProblem:
 
     Attributes:
         node: ``[Z]`` intersection index of the end of each road.
-        serves: ``[Z, P]`` bool, phase j gives road z green.
+        serves: ``[Z, P]`` share of road z's lanes phase j serves [-] (a lane is served when
+            every movement leaving it is green; 1 or 0 in the 2-phase design).
         sat_veh_per_s: ``[Z]`` saturation flow S_z [veh/s].
         demand_veh_per_s: ``[Z, K]`` exogenous inflow d_z(k) [veh/s].
         turn: ``[Z, Z]`` β_wz, share of road w's outflow that enters road z [-].
@@ -162,7 +163,7 @@ def solve_sf(pb: SFProblem, time_limit_s: float = 60.0) -> SFSolution:
         return (
             float(pb.sat_veh_per_s[z])
             / pb.cycle_s
-            * sum(mm.g[n, j, k] for j in range(p_n) if pb.serves[z, j])
+            * sum(float(pb.serves[z, j]) * mm.g[n, j, k] for j in range(p_n) if pb.serves[z, j])
         )
 
     m.split = pe.Constraint(m.N, m.K, rule=lambda mm, n, k: sum(mm.g[n, j, k] for j in mm.P) == eff)
@@ -203,6 +204,27 @@ def solve_sf(pb: SFProblem, time_limit_s: float = 60.0) -> SFSolution:
     return SFSolution(green, queue, float(pe.value(m.tts)), status, qstar)
 
 
+def lane_service(layout: SignalLayout) -> np.ndarray:
+    """``[Z, P]`` share of each incoming road's lanes that phase j serves [-], roads in the
+    order of ``sf_problem`` (intersection by intersection, approaches N, E, S, W): a lane is
+    served when every movement leaving it is green (protected or permitted).  A shared
+    straight/right lane is not served by a phase that lets only the right turn go."""
+    grid = layout.grid
+    rows = []
+    for i, node in enumerate(layout.tls):
+        p = layout.n_phases[i]
+        served: dict[int, np.ndarray] = {}
+        for m, (slot, _) in enumerate(layout.movements[i]):
+            green = layout.phase_movements[i, :p, m]
+            served[slot] = served.get(slot, np.ones(p, bool)) & green
+        for road in grid.incoming(node):
+            slots = [j for j, (rid, _) in enumerate(layout.lanes[i]) if rid == road.id]
+            share = np.zeros(layout.max_phases)
+            share[:p] = np.mean([served.get(j, np.zeros(p, bool)) for j in slots], axis=0)
+            rows.append(share)
+    return np.array(rows)
+
+
 def sf_problem(
     layout: SignalLayout,
     scenario: TrafficScenario,
@@ -221,12 +243,8 @@ def sf_problem(
     tr = scenario.traffic
     k_n = math.ceil(tr.horizon_s / period_s)
     z_n, p_n = len(roads), layout.max_phases
-    serves = np.zeros((z_n, p_n), bool)
-    node = np.zeros(z_n, np.int64)
-    for z, rid in enumerate(roads):
-        road = grid.roads[rid]
-        node[z] = node_of[road.dst]
-        serves[z, 0 if road.heading in (NORTH, SOUTH) else 1] = True
+    serves = lane_service(layout)
+    node = np.array([node_of[grid.roads[rid].dst] for rid in roads], np.int64)
     demand = np.zeros((z_n, k_n))
     counts = np.zeros((z_n, z_n))
     through = np.zeros(z_n)
@@ -248,7 +266,7 @@ def sf_problem(
         len(layout.tls),
         float(period_s),
         float(cycle_s),
-        float(p_n * tr.yellow_s),
+        float(p_n * tr.change_s),
         float(tr.min_green_s),
         up_node,
         travel,
@@ -259,10 +277,9 @@ def sf_problem(
 # Executable plan: whole-step splits, common cycle, offsets
 # --------------------------------------------------------------------------------------------
 def min_slots(scenario: TrafficScenario) -> int:
-    """Decision steps a phase needs so that its green (``decision_s − yellow_s`` in the first
-    step after a yellow) lasts ``min_green_s``."""
-    tr = scenario.traffic
-    return 1 + math.ceil(max(0, tr.min_green_s - (tr.decision_s - tr.yellow_s)) / tr.decision_s)
+    """Decision steps a phase needs so that its green (``decision_s − yellow_s − all_red_s`` in
+    the first step after a change) lasts ``min_green_s`` (``SignalConfig.min_green_steps``)."""
+    return scenario.traffic.min_green_steps
 
 
 def slot_splits(green_s: np.ndarray, slots: int, min_slot: int) -> np.ndarray:
@@ -374,7 +391,7 @@ def coordinate(
     keeps every offset at 0 (all intersections in step).
     """
     tr = scenario.traffic
-    dec, yel = int(tr.decision_s), int(tr.yellow_s)
+    dec, yel = int(tr.decision_s), int(tr.change_s)
     slots = int(round(pb.cycle_s / dec))
     alloc = slot_splits(sol.green_s, slots, min_slots(scenario))  # [N, P, K]
     n_n, p_n, k_n = alloc.shape

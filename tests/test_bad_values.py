@@ -69,6 +69,8 @@ ROWS: list[tuple[str, str, str]] = [
     ("energy", "community.battery.capacity_kwh=[10, 5]", "range lower bound 10.0 is above upper bound 5.0"),
     ("energy", "community.battery.soc_init=0.05", "soc_init 0.05 is below soc_min 0.1"),
     ("traffic", "traffic.yellow_s=10", "must be below traffic.decision_s"),
+    ("traffic", "traffic.phases=6", "traffic.phases: Input should be 2, 4 or 8"),
+    ("traffic", "traffic.all_red_s=8", "traffic.yellow_s + traffic.all_red_s (3 + 8) must be below traffic.decision_s (10)"),
     # sizes that would not fit in memory, computed from the scenario
     ("routing", "traffic.profile=[{steps: 100, rate_pkt_per_step: 1e5}]", "one env's packet pool holds at most 8388608"),
     ("routing", "traffic.profile=[{steps: 100000000, rate_pkt_per_step: 0}]", "the per-step records (steps x routers x columns) would hold"),

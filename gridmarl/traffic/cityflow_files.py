@@ -10,8 +10,9 @@ grid, so that both engines simulate the same streets.
   boundary roads) and crossing an intersection straight is SUMO's 20.8 m.  Boundary nodes are
   ``virtual`` (no signal; vehicles enter and leave there).
 * **Lane links.**  Each movement leaves from the lanes SUMO connects for it
-  (``roadnet.turn_lanes``: left turns from the inner lane, right turns from the outer lane,
-  straight from every lane) and reaches **every** lane of its end road, as CityFlow's own grid
+  (``PhaseDesign.turn_lanes``: left turns from the inner lane, right turns from the outer lane,
+  straight from every lane, or from every lane but the inner one where the design gives left
+  turns an exclusive lane) and reaches **every** lane of its end road, as CityFlow's own grid
   generator does.  CityFlow runs without lane changing (``laneChange: false``); its router
   chooses, inside the intersection, the end lane from which the vehicle's next movement may
   leave.  That replaces SUMO's lane changes along the road.  (With one end lane per start lane a
@@ -23,7 +24,9 @@ grid, so that both engines simulate the same streets.
 * **Signals.**  ``rlTrafficLight``: signals are set from Python.  Light phase 0 has no green
   link: it is the change interval (SUMO shows yellow on the links losing green; CityFlow has no
   yellow, its vehicles stop at red when they can still brake).  Light phase ``j + 1`` is green
-  phase ``j`` of the phase design (``roadnet.TWO_PHASE``: the movements each green serves).
+  phase ``j`` of the phase design (``roadnet.PhaseDesign.greens``: the movements each green
+  serves, protected or permitted; CityFlow resolves the conflicts of links green together at the
+  crossing points of their shapes).
 * **Vehicles.**  ``roadnet.CAR`` in CityFlow's terms (``vehicle_params``).  CityFlow has no
   driver imperfection (SUMO's ``sigma``) and drives turns at a fixed 8.33 m/s (SUMO: the
   junction's curve speed, 6.5 m/s right and 9.3 m/s left here).
@@ -48,12 +51,12 @@ from gridmarl.traffic.roadnet import (
     EAST,
     NORTH,
     SOUTH,
-    TWO_PHASE,
+    TWO_PHASE_DESIGN,
     WEST,
     Grid,
+    PhaseDesign,
     Road,
     Vehicle,
-    turn_lanes,
     turn_of,
 )
 
@@ -147,18 +150,25 @@ def link_points(a: Road, b: Road, p0: Point, p3: Point) -> list[Point]:
 # Roadnet, flow, config
 # --------------------------------------------------------------------------------------------
 def cityflow_roadnet(
-    grid: Grid, phases: Sequence[frozenset[tuple[int, str]]] = TWO_PHASE
+    grid: Grid,
+    phases: Sequence[frozenset[tuple[int, str]]] | None = None,
+    design: PhaseDesign = TWO_PHASE_DESIGN,
 ) -> dict[str, Any]:
     """CityFlow roadnet dict (``intersections`` and ``roads``) of ``grid``.
 
     Args:
         grid: the abstract grid.
-        phases: the green phases, each the set of (incoming heading, turn) movements it serves.
+        phases: the green phases, each the set of (incoming heading, turn) movements it serves
+            (protected or permitted); default ``design.greens``.
+        design: the phase design: its green phases and its lane use (``PhaseDesign.turn_lanes``,
+            the lanes each movement leaves from, as the SUMO network connects them).
 
     CityFlow numbers lanes from the inner (left) lane: CityFlow lane k = SUMO lane
     ``lanes - 1 - k``.  Light phase 0 (no road links) is the change interval; light phase
     ``j + 1`` is green phase ``j``.  Road links are listed per approach N, E, S, W.
     """
+    if phases is None:
+        phases = design.greens
     lanes = grid.cfg.lanes
     half = junction_half_size_m(lanes)
     lane_spec = [
@@ -203,7 +213,7 @@ def cityflow_roadnet(
                     continue  # no U-turns
                 kind = turn_of(a, b)
                 lane_links = []
-                for sumo_lane in turn_lanes(kind, lanes):
+                for sumo_lane in design.turn_lanes(kind, lanes):
                     s = lanes - 1 - sumo_lane
                     for e in range(lanes):
                         pts = link_points(
@@ -263,10 +273,13 @@ def cityflow_flow(vehicles: list[Vehicle], grid: Grid) -> list[dict[str, Any]]:
 
 
 def write_cityflow_roadnet(
-    grid: Grid, path: str | Path, phases: Sequence[frozenset[tuple[int, str]]] = TWO_PHASE
+    grid: Grid,
+    path: str | Path,
+    phases: Sequence[frozenset[tuple[int, str]]] | None = None,
+    design: PhaseDesign = TWO_PHASE_DESIGN,
 ) -> Path:
-    """Write ``cityflow_roadnet(grid, phases)`` as JSON."""
-    return write_json(path, cityflow_roadnet(grid, phases))
+    """Write ``cityflow_roadnet(grid, phases, design)`` as JSON."""
+    return write_json(path, cityflow_roadnet(grid, phases, design))
 
 
 def write_cityflow_flow(vehicles: list[Vehicle], grid: Grid, path: str | Path) -> Path:
@@ -294,11 +307,14 @@ def write_cityflow_config(folder: str | Path, roadnet: str, flow: str, seed: int
     return write_json(folder / "cityflow_config.json", cfg)
 
 
-def write_cityflow_network(grid: Grid, folder: str | Path, seed: int = 0) -> Path:
-    """The files one ``CityFlowEngine`` runs on, in ``folder``: ``roadnet.json``, the empty
-    flow file ``NO_FLOWS`` and ``cityflow_config.json`` (returned)."""
+def write_cityflow_network(
+    grid: Grid, folder: str | Path, seed: int = 0, design: PhaseDesign = TWO_PHASE_DESIGN
+) -> Path:
+    """The files one ``CityFlowEngine`` runs on, in ``folder``: ``roadnet.json`` (phases and
+    lane use of ``design``), the empty flow file ``NO_FLOWS`` and ``cityflow_config.json``
+    (returned)."""
     folder = Path(folder)
-    write_cityflow_roadnet(grid, folder / "roadnet.json")
+    write_cityflow_roadnet(grid, folder / "roadnet.json", design=design)
     write_json(folder / NO_FLOWS, [])
     return write_cityflow_config(folder, "roadnet.json", NO_FLOWS, seed)
 

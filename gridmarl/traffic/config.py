@@ -7,7 +7,7 @@ rates, and the signal-control settings of the env.  Every field carries its unit
 name: traffic_grid_6x6
 domain: traffic
 seed: 0
-engine: sumo                       # sumo | cityflow
+engine: sumo                       # sumo | cityflow | auto
 grid: {rows: 6, cols: 6, lanes: 2, road_length_m: 200, speed_limit_m_per_s: 13.89}
 demand:
   profile:                          # total arrival rate over all boundary entry roads
@@ -15,7 +15,7 @@ demand:
     - {duration_s: 600, rate_veh_per_s: 0.25}
   turning: {left: 0.15, straight: 0.7, right: 0.15}
   seeds: 3                          # simulate averages over seed, seed+1, seed+2
-traffic: {horizon_s: 3600, decision_s: 10, min_green_s: 10, yellow_s: 3}
+traffic: {horizon_s: 3600, decision_s: 10, min_green_s: 10, yellow_s: 3, all_red_s: 0, phases: 2}
 controllers: [{name: fixed_time}, {name: max_pressure}, {name: sf_plan}]
 ```
 """
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from gridmarl.config import ScenarioBase, StrictModel, TrainBase, WorkersConfig
 from gridmarl.core.errors import ScenarioError
@@ -179,6 +179,21 @@ class SignalConfig(StrictModel):
         description="yellow inserted at the start of a step when the phase "
         "changes; part of the step [s]",
     )
+    all_red_s: int = Field(
+        0,
+        ge=0,
+        le=10,
+        description="all-red clearance after the yellow of a phase change (every link red); "
+        "part of the step [s]",
+    )
+    phases: Literal[2, 4, 8] = Field(
+        2,
+        description="intersection phase design (roadnet.PHASE_DESIGNS): 2 = north-south / "
+        "east-west, left turns permissive from a shared lane; 4 = straight and protected "
+        "left per axis on an exclusive left lane, right turns always allowed; 8 = the four "
+        "of 4 plus one phase per approach (its straight and left together); 4 and 8 need "
+        "grid.lanes >= 2 [-]",
+    )
     pressure_features: bool = Field(
         False,
         description="append to each intersection's observation the pressure of each phase "
@@ -197,10 +212,10 @@ class SignalConfig(StrictModel):
 
     @model_validator(mode="after")
     def _fits(self) -> SignalConfig:
-        if self.yellow_s >= self.decision_s:
+        if self.yellow_s + self.all_red_s >= self.decision_s:
             raise ValueError(
-                f"traffic.yellow_s ({self.yellow_s}) must be below traffic."
-                f"decision_s ({self.decision_s})"
+                f"traffic.yellow_s + traffic.all_red_s ({self.yellow_s} + {self.all_red_s}) "
+                f"must be below traffic.decision_s ({self.decision_s})"
             )
         if self.horizon_s % self.decision_s:
             raise ValueError("traffic.horizon_s must be a whole number of traffic.decision_s")
@@ -209,9 +224,29 @@ class SignalConfig(StrictModel):
         return self
 
     @property
+    def change_s(self) -> int:
+        """Change interval of a phase change: yellow + all red [s]."""
+        return self.yellow_s + self.all_red_s
+
+    @property
+    def min_green_steps(self) -> int:
+        """Decision steps a newly shown phase must be requested so that its green (``decision_s
+        − change_s`` in its first step) lasts ``min_green_s`` [-]."""
+        short = max(0, self.min_green_s - (self.decision_s - self.change_s))
+        return 1 + -(-short // self.decision_s)
+
+    @property
     def steps(self) -> int:
         """Decisions per episode [-]."""
         return self.horizon_s // self.decision_s
+
+
+class CityFlowFiles(StrictModel):
+    """A CityFlow-format network and demand to import (``gridmarl.traffic.cityflow_import``):
+    run on CityFlow directly and converted to SUMO; ``grid`` and ``demand`` are then unused."""
+
+    roadnet: str = Field(description="CityFlow roadnet JSON (path, relative to the scenario)")
+    flow: str = Field(description="CityFlow flow JSON (path, relative to the scenario)")
 
 
 class TrainConfig(TrainBase):
@@ -245,18 +280,45 @@ class TrafficScenario(ScenarioBase):
     GRAPH_NEIGHBORS: ClassVar[tuple[str, ...]] = ("roads",)
 
     domain: Literal["traffic"]
-    engine: Literal["sumo", "cityflow"] = Field(
-        "sumo", description="simulator; cityflow needs `import cityflow` to work"
+    engine: Literal["sumo", "cityflow", "auto"] = Field(
+        "sumo",
+        description="simulator; cityflow needs `import cityflow` to work; auto = cityflow "
+        "when the cityflow module is installed, else sumo (resolved when the scenario is "
+        "loaded, so runs record the engine used)",
     )
     grid: GridConfig = Field(default_factory=GridConfig, description="road grid")
     demand: DemandConfig = Field(default_factory=DemandConfig, description="seeded demand")
     traffic: SignalConfig = Field(default_factory=SignalConfig, description="signal control")
     train: TrainConfig = Field(default_factory=TrainConfig, description="gridmarl train")
+    cityflow_files: CityFlowFiles | None = Field(
+        None,
+        description="import a CityFlow roadnet + flow file instead of the grid and its demand "
+        "(controllers fixed_time and max_pressure; docs/domains/traffic.md)",
+    )
+
+    @field_validator("engine", mode="after")
+    @classmethod
+    def _resolve_auto(cls, value: str) -> str:
+        if value != "auto":
+            return value
+        from importlib.util import find_spec
+
+        return "cityflow" if find_spec("cityflow") is not None else "sumo"
+
+    @model_validator(mode="after")
+    def _design_fits_lanes(self) -> TrafficScenario:
+        if self.traffic.phases != 2 and self.grid.lanes < 2:
+            raise ValueError(
+                f"traffic.phases {self.traffic.phases} gives left turns an exclusive lane and "
+                f"needs grid.lanes >= 2 (got {self.grid.lanes}); allowed with 1 lane: 2"
+            )
+        return self
 
     def check_resources(self) -> None:
         """Raise ``ScenarioError`` when one demand seed would draw more than
-        ``MAX_TRIPS_PER_SEED`` trips, or the chosen engine is not installed here (without
-        importing it); the controllers are checked by ``gridmarl.config.check_controllers``."""
+        ``MAX_TRIPS_PER_SEED`` trips, the chosen engine is not installed here (without
+        importing it), or the ``cityflow_files`` are malformed; the controllers are checked by
+        ``gridmarl.config.check_controllers``."""
         from gridmarl.traffic.install import check_installed
 
         trips = self.demand.expected_trips(self.traffic.horizon_s)
@@ -268,6 +330,15 @@ class TrafficScenario(ScenarioBase):
                 "lower the rates"
             )
         check_installed(self.engine)
+        if self.cityflow_files is not None:  # read and check both files (module docstring)
+            from gridmarl.config import resolve_path
+            from gridmarl.traffic.cityflow_import import read_cityflow_files
+
+            read_cityflow_files(
+                resolve_path(self, self.cityflow_files.roadnet),
+                resolve_path(self, self.cityflow_files.flow),
+                self.traffic.horizon_s,
+            )
 
     def agent_count(self) -> int:
         """Intersections ``N = rows · cols`` (one agent each)."""

@@ -77,6 +77,10 @@ class Engine(ABC):
         """Show the change interval from green ``frm`` to green ``to`` at intersection ``i``."""
 
     @abstractmethod
+    def show_all_red(self, i: int) -> None:
+        """Show the all-red clearance (every link red) at intersection ``i``."""
+
+    @abstractmethod
     def advance(self, seconds: int) -> tuple[list[tuple[str, int]], int | None]:
         """Simulate ``seconds`` [s]; returns (trip id, arrival time [s]) of the trips that
         arrived and the number of vehicles teleported (SUMO's gridlock resolution) meanwhile
@@ -179,6 +183,12 @@ class SumoEngine(Engine):
             self.layout.tls[i], self.layout.yellow_state(i, frm, to)
         )
 
+    def show_all_red(self, i: int) -> None:
+        """Every link red (held until the next call)."""
+        self._ls.trafficlight.setRedYellowGreenState(
+            self.layout.tls[i], self.layout.all_red_state(i)
+        )
+
     def advance(self, seconds: int) -> tuple[list[tuple[str, int]], int]:
         """Step SUMO ``seconds`` times 1 s, collecting arrivals and teleports."""
         sim = self._ls.simulation
@@ -251,7 +261,7 @@ class CityFlowEngine(Engine):
 
     def _start(self, folder: Path, seed: int) -> None:
         """Write the network files into ``folder`` and build the engine on them."""
-        config = write_cityflow_network(self.layout.grid, folder, seed)
+        config = write_cityflow_network(self.layout.grid, folder, seed, self.layout.design)
         check_cityflow_config(config)
         self._eng = None
         eng = self._cf.Engine(str(config), thread_num=1)
@@ -281,6 +291,10 @@ class CityFlowEngine(Engine):
 
     def show_yellow(self, i: int, frm: int, to: int) -> None:
         """Light phase 0 (all red change interval)."""
+        self._eng.set_tl_phase(self.layout.tls[i], 0)
+
+    def show_all_red(self, i: int) -> None:
+        """Light phase 0, as for the yellow (CityFlow has no yellow)."""
         self._eng.set_tl_phase(self.layout.tls[i], 0)
 
     def _push_due(self, now_s: int) -> None:

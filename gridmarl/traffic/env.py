@@ -6,7 +6,7 @@ worker process each (``in_process=False``; libsumo runs one simulation per proce
 
 | item | shape | meaning |
 |---|---|---|
-| action ``discrete`` | ``[B, N]`` long | next green phase (0 = north-south, 1 = east-west) |
+| action ``discrete`` | ``[B, N]`` long | next green phase of the design (``traffic.phases``) |
 | obs ``local`` | ``[B, N, P + 2L (+P+1)]`` | phase one-hot, vehicles, halting per lane [veh] (+) |
 | obs ``state`` | same | same as ``local`` |
 | obs ``global_`` | ``[B, 3]`` | time / horizon [-], mean vehicles, mean halting [veh] |
@@ -28,10 +28,10 @@ vehicles per lane of the outgoing road, i.e. what the intersection's own entry a
 detectors count; the green time is the time since the intersection's current green began.
 
 Each step lasts ``traffic.decision_s`` [s]; a phase change starts with ``traffic.yellow_s`` [s]
-of yellow inside the step; a green is shown at least ``traffic.min_green_s`` [s] (masked, and a
-masked request keeps the current phase).  The episode has a fixed horizon (``traffic.horizon_s``);
-``truncated`` (a time limit, never ``terminated``) is True at the last step for every
-environment; no auto-reset (call ``reset``).
+of yellow and ``traffic.all_red_s`` [s] of all red inside the step; a green is shown at least
+``traffic.min_green_s`` [s] (masked, and a masked request keeps the current phase).  The
+episode has a fixed horizon (``traffic.horizon_s``); ``truncated`` (a time limit, never
+``terminated``) is True at the last step for every environment; no auto-reset (call ``reset``).
 
 Graph (``spec.neighbors`` / ``spec.groups``; the scenario's ``graph`` block overrides both):
 neighbours are the road adjacency, the adjacent intersections N, E, S, W (``-1`` at the grid
@@ -59,7 +59,7 @@ from gridmarl.core.graph import check_groups, check_neighbors
 from gridmarl.core.types import Action, AgentSpec, Observation, PolicyShape, Step
 from gridmarl.traffic.config import TrafficScenario
 from gridmarl.traffic.engines import Engine
-from gridmarl.traffic.roadnet import N_PHASES, Grid, SignalLayout
+from gridmarl.traffic.roadnet import Grid, SignalLayout, phase_design
 from gridmarl.traffic.rules import PressureModel
 from gridmarl.traffic.sim import NodeSim, SignalSim, demand_seed, prepare_folder, worker_main
 
@@ -101,13 +101,13 @@ def layout_policy_shape(
 
 def policy_shape(scenario: TrafficScenario) -> PolicyShape:
     """What a learned policy must match to act in this scenario's env, from the scenario
-    alone (no network file written, no simulator): every intersection of the grid has
-    ``N_PHASES`` green phases and ``grid.lanes`` lanes on each incoming road
-    (``roadnet.read_signal_layout``)."""
+    alone (no network file written, no simulator): every intersection of the grid has the
+    green phases of the design ``traffic.phases`` and ``grid.lanes`` lanes on each incoming
+    road (``roadnet.read_signal_layout``)."""
     grid = Grid.build(scenario.grid)
     lanes = max(len(grid.incoming(i)) for i in grid.intersections) * scenario.grid.lanes
     return layout_policy_shape(
-        N_PHASES,
+        phase_design(scenario.traffic.phases).n_phases,
         lanes,
         scenario.traffic.pressure_features,
         scenario.traffic.neighbor_features,

@@ -10,18 +10,23 @@ Layers:
   (``demand.profile`` [veh/s]) at uniformly chosen boundary entry roads; each vehicle's route
   is drawn turn by turn with ``demand.turning`` shares until it leaves the grid.  Seeded.
 * Conventions both engines' files follow: ``turn_of`` (movement names), ``turn_lanes`` (the
-  lanes each movement leaves from, as netgenerate connects them), ``TWO_PHASE`` (the movements
-  each green phase serves), ``CAR`` (the vehicle type).
+  lanes each movement leaves from), ``PhaseDesign`` (the movements each green phase serves,
+  protected or permitted, and the lane use; ``TWO_PHASE`` the default's), ``CAR`` (the vehicle
+  type).
 * SUMO writers: ``write_sumo_net`` (``netgenerate`` from the ``eclipse-sumo`` wheel),
   ``write_sumo_routes`` (SUMO XML).  CityFlow's files are written from the same ``Grid`` and
   conventions by ``gridmarl.traffic.cityflow_files``.
 * ``read_signal_layout``: parses a SUMO network into the ``SignalLayout`` the env and the
   controllers use (incoming lanes per intersection, movements, phase states), on both engines.
 
-Phases (both engines): every intersection has two green phases, ``0`` = north-south
-approaches, ``1`` = east-west approaches; straight and right turns have priority (``G``), left
-turns are permissive and yield (``g``).  A yellow (``y`` for every link that loses green) is
-inserted on a change; in CityFlow the change interval is the all-red light phase 0.
+Phases (both engines): the scenario's ``PhaseDesign`` (``traffic.phases``, ``PHASE_DESIGNS``).
+The default has two green phases, ``0`` = north-south approaches, ``1`` = east-west
+approaches; straight and right turns have priority (``G``), left turns are permissive and yield
+(``g``).  The 4- and 8-phase designs give left turns an exclusive lane and phases of their own
+(protected), right turns go in every phase.  A yellow (``y`` for every link that loses green),
+then an optional all red, is inserted on a change; in CityFlow the change interval is the
+all-red light phase 0.  ``write_sumo_net`` (netgenerate) builds the 2-phase network,
+``write_sumo_plain_net`` (plain XML + netconvert) the networks with an exclusive left lane.
 
 One file because every layer shares the ``Grid`` names and the conventions above: the SUMO
 network, the layout reader and the CityFlow files must agree on them exactly.
@@ -46,7 +51,7 @@ from gridmarl.traffic.install import sumo_binary
 EAST, NORTH, WEST, SOUTH = 0, 1, 2, 3  # heading of travel, counter-clockwise
 _DELTA = {EAST: (1, 0), NORTH: (0, 1), WEST: (-1, 0), SOUTH: (0, -1)}
 APPROACH_ORDER = (SOUTH, WEST, NORTH, EAST)  # headings of the N, E, S, W approaches
-N_PHASES = 2  # 0 = north-south green, 1 = east-west green
+N_PHASES = 2  # green phases of the default design: 0 = north-south, 1 = east-west
 MAX_ROUTE_FACTOR = 4  # a route crossing more than 4·(rows+cols) intersections goes straight
 
 
@@ -259,25 +264,150 @@ def turn_of(a: Road, b: Road) -> str:
     return {0: "go_straight", 1: "turn_left", 3: "turn_right"}[d]
 
 
-def turn_lanes(turn: str, lanes: int) -> tuple[int, ...]:
-    """SUMO lane indices (0 = rightmost) of an approach from which ``turn`` may leave, as
-    ``netgenerate --grid`` connects them: right turns from the rightmost lane, left turns from
-    the leftmost, straight from every lane (one lane: all three from it)."""
+def turn_lanes(turn: str, lanes: int, exclusive_left: bool = False) -> tuple[int, ...]:
+    """SUMO lane indices (0 = rightmost) of an approach from which ``turn`` may leave.
+
+    Shared left lane (``exclusive_left=False``, as ``netgenerate --grid`` connects them): right
+    turns from the rightmost lane, left turns from the leftmost, straight from every lane (one
+    lane: all three from it).  Exclusive left lane (the protected-left designs, ``lanes >= 2``):
+    the leftmost lane carries left turns only, straight leaves from every other lane, right
+    turns from the rightmost.
+    """
     if turn == "turn_right":
         return (0,)
     if turn == "turn_left":
         return (lanes - 1,)
+    if exclusive_left:
+        if lanes < 2:
+            raise ValueError("an exclusive left-turn lane needs at least 2 lanes")
+        return tuple(range(lanes - 1))
     return tuple(range(lanes))
 
+
+Movement = tuple[int, str]  # (heading of the incoming road, turn)
+_NS, _EW = (SOUTH, NORTH), (WEST, EAST)  # headings of the north-south / east-west approaches
+
+
+@dataclass(frozen=True)
+class PhaseDesign:
+    """An intersection's green phases, the same at every intersection and on both engines.
+
+    Attributes:
+        name: the scenario's value of ``traffic.phases`` (``"2"``, ``"4"``, ``"8"``).
+        protected: per green phase, the movements with priority (SUMO ``G``).
+        permitted: per green phase, the movements green but yielding to every conflicting
+            stream (SUMO ``g``; CityFlow: turns yield to straight traffic by itself).
+        exclusive_left: the leftmost lane carries left turns only (``turn_lanes``).
+        fixed_cycle: the phases a fixed-time plan shows, in order (all of them for 2 and 4
+            phases; the four dual phases of the 8-phase design, whose single-approach phases
+            serve nothing the dual ones do not).
+    """
+
+    name: str
+    protected: tuple[frozenset[Movement], ...]
+    permitted: tuple[frozenset[Movement], ...]
+    exclusive_left: bool
+    fixed_cycle: tuple[int, ...]
+
+    @property
+    def n_phases(self) -> int:
+        """Green phases P [-]."""
+        return len(self.protected)
+
+    @property
+    def greens(self) -> tuple[frozenset[Movement], ...]:
+        """Per phase, every movement with green (protected or permitted)."""
+        return tuple(a | b for a, b in zip(self.protected, self.permitted, strict=True))
+
+    def signal(self, phase: int, heading: int, turn: str) -> str:
+        """SUMO signal of movement (``heading``, ``turn``) in green ``phase``: ``G``, ``g`` or
+        ``r``."""
+        if (heading, turn) in self.protected[phase]:
+            return "G"
+        return "g" if (heading, turn) in self.permitted[phase] else "r"
+
+    def turn_lanes(self, turn: str, lanes: int) -> tuple[int, ...]:
+        """``turn_lanes`` under this design's lane use."""
+        return turn_lanes(turn, lanes, self.exclusive_left)
+
+
+def _moves(heads: tuple[int, ...], turns: tuple[str, ...]) -> frozenset[Movement]:
+    return frozenset((h, t) for h in heads for t in turns)
+
+
+_ALL_RIGHTS = _moves(_NS + _EW, ("turn_right",))
+
+
+def _protected_left_design(
+    name: str, phases: list[frozenset[Movement]], fixed_cycle: tuple[int, ...]
+) -> PhaseDesign:
+    """Protected phases as given; right turns from an approach are protected where its straight
+    movement is, and permitted in every other phase (right turns are allowed at all times)."""
+    protected = tuple(
+        ph | frozenset((h, "turn_right") for h, t in ph if t == "go_straight") for ph in phases
+    )
+    permitted = tuple(_ALL_RIGHTS - ph for ph in protected)
+    return PhaseDesign(name, protected, permitted, True, fixed_cycle)
+
+
+#: 2 phases (0 = north-south approaches, 1 = east-west): straight and right protected, left
+#: permissive, one shared left/straight lane (netgenerate's lane use).
+TWO_PHASE_DESIGN = PhaseDesign(
+    "2",
+    (_moves(_NS, ("go_straight", "turn_right")), _moves(_EW, ("go_straight", "turn_right"))),
+    (_moves(_NS, ("turn_left",)), _moves(_EW, ("turn_left",))),
+    False,
+    (0, 1),
+)
+#: 4 phases, protected left turns on an exclusive left lane, right turns always allowed:
+#: 0 = north-south straight, 1 = east-west straight, 2 = north-south left, 3 = east-west left
+#: (the design of the CityFlow benchmarks and of LToS's setting, Wei et al. 2019).  A fixed-time
+#: plan leads with the lefts of each axis: 2, 0, 3, 1.
+FOUR_PHASE_DESIGN = _protected_left_design(
+    "4",
+    [
+        _moves(_NS, ("go_straight",)),
+        _moves(_EW, ("go_straight",)),
+        _moves(_NS, ("turn_left",)),
+        _moves(_EW, ("turn_left",)),
+    ],
+    (2, 0, 3, 1),
+)
+#: 8 phases: the four of ``FOUR_PHASE_DESIGN`` and one per approach (its straight and left
+#: turn together): 4 = north approach, 5 = south, 6 = east, 7 = west (NEMA's eight phase pairs).
+EIGHT_PHASE_DESIGN = _protected_left_design(
+    "8",
+    [
+        _moves(_NS, ("go_straight",)),
+        _moves(_EW, ("go_straight",)),
+        _moves(_NS, ("turn_left",)),
+        _moves(_EW, ("turn_left",)),
+        _moves((SOUTH,), ("go_straight", "turn_left")),
+        _moves((NORTH,), ("go_straight", "turn_left")),
+        _moves((WEST,), ("go_straight", "turn_left")),
+        _moves((EAST,), ("go_straight", "turn_left")),
+    ],
+    (2, 0, 3, 1),
+)
+PHASE_DESIGNS: dict[str, PhaseDesign] = {
+    d.name: d for d in (TWO_PHASE_DESIGN, FOUR_PHASE_DESIGN, EIGHT_PHASE_DESIGN)
+}
 
 #: The green phases of the 2-phase design, as the set of movements each one serves: (heading of
 #: the incoming road, turn).  Phase 0 serves the north and south approaches (vehicles heading
 #: south and north), phase 1 the east and west approaches; every turn of an approach shares its
 #: phase (left turns permissive).  ``read_signal_layout`` builds the same phases for SUMO.
-TWO_PHASE: tuple[frozenset[tuple[int, str]], ...] = tuple(
-    frozenset((h, t) for h in heads for t in ("turn_left", "go_straight", "turn_right"))
-    for heads in ((SOUTH, NORTH), (WEST, EAST))
-)
+TWO_PHASE: tuple[frozenset[tuple[int, str]], ...] = TWO_PHASE_DESIGN.greens
+
+
+def phase_design(name: str | int) -> PhaseDesign:
+    """The design called ``name`` (``traffic.phases``: 2, 4 or 8)."""
+    key = str(name)
+    if key not in PHASE_DESIGNS:
+        raise ScenarioError(
+            f"traffic.phases: unknown phase design {name!r}; allowed: {', '.join(PHASE_DESIGNS)}"
+        )
+    return PHASE_DESIGNS[key]
 
 
 @dataclass(frozen=True)
@@ -352,6 +482,81 @@ def write_sumo_net(cfg: GridConfig, path: str | Path) -> Path:
     return path
 
 
+def write_sumo_plain_net(cfg: GridConfig, design: PhaseDesign, path: str | Path) -> Path:
+    """The grid of ``cfg`` as SUMO plain XML (nodes, edges, connections with the lane use of
+    ``design``) built by ``netconvert`` into the network ``path``.
+
+    For designs with an exclusive left lane (``netgenerate`` connects left turns and straight
+    movements from the same inner lane).  Names, node positions and lane counts are
+    ``netgenerate --grid``'s; straight movements keep their lane index, a left turn reaches the
+    inner lane and a right turn the outer lane of its end road.
+
+    Raises:
+        ScenarioError: when ``netconvert`` is missing or fails.
+    """
+    path = Path(path)
+    grid = Grid.build(cfg)
+    stem = path.parent / path.name.removesuffix(".net.xml")
+    nodes = ET.Element("nodes")
+    for nid, (x, y) in sorted(grid.nodes.items()):
+        kind = "traffic_light" if nid in grid.intersections else "dead_end"
+        ET.SubElement(nodes, "node", id=nid, x=f"{x:.2f}", y=f"{y:.2f}", type=kind)
+    edges = ET.Element("edges")
+    for road in sorted(grid.roads.values(), key=lambda r: r.id):
+        ET.SubElement(
+            edges,
+            "edge",
+            id=road.id,
+            **{"from": road.src, "to": road.dst},
+            numLanes=str(cfg.lanes),
+            speed=f"{cfg.speed_limit_m_per_s}",
+            priority="1",
+        )
+    conns = ET.Element("connections")
+    for nid in grid.intersections:
+        for a in grid.incoming(nid):
+            for b in (r for r in grid.roads.values() if r.src == nid):
+                if (b.heading - a.heading) % 4 == 2:
+                    continue  # no U-turns
+                kind = turn_of(a, b)
+                for lane in design.turn_lanes(kind, cfg.lanes):
+                    to_lane = {"turn_left": cfg.lanes - 1, "turn_right": 0}.get(kind, lane)
+                    ET.SubElement(
+                        conns,
+                        "connection",
+                        **{"from": a.id, "to": b.id},
+                        fromLane=str(lane),
+                        toLane=str(to_lane),
+                    )
+    files = {}
+    for tag, root in (("nod", nodes), ("edg", edges), ("con", conns)):
+        tree = ET.ElementTree(root)
+        ET.indent(tree)
+        files[tag] = Path(f"{stem}.{tag}.xml")
+        tree.write(files[tag], encoding="utf-8", xml_declaration=True)
+    cmd = [
+        str(sumo_binary("netconvert")),
+        "--node-files",
+        str(files["nod"]),
+        "--edge-files",
+        str(files["edg"]),
+        "--connection-files",
+        str(files["con"]),
+        "--no-turnarounds",
+        "true",
+        "--seed",
+        "0",
+        "--xml-validation",
+        "never",
+        "-o",
+        str(path),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0 or not path.exists():
+        raise ScenarioError(f"netconvert failed ({proc.returncode}): {proc.stderr.strip()[-400:]}")
+    return path
+
+
 def write_sumo_routes(vehicles: list[Vehicle], grid: Grid, path: str | Path) -> Path:
     """SUMO route file: one vehicle type (``CAR``), one ``<vehicle>`` with an explicit route per
     trip."""
@@ -400,6 +605,7 @@ class SignalLayout:
         link_lane: ``[N][links]`` slot (index into ``lanes[i]``) of each SUMO link's from-lane.
         movements: ``[N][M]`` (slot of the incoming lane, outgoing road id) pairs.
         phase_movements: ``[N, P, M]`` bool, movement green (G or g) in the phase.
+        design: the phase design the green states follow.
     """
 
     grid: Grid
@@ -410,6 +616,7 @@ class SignalLayout:
     link_lane: list[list[int]]
     movements: list[list[tuple[int, str]]]
     phase_movements: np.ndarray
+    design: PhaseDesign = TWO_PHASE_DESIGN
 
     @property
     def max_lanes(self) -> int:
@@ -430,6 +637,10 @@ class SignalLayout:
             for x, y in zip(a, b, strict=True)
         )
 
+    def all_red_state(self, i: int) -> str:
+        """SUMO state of intersection ``i`` during the all-red clearance: every link red."""
+        return "r" * len(self.green_states[i][0])
+
     def sumo_lane_ids(self) -> list[list[str]]:
         """``[N][L]`` SUMO lane ids of the incoming lanes."""
         return [[f"{road}_{k}" for road, k in row] for row in self.lanes]
@@ -440,8 +651,11 @@ class SignalLayout:
         return [[f"{road}_{n - 1 - k}" for road, k in row] for row in self.lanes]
 
 
-def read_signal_layout(net_path: str | Path, grid: Grid) -> SignalLayout:
-    """Parse a SUMO network written for ``grid`` into its ``SignalLayout``.
+def read_signal_layout(
+    net_path: str | Path, grid: Grid, design: PhaseDesign = TWO_PHASE_DESIGN
+) -> SignalLayout:
+    """Parse a SUMO network written for ``grid`` into its ``SignalLayout``, green states and
+    phase movements from ``design`` (each link's movement from its roads, ``turn_of``).
 
     Raises:
         ScenarioError: when the file is missing, not valid XML, or does not match the grid
@@ -483,7 +697,7 @@ def read_signal_layout(net_path: str | Path, grid: Grid) -> SignalLayout:
                     el.get("dir"),
                 )
             )
-    lanes, link_lane, greens, movements, n_ph = [], [], [], [], []
+    lanes, link_lane, greens, movements, phases_of = [], [], [], [], []
     mov_masks = []
     for nid in grid.intersections:
         rows = sorted(conns[nid])
@@ -494,43 +708,51 @@ def read_signal_layout(net_path: str | Path, grid: Grid) -> SignalLayout:
             )
         slots = [(road.id, k) for road in grid.incoming(nid) for k in range(grid.cfg.lanes)]
         slot_of = {s: j for j, s in enumerate(slots)}
-        ll, states, movs = [], ["", ""], []
-        for _, frm, lane, to, d in rows:
-            if (frm, lane) not in slot_of:
+        n_ph = design.n_phases
+        ll, states, movs = [], [""] * n_ph, []
+        link_move: list[int] = []
+        for _, frm, lane, to, _d in rows:
+            if (frm, lane) not in slot_of or to not in grid.roads:
                 raise ScenarioError(
                     f"{net_path}: broken network: link from {frm}_{lane} at {nid} "
                     "is not an incoming lane of the grid"
                 )
             ll.append(slot_of[(frm, lane)])
-            phase = 0 if grid.roads[frm].heading in (NORTH, SOUTH) else 1
-            for p in range(N_PHASES):
-                states[p] += ("G" if d in ("s", "r") else "g") if p == phase else "r"
+            a = grid.roads[frm]
+            turn = turn_of(a, grid.roads[to])
+            for p in range(n_ph):
+                states[p] += design.signal(p, a.heading, turn)
             if (slot_of[(frm, lane)], to) not in movs:
                 movs.append((slot_of[(frm, lane)], to))
-        mask = np.zeros((N_PHASES, len(movs)), dtype=bool)
-        for (_, frm, lane, to, _), _j in zip(rows, ll, strict=True):
-            m = movs.index((slot_of[(frm, lane)], to))
-            phase = 0 if grid.roads[frm].heading in (NORTH, SOUTH) else 1
-            mask[phase, m] = True
+            link_move.append(movs.index((slot_of[(frm, lane)], to)))
+        mask = np.zeros((n_ph, len(movs)), dtype=bool)
+        for p in range(n_ph):
+            for k, m in enumerate(link_move):
+                mask[p, m] |= states[p][k] in "Gg"
         lanes.append(slots)
         link_lane.append(ll)
         greens.append(states)
         movements.append(movs)
-        n_ph.append(N_PHASES)
+        phases_of.append(n_ph)
         mov_masks.append(mask)
     m_max = max(m.shape[1] for m in mov_masks)
-    pm = np.zeros((len(grid.intersections), N_PHASES, m_max), dtype=bool)
+    pm = np.zeros((len(grid.intersections), design.n_phases, m_max), dtype=bool)
     for i, m in enumerate(mov_masks):
         pm[i, :, : m.shape[1]] = m
     return SignalLayout(
-        grid, list(grid.intersections), lanes, n_ph, greens, link_lane, movements, pm
+        grid, list(grid.intersections), lanes, phases_of, greens, link_lane, movements, pm, design
     )
 
 
 def build_network(
-    cfg: GridConfig, folder: str | Path, net_file: str | Path | None = None
+    cfg: GridConfig,
+    folder: str | Path,
+    net_file: str | Path | None = None,
+    design: PhaseDesign = TWO_PHASE_DESIGN,
 ) -> tuple[Grid, Path, SignalLayout]:
-    """Write (or copy ``net_file``) the SUMO network into ``folder`` and read its layout."""
+    """Write (or copy ``net_file``) the SUMO network into ``folder`` and read its layout under
+    ``design`` (``netgenerate`` for a shared left lane, plain XML + ``netconvert`` for an
+    exclusive one)."""
     grid = Grid.build(cfg)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -539,9 +761,11 @@ def build_network(
         if not Path(net_file).exists():
             raise ScenarioError(f"{net_file}: network file not found")
         shutil.copyfile(net_file, net)
+    elif design.exclusive_left:
+        write_sumo_plain_net(cfg, design, net)
     else:
         write_sumo_net(cfg, net)
-    return grid, net, read_signal_layout(net, grid)
+    return grid, net, read_signal_layout(net, grid, design)
 
 
 def demand_json(vehicles: list[Vehicle]) -> str:

@@ -14,49 +14,133 @@ import torch
 
 from gridmarl.core.controller import Controller
 from gridmarl.core.env import MultiAgentEnv
+from gridmarl.core.errors import ScenarioError
 from gridmarl.core.types import Action, Observation
-from gridmarl.traffic.roadnet import SignalLayout
+from gridmarl.traffic.roadnet import SignalLayout, turn_of
+
+
+def critical_lane_shares(layout: SignalLayout, turning: tuple[float, float, float]) -> np.ndarray:
+    """``[N, P]`` critical lane share y of every phase [-]: the largest share of an approach's
+    flow carried by one lane that the phase serves (every movement leaving the lane green).
+
+    A turn's share (``turning`` = left, straight, right) is spread evenly over the lanes it may
+    leave from; lanes whose movements stay green in every phase (right turns that are always
+    allowed) need no time and are left out.  Webster's equisaturation splits give each phase
+    green in proportion to its y (Webster 1958; Roess, Prassas & McShane, Traffic Engineering,
+    ch. 18: y = flow ratio of the critical lane group).
+    """
+    grid = layout.grid
+    share = dict(zip(("turn_left", "go_straight", "turn_right"), turning, strict=True))
+    n, p = len(layout.tls), layout.max_phases
+    out = np.zeros((n, p))
+    for i, movs in enumerate(layout.movements):
+        lanes_of: dict[tuple[str, str], set[int]] = {}  # (road in, road out) -> lane slots
+        for slot, road_out in movs:
+            lanes_of.setdefault((layout.lanes[i][slot][0], road_out), set()).add(slot)
+        load: dict[int, float] = {}
+        served: dict[int, np.ndarray] = {}
+        for m, (slot, road_out) in enumerate(movs):
+            road_in = layout.lanes[i][slot][0]
+            turn = turn_of(grid.roads[road_in], grid.roads[road_out])
+            load[slot] = load.get(slot, 0.0) + share[turn] / len(lanes_of[(road_in, road_out)])
+            green = layout.phase_movements[i, : layout.n_phases[i], m]
+            served[slot] = served.get(slot, np.ones_like(green)) & green
+        for slot, y in load.items():
+            if served[slot].all():
+                continue  # green in every phase
+            out[i, : layout.n_phases[i]] = np.maximum(
+                out[i, : layout.n_phases[i]], np.where(served[slot], y, 0.0)
+            )
+    return out
 
 
 class FixedTime(Controller):
-    """Cycle through the green phases, each held ``green_s`` [s], all intersections in step.
+    """A fixed cycle, all intersections in step (no offsets).
+
+    With one ``green_s`` (default 30 s) the cycle is the design's (``PhaseDesign.fixed_cycle``:
+    both phases of the 2-phase design; leading lefts 2, 0, 3, 1 for 4 and 8 phases) and its
+    splits are Webster's equisaturation splits for the scenario's turning shares
+    (``critical_lane_shares``): the busiest phase gets ``green_s``, phase j ``green_s · y_j /
+    max y``.  On the 2-phase design that is ``green_s`` for both phases.  With a list,
+    ``green_s[j]`` is phase j's green [s] and the cycle shows the phases with a positive green
+    in index order.  Greens are rounded to whole decision steps, at least
+    ``traffic.min_green_steps`` (so that min green is served and the env's mask never holds a
+    phase the cycle has left).
 
     Args:
-        green_s: green time per phase [s], rounded to whole decision steps (at least one).
+        green_s: green time of the busiest phase [s], or one green time per phase [s].
         decision_s: length of an env step [s] (taken from the env in ``reset`` when possible).
     """
 
     name = "fixed_time"
 
-    def __init__(self, green_s: float = 30.0, decision_s: float = 10.0) -> None:
-        self.green_s = float(green_s)
+    def __init__(self, green_s: float | list[float] = 30.0, decision_s: float = 10.0) -> None:
+        if isinstance(green_s, list | tuple):
+            self.green_s: float | list[float] = [float(g) for g in green_s]
+        else:
+            self.green_s = float(green_s)
         self.decision_s = float(decision_s)
         self._t = 0
-        self._n_phases: torch.Tensor | None = None
+        self._cycle: torch.Tensor | None = None  # [N, S] phase per step of the cycle
+        self._length: torch.Tensor | None = None  # [N] steps of each cycle
+
+    def greens(self, env: MultiAgentEnv) -> np.ndarray:
+        """``[N, P]`` green time of every phase in the cycle [s] (0 = not shown)."""
+        lay: SignalLayout = env.layout  # type: ignore[attr-defined]
+        n, p = len(lay.tls), lay.max_phases
+        if isinstance(self.green_s, list):
+            if len(self.green_s) != p or min(self.green_s) < 0 or max(self.green_s) <= 0:
+                raise ScenarioError(
+                    f"controllers.fixed_time.options.green_s: {len(self.green_s)} values; "
+                    f"allowed: one value, or one green time >= 0 per phase ({p}), not all 0"
+                )
+            return np.tile(np.asarray(self.green_s, np.float64), (n, 1))
+        sc = env.scenario  # type: ignore[attr-defined]
+        y = critical_lane_shares(lay, sc.demand.turning.probabilities())
+        in_cycle = np.zeros((n, p), bool)
+        in_cycle[:, list(lay.design.fixed_cycle)] = True
+        y = np.where(in_cycle, y, 0.0)
+        top = np.maximum(y.max(1, keepdims=True), 1e-12)
+        return np.where(in_cycle & (y > 0), self.green_s * y / top, 0.0)
 
     def reset(self, env: MultiAgentEnv) -> None:
-        """Rewind the cycle; read the step length and phases per intersection from the env."""
+        """Rewind the cycle; read the step length and build each intersection's cycle from the
+        env's layout and scenario."""
         self._t = 0
         sc = getattr(env, "scenario", None)
         if sc is not None:
             self.decision_s = float(sc.traffic.decision_s)
         lay = getattr(env, "layout", None)
-        if lay is not None:
-            self._n_phases = torch.as_tensor(lay.n_phases)
+        if lay is None or sc is None:
+            self._cycle = None
+            return
+        greens = self.greens(env)
+        least = sc.traffic.min_green_steps
+        order = list(lay.design.fixed_cycle) if not isinstance(self.green_s, list) else []
+        order += [j for j in range(lay.max_phases) if j not in order]
+        cycles = [
+            [j for j in order for _ in range(max(least, round(g[j] / self.decision_s))) if g[j] > 0]
+            for g in greens
+        ]
+        width = max(len(c) for c in cycles)
+        self._cycle = torch.tensor([c + [0] * (width - len(c)) for c in cycles])
+        self._length = torch.tensor([len(c) for c in cycles])
 
     def act(self, obs: Observation, deterministic: bool = True) -> Action:
-        """Phase ``(t // k) mod n_phases`` with ``k = round(green_s / decision_s)`` steps."""
+        """Phase of step ``t mod cycle length`` of each intersection's cycle; without an env
+        layout, phase ``(t // k) mod P`` with ``k = round(green_s / decision_s)``."""
         b, n = obs.batch_shape
-        k = max(1, round(self.green_s / self.decision_s))
-        if self._n_phases is None:
+        dev = obs.local.device
+        if self._cycle is None:
+            k = max(1, round(float(np.max(self.green_s)) / self.decision_s))
             p = obs.action_mask.shape[-1] if obs.action_mask is not None else 2
-            n_ph = torch.full((n,), p)
+            phase = torch.full((n,), (self._t // k) % p)
         else:
-            n_ph = self._n_phases
-        phase = (self._t // k) % n_ph.to(obs.local.device)
+            pos = self._t % self._length
+            phase = self._cycle[torch.arange(n), pos]
         self._t += 1
-        d = phase.long().expand(b, n).clone()
-        return Action(discrete=d, continuous=torch.zeros(b, n, 0, device=obs.local.device))
+        d = phase.long().to(dev).expand(b, n).clone()
+        return Action(discrete=d, continuous=torch.zeros(b, n, 0, device=dev))
 
 
 @dataclass
@@ -175,10 +259,17 @@ def make_rule(name: str, options: dict | None = None) -> Controller:
     ``max_pressure``."""
     options = dict(options or {})
     if name == "fixed_time":
-        return FixedTime(green_s=float(options.pop("green_s", 30.0)))
+        return FixedTime(green_s=fixed_time_green(options.pop("green_s", 30.0)))
     if name == "max_pressure":
         return MaxPressure()
     raise KeyError(name)
+
+
+def fixed_time_green(value: object) -> float | list[float]:
+    """``fixed_time``'s ``green_s`` option: one number or a list of numbers [s]."""
+    if isinstance(value, list | tuple):
+        return [float(v) for v in value]
+    return float(value)  # type: ignore[arg-type]
 
 
 def one_hot_phase(phase: np.ndarray, p: int) -> np.ndarray:

@@ -7,8 +7,9 @@ Signal rules of a step of ``decision_s`` [s] (all intersections at once):
 
 1. Requested phase a_i; if it is not allowed by the mask (phase beyond the intersection's
    phases, or min green not yet served), the current phase is kept (counted as overridden).
-2. Where a_i differs from the current phase: yellow for ``yellow_s`` [s], then green a_i for the
-   rest of the step; elsewhere the current green continues for the whole step.
+2. Where a_i differs from the current phase: yellow for ``yellow_s`` [s], all red for
+   ``all_red_s`` [s], then green a_i for the rest of the step; elsewhere the current green
+   continues for the whole step.
 3. Mask for the next step: phase j allowed iff j < n_phases_i and (j is current, or the current
    green has been shown at least ``min_green_s`` [s]).
 """
@@ -31,6 +32,7 @@ from gridmarl.traffic.roadnet import (
     SignalLayout,
     build_network,
     generate_demand,
+    phase_design,
     read_signal_layout,
 )
 
@@ -135,14 +137,20 @@ class SignalSim:
             got, tp = self.engine.advance(tr.yellow_s)
             arrived += got
             self.teleports += tp or 0
+        if switch.any() and tr.all_red_s > 0:
+            for i in np.flatnonzero(switch):
+                self.engine.show_all_red(int(i))
+            got, tp = self.engine.advance(tr.all_red_s)
+            arrived += got
+            self.teleports += tp or 0
         for i in np.flatnonzero(switch):
             self.engine.show_green(int(i), int(a[i]))
-        rest = tr.decision_s - (tr.yellow_s if switch.any() else 0)
+        rest = tr.decision_s - (tr.change_s if switch.any() else 0)
         got, tp = self.engine.advance(rest)
         arrived += got
         self.teleports += tp or 0
         self.t_s = t_start + tr.decision_s
-        self.green_since = np.where(switch, t_start + tr.yellow_s, self.green_since)
+        self.green_since = np.where(switch, t_start + tr.change_s, self.green_since)
         self.phase = a
         self.step_idx += 1
         for vid, t in arrived:
@@ -196,7 +204,7 @@ def worker_main(conn, scenario: TrafficScenario, folder: str, net_path: str) -> 
     sim = None
     try:
         grid = Grid.build(scenario.grid)
-        layout = read_signal_layout(net_path, grid)
+        layout = read_signal_layout(net_path, grid, phase_design(scenario.traffic.phases))
         sim = SignalSim(scenario, layout, Path(folder))
         conn.send(("ok", None))
     except Exception as exc:  # report to the parent instead of dying silently
@@ -277,7 +285,8 @@ def prepare_folder(
 
         net_file = resolve_path(scenario, scenario.grid.net_file)
     try:
-        _, net, layout = build_network(scenario.grid, folder, net_file)
+        design = phase_design(scenario.traffic.phases)
+        _, net, layout = build_network(scenario.grid, folder, net_file, design)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
