@@ -137,7 +137,16 @@ def build_controller(
         return RuleBased(), "", {}
     if name == "milp":
         from baselines_opt.community import solve_community_milp
+        from baselines_opt.community.perfect_foresight import METHODS
 
+        opts = dict(entry.options)
+        method = opts.pop("method", "auto")
+        workers = opts.pop("workers", None)
+        if method not in METHODS or opts or not (workers is None or int(workers) >= 1):
+            raise ScenarioError(
+                f"controllers[milp].options: {entry.options}; allowed keys: method "
+                f"({', '.join(METHODS)}), workers (processes, >= 1)"
+            )
         res = solve_community_milp(
             community,
             start=0,
@@ -145,6 +154,8 @@ def build_controller(
             time_limit_s=entry.time_limit_s or 60.0,
             mip_gap=entry.mip_gap if entry.mip_gap is not None else 1e-3,
             threads=entry.threads,
+            method=method,
+            workers=None if workers is None else int(workers),
         )
         info = {
             "status": res.status,
@@ -153,11 +164,15 @@ def build_controller(
             "gap": res.gap,
             "build_s": res.build_s,
             "solve_s": res.solve_s,
+            "method": res.extra.get("method"),
+            "bound_method": res.extra.get("bound_method"),
+            **{k: res.extra[k] for k in ("rounds", "columns", "failed_methods") if k in res.extra},
         }
         notes = (
-            f"perfect-foresight MILP, status {res.status}, objective {res.objective_usd:.4f}"
-            f" $, best bound {res.bound_usd:.4f} $, gap {100 * res.gap:.3f} %, build "
-            f"{res.build_s:.1f} s, solve {res.solve_s:.1f} s"
+            f"perfect-foresight MILP ({info['method']}), status {res.status}, objective "
+            f"{res.objective_usd:.4f} $, best bound {res.bound_usd:.4f} $ "
+            f"({info['bound_method']}), gap {100 * res.gap:.3f} %, build {res.build_s:.1f} s, "
+            f"solve {res.solve_s:.1f} s"
         )
         return res.to_controller(entry.display_name), notes, info
     if name == "mpc":
