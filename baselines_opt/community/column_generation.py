@@ -55,13 +55,14 @@ from baselines_opt.community.horizon import Horizon, device_sets
 from gridmarl.energy.community import Community
 
 #: weight of the best dual point in the prices the devices see (Wentges smoothing) [-]
-SMOOTHING = float(os.environ.get("CG_ALPHA", 0.5))
+SMOOTHING = float(os.environ.get("CG_ALPHA", 0.8))
 #: relative MIP gap of each heat-pump subproblem (its proven bound enters L(λ)) [-]
 HP_SUB_GAP = 1e-4
-#: share of the time limit for the rounds with relaxed heat pumps; the rest goes to their MIPs
-LP_SHARE = 0.6
-#: share of what is left after the rounds that the heat-pump MIPs may use [-]
-FINAL_SHARE = 0.8
+#: share of the time limit for the rounds with relaxed heat pumps [-]
+LP_SHARE = 0.55
+#: share of the time limit the heat-pump MIPs may use after them [-]; the rest polishes the
+#: batteries and EVs against the heat pumps' fixed integer schedules
+MIP_SHARE = 0.2
 BOUND_METHOD = "lagrangian (column generation)"
 
 
@@ -276,8 +277,10 @@ class _Solver:
         integer: bool = False,
         time_limit_s: float = math.inf,
         starts: dict[int, np.ndarray] | None = None,
-    ) -> list[tuple[float, float, np.ndarray]]:
-        """Per block: (own cost f_b(x), proven lower bound of v_b(λ), solution x).
+        skip_integer: bool = False,
+    ) -> list[tuple[float, float, np.ndarray] | None]:
+        """Per block: (own cost f_b(x), proven lower bound of v_b(λ), solution x); None for
+        the heat pumps with ``skip_integer``.
 
         ``integer``: heat-pump modes integer (a MIP each, within ``time_limit_s`` [s] and
         ``HP_SUB_GAP``, started from ``starts[i]`` for the i-th block when given); otherwise
@@ -286,6 +289,9 @@ class _Solver:
 
         out = []
         for i, (b, hs) in enumerate(zip(self.blocks, self.models, strict=True)):
+            if skip_integer and b.integer:
+                out.append(None)
+                continue
             base = np.asarray(b.lp.col_cost_, np.float64)
             cost = base + np.bincount(b.d_cols, b.d_vals * lam[b.d_rows], minlength=len(base))
             hs.changeColsCost(len(cost), np.arange(len(cost), dtype=np.int32), cost)
@@ -364,16 +370,17 @@ class Pricer:
         integer: bool = False,
         time_limit_s: float = math.inf,
         starts: dict[int, np.ndarray] | None = None,
-    ) -> list[tuple[float, float, np.ndarray]]:
+        skip_integer: bool = False,
+    ) -> list[Any]:
         """Solve every block at prices ``lam``, in block order (``_Solver.price``; ``starts``
         keyed by block index)."""
         if self.local is not None:
-            return self.local.price(lam, integer, time_limit_s, starts)
+            return self.local.price(lam, integer, time_limit_s, starts, skip_integer)
         for part, conn in zip(self.parts, self.conns, strict=True):
             mine = None
             if starts is not None:
                 mine = {j: starts[i] for j, i in enumerate(part) if i in starts}
-            conn.send((lam, integer, time_limit_s, mine))
+            conn.send((lam, integer, time_limit_s, mine, skip_integer))
         out: list[Any] = [None] * self.n
         for part, conn in zip(self.parts, self.conns, strict=True):
             res = conn.recv()
@@ -419,6 +426,7 @@ class CGResult:
     fixed_objective: float
     schedule: list[np.ndarray]
     rounds: int
+    polish_rounds: int
     columns: int
     build_s: float
     history: list[tuple[float, float, float]] = field(default_factory=list)
@@ -514,6 +522,10 @@ class _Master:
         self.comm.run()
         return float(self.comm.getInfo().objective_function_value) + self.offset
 
+    def conv_dual(self, b: int) -> float:
+        """Dual σ_b of block ``b``'s convexity row at the last solve [$]."""
+        return float(self.hs.getSolution().row_dual[4 * self.T + b])
+
     def fix_columns(self, keep: np.ndarray) -> None:
         """Upper bound 1 on the device columns where ``keep``, 0 elsewhere."""
         n = len(self.col_block)
@@ -547,7 +559,9 @@ def column_generation(
     pricer = Pricer(blocks, workers if len(blocks) >= 64 else 1)
     master = _Master(c, h, blocks)
     build_s = time.perf_counter() - t0
-    lam0 = c.step_h * h.price  # import price: the first prices the devices see [$/kW]
+    # first prices [$/kW per step]: the import price where the community imports without its
+    # devices, the feed-in price where it exports (the duals of the balance without devices)
+    lam0 = c.step_h * np.where(h.net_kw >= 0.0, h.price, h.feed_in)
     history: list[tuple[float, float, float]] = []
     best_bound, best_lam = -math.inf, lam0
     rmp = math.inf
@@ -591,8 +605,7 @@ def column_generation(
                     w = w / w.sum() if w.sum() > 0 else np.full(len(mine), 1.0 / len(mine))
                     x = sum(wi * master.col_x[i] for wi, i in zip(w, mine, strict=True))
                     starts[b] = round_hp(blk, x)
-            left = max(time_limit_s - (time.perf_counter() - t0), 0.0)
-            per = FINAL_SHARE * left / max(1, -(-n_int // pricer.workers))
+            per = MIP_SHARE * time_limit_s / max(1, -(-n_int // pricer.workers))
             priced = pricer.price(best_lam, integer=True, time_limit_s=per, starts=starts)
             int_bound = bound_at(best_lam, priced)
             for b, (cost, _, x) in enumerate(priced):
@@ -610,20 +623,42 @@ def column_generation(
                 int_cols[b] = len(master.col_block)
                 master.add(b, blk, cost, x)
             history.append((time.perf_counter() - t0, math.nan, max(best_bound, int_bound)))
+        # 3. incumbent: each heat pump its integer column; batteries and EVs the convex
+        # combination of theirs, priced again against those fixed heat-pump schedules while
+        # time is left (their sets are convex, so every combination is a feasible schedule)
+        col_block = np.asarray(master.col_block)
+        keep = np.ones(len(col_block), bool)
+        for b, blk in enumerate(blocks):
+            if blk.integer:
+                keep[col_block == b] = False
+                keep[int_cols[b]] = True
+        master.fix_columns(keep)
+        final, lam_fix, mu = master.solve()
+        polish = 0
+        while time.perf_counter() - t0 < time_limit_s and n_int:
+            priced = pricer.price(lam_fix, skip_integer=True)
+            added = 0
+            for b, r in enumerate(priced):
+                if r is None:
+                    continue
+                cost, val, x = r
+                sigma = float(master.conv_dual(b))
+                if val - sigma < -1e-7 * max(1.0, abs(final)):  # negative reduced cost
+                    master.add(b, blocks[b], cost, x)
+                    added += 1
+            polish += 1
+            new_final, lam_fix, mu = master.solve()
+            history.append((time.perf_counter() - t0, new_final, max(best_bound, int_bound)))
+            if added == 0 or final - new_final <= 1e-6 * abs(final):
+                final = new_final
+                break
+            final = new_final
+        col_block = np.asarray(master.col_block)
+        keep = np.concatenate([keep, np.ones(len(col_block) - len(keep), bool)])
     finally:
         pricer.close()
     lp_bound = best_bound
     best_bound = max(best_bound, int_bound)
-    # 3. incumbent: each heat pump its integer column, batteries and EVs the convex
-    # combination of theirs after the RMP is re-solved with those heat-pump schedules fixed
-    col_block = np.asarray(master.col_block)
-    keep = np.ones(len(col_block), bool)
-    for b, blk in enumerate(blocks):
-        if blk.integer:
-            keep[col_block == b] = False
-            keep[int_cols[b]] = True
-    master.fix_columns(keep)
-    final, _, mu = master.solve()
     schedule = []
     for b in range(len(blocks)):
         mine = np.flatnonzero(col_block == b)
@@ -637,6 +672,7 @@ def column_generation(
         fixed_objective=final,
         schedule=schedule,
         rounds=rounds,
+        polish_rounds=polish,
         columns=len(col_block),
         build_s=build_s,
         history=history,
