@@ -265,6 +265,10 @@ def simulate(
                 ctrl, notes, info = build_controller(entry, scenario, community, env)
             records, _ = run_episode(env, ctrl, seed=scenario.seed)
             comm = env.community_records()
+            timing = getattr(ctrl, "timing", None)
+            if callable(timing):  # MPC: its time per re-plan
+                notes = f"{notes}; {timing()}"
+                info = {**info, "step_s_mean": float(np.mean(ctrl.stats.get("step_s") or [0.0]))}
             return {
                 "kpis": community_kpis(records, comm, scenario.window.step_h),
                 "records": records,
