@@ -2,10 +2,12 @@
 evaluation window with N = 50, 200, 500, 1,000 prosumers.
 
 Per N (each in a fresh process, so peak memory is that size's): data build, model build and
-solve time, status, objective (the env's cost of the schedule), proven bound, gap, the method
-that gave the schedule and the one that gave the bound, peak resident memory of the solver
-process and of its worker processes; with ``--mpc-steps K`` also the rolling MPC's time per
-re-plan over the first K steps of the week (the scenario's MPC entry, 24 h horizon).
+solve time (wall, and the CPU seconds of the solver and its workers: on a shared machine the
+wall time says little), status, objective (the env's cost of the schedule), proven bound,
+gap, the method that gave the schedule and the one that gave the bound, peak resident memory
+of the solver process and of its worker processes; with ``--mpc-steps K`` also the rolling
+MPC's time per re-plan over the first K steps of the week (the scenario's MPC entry, 24 h
+horizon).
 
 Targets (issue 25, on 2 cores): N = 50 <= 0.1 % gap in 60 s, N = 200 <= 0.5 % in 120 s,
 N = 1,000 <= 2 % in 10 minutes.
@@ -32,6 +34,12 @@ SCENARIO = REPO / "scenarios" / "community_50.yaml"
 DEFAULT_LIMITS = {50: 60.0, 200: 120.0, 500: 300.0, 1000: 600.0}
 
 
+def _cpu(who: int) -> float:
+    """User + system CPU time of this process or of its finished children [s]."""
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
 def run_one(n: int, time_limit_s: float, method: str, workers: int, mpc_steps: int) -> dict:
     """One size, in this process: the MILP, then optionally K steps of MPC."""
     import numpy as np
@@ -50,6 +58,7 @@ def run_one(n: int, time_limit_s: float, method: str, workers: int, mpc_steps: i
     env = make_eval_env(sc, community)
     steps = env.episode_len
     t0 = time.perf_counter()
+    cpu0 = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN)
     res = solve_community_milp(
         community, 0, steps, time_limit_s=time_limit_s, mip_gap=1e-3, method=method,
         workers=workers,
@@ -70,6 +79,7 @@ def run_one(n: int, time_limit_s: float, method: str, workers: int, mpc_steps: i
         "method": res.extra.get("method"),
         "bound_method": res.extra.get("bound_method"),
         "rounds": res.extra.get("rounds"),
+        "cpu_s": round(_cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN) - cpu0, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "peak_worker_rss_mb": round(
             resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
