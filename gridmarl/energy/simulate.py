@@ -137,16 +137,11 @@ def build_controller(
         return RuleBased(), "", {}
     if name == "milp":
         from baselines_opt.community import solve_community_milp
-        from baselines_opt.community.perfect_foresight import METHODS
+        from gridmarl.energy.config import check_milp_options
 
-        opts = dict(entry.options)
-        method = opts.pop("method", "auto")
-        workers = opts.pop("workers", None)
-        if method not in METHODS or opts or not (workers is None or int(workers) >= 1):
-            raise ScenarioError(
-                f"controllers[milp].options: {entry.options}; allowed keys: method "
-                f"({', '.join(METHODS)}), workers (processes, >= 1)"
-            )
+        check_milp_options(entry.options)
+        method = entry.options.get("method", "auto")
+        workers = entry.options.get("workers")
         res = solve_community_milp(
             community,
             start=0,

@@ -98,3 +98,14 @@ def test_method_choice_and_bad_method() -> None:
     assert pf.choose_method(big, pf.EXACT_MAX_DEVICE_STEPS // 60 + 1) == "columns"
     with pytest.raises(ValueError, match="allowed: auto, exact, columns"):
         solve_community_milp(c, steps=EPISODE, method="admm")
+
+
+@pytest.mark.parametrize("options", ["{method: admm}", "{workers: 0}", "{threads_per_worker: 2}"])
+def test_bad_milp_options_are_bad_input(options: str) -> None:
+    from pathlib import Path
+
+    from gridmarl.config import ScenarioError, load_scenario
+
+    path = Path(__file__).resolve().parents[2] / "scenarios" / "community_50.yaml"
+    with pytest.raises(ScenarioError, match=r"controllers\[milp\].options: .*allowed keys"):
+        load_scenario(path, [f"controllers=[{{name: milp, options: {options}}}]"])
