@@ -566,9 +566,11 @@ def column_generation(
     pricer = Pricer(blocks, workers if len(blocks) >= 64 else 1)
     master = _Master(c, h, blocks)
     build_s = time.perf_counter() - t0
-    # first prices [$/kW per step]: the import price where the community imports without its
-    # devices, the feed-in price where it exports (the duals of the balance without devices)
-    lam0 = c.step_h * np.where(h.net_kw >= 0.0, h.price, h.feed_in)
+    # first prices [$/kW per step]: the balance duals of the community without its devices:
+    # the import price where it imports, the feed-in price where it exports, ± the transformer
+    # excess price where |net| exceeds the limit (item 7)
+    over = c.over_limit_usd_per_kwh * h.w * (np.abs(h.net_kw) > c.transformer_kw)
+    lam0 = c.step_h * np.where(h.net_kw >= 0.0, h.price + over, h.feed_in - over)
     history: list[tuple[float, float, float]] = []
     best_bound, best_lam = -math.inf, lam0
     rmp = math.inf
