@@ -55,7 +55,7 @@ from baselines_opt.community.horizon import Horizon, device_sets
 from gridmarl.energy.community import Community
 
 #: weight of the best dual point in the prices the devices see (Wentges smoothing) [-]
-SMOOTHING = float(os.environ.get("CG_ALPHA", 0.8))
+SMOOTHING = 0.8
 #: relative MIP gap of each heat-pump subproblem (its proven bound enters L(λ)) [-]
 HP_SUB_GAP = 1e-4
 #: share of the time limit for the rounds with relaxed heat pumps [-]
