@@ -109,3 +109,16 @@ def test_bad_milp_options_are_bad_input(options: str) -> None:
     path = Path(__file__).resolve().parents[2] / "scenarios" / "community_50.yaml"
     with pytest.raises(ScenarioError, match=r"controllers\[milp\].options: .*allowed keys"):
         load_scenario(path, [f"controllers=[{{name: milp, options: {options}}}]"])
+
+
+def test_mpc_reports_its_time_per_replan() -> None:
+    from baselines_opt.community import MPCController
+
+    c = rich_community()
+    ctrl = MPCController(horizon_h=4, replan_every=2)
+    _env_cost(c, ctrl)
+    assert len(ctrl.stats["step_s"]) == EPISODE // 2  # one re-plan every 2 steps
+    assert all(s > 0 for s in ctrl.stats["step_s"])
+    assert ctrl.timing().startswith("time per re-plan ") and f"over {EPISODE // 2} re-plans" in (
+        ctrl.timing()
+    )
