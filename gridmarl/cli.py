@@ -1,6 +1,8 @@
 """The ``gridmarl`` command line (Typer + rich).
 
-Exit codes: 0 success, 1 internal error, 2 bad input (scenario, flag, file), 130 interrupted.
+Exit codes: 0 success, 1 internal error, 2 bad input (scenario, flag, file), 3 partial
+(``simulate`` wrote its run folder but some controller or episode failed: the failed rows of
+``kpis.csv`` carry the error), 130 interrupted.
 A bad input prints one clear message naming the file, key and what is allowed — never a
 traceback (set ``GRIDMARL_DEBUG=1`` to see one for an internal error).
 """
@@ -170,6 +172,17 @@ def simulate(
     console.print(kpi_rich_table(result))
     if result.summary:
         console.print(result.summary)
+    failures = result.failures()
+    if failures:
+        from gridmarl.experiment import PARTIAL_EXIT_CODE
+
+        for f in failures:
+            err_console.print(f"[bold red]failed:[/bold red] {escape(f)}", highlight=False)
+        console.print(
+            f"[yellow]wrote[/yellow] {run_dir} with {len(failures)} failure(s) "
+            f"({time.perf_counter() - t0:.1f} s); exit code {PARTIAL_EXIT_CODE} (partial)"
+        )
+        raise typer.Exit(PARTIAL_EXIT_CODE)
     console.print(f"[green]wrote[/green] {run_dir}  ({time.perf_counter() - t0:.1f} s)")
 
 
@@ -441,7 +454,10 @@ def doctor() -> None:
 def main() -> None:
     """Console entry point: maps bad input to exit code 2 and hides tracebacks."""
     try:
-        app(standalone_mode=False)
+        # standalone_mode=False: click returns the code of a ``typer.Exit`` instead of exiting
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
     except (ScenarioError, UsageError) as exc:
         # escaped: keys such as controllers[matppo] are text, not rich markup
         err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)

@@ -8,7 +8,10 @@ streams of ``gridmarl.core.seeding``), ``simulate(scenario, console, seeds=None)
 optionally ``PAIRED_BASELINE = (kpi, controller)``: the summary then adds, per controller, the
 mean over episodes of ``kpi`` divided by that controller's ``kpi`` on the same episode.
 
-Every controller of the scenario runs on every part.  An *episode* is one window (a part
+Every controller of the scenario runs on every part, each part in isolation
+(``gridmarl.experiment.isolated``): a part that fails as a whole, or a controller that fails on
+one, is recorded (``SimulationResult.errors`` / the controller's ``error``) and the summary is
+taken over the episodes that ran.  An *episode* is one window (a part
 without a ``kpis_per_seed`` table) or one seed (the rows of the part's ``kpis_per_seed``
 table).  Entries labelled ``NAME@TAG`` (for example ``matppo@s7``, one per training seed) are
 summarised once more as ``NAME``: the mean over tags of each tag's mean over episodes, and the
@@ -24,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gridmarl.experiment import ControllerResult, SimulationResult
+from gridmarl.experiment import ControllerResult, SimulationResult, isolated
 
 SPLITS = ("evaluate", "validate", "dev", "test")
 
@@ -74,8 +77,15 @@ def episode_table(parts: list[tuple[SplitPart, SimulationResult]]) -> pd.DataFra
                 rows.append({"controller": ctrl, "part": part.label, "episode": seed, **rec})
         else:
             for c in res.controllers:
+                err = {"error": c.error} if c.error else {}
                 rows.append(
-                    {"controller": c.name, "part": part.label, "episode": part.label, **c.kpis}
+                    {
+                        "controller": c.name,
+                        "part": part.label,
+                        "episode": part.label,
+                        **c.kpis,
+                        **err,
+                    }
                 )
     return pd.DataFrame(rows)
 
@@ -178,10 +188,22 @@ def run_split(sim: Any, scenario: Any, split: str, console: Any = None) -> Simul
     if not parts:
         raise ScenarioError(f"{scenario.source}: the scenario defines no {split!r} episodes")
     done: list[tuple[SplitPart, SimulationResult]] = []
+    errors: list[str] = []
     for i, part in enumerate(parts):
         if console is not None:
             console.print(f"[bold]{split} part {i + 1}/{len(parts)}: {part.label}[/bold]")
-        done.append((part, sim.simulate(part.scenario, console=console, seeds=part.seeds)))
+        res, err = isolated(
+            lambda part=part: sim.simulate(part.scenario, console=console, seeds=part.seeds),
+            console,
+            part.label,
+        )
+        if res is None:  # the whole episode failed (e.g. its data): the others still count
+            errors.append(f"{split} part {part.label}: {err}")
+            continue
+        done.append((part, res))
+        errors += [f"{part.label}: {f}" for f in res.failures()]
+    if not done:
+        raise RuntimeError(f"every part of the {split!r} split failed: " + "; ".join(errors))
     headline = [k for k in done[0][1].headline if k != "wall_s"]
     episodes = episode_table(done)
     paired = getattr(sim, "PAIRED_BASELINE", None)
@@ -207,7 +229,21 @@ def run_split(sim: Any, scenario: Any, split: str, console: Any = None) -> Simul
                 kp[f"{k}_std_over_seeds"] = float(r["std_over_tags"])
         n_ep = int(summary[summary["controller"] == ctrl]["n"].max())
         wall = sum(c.wall_s for _, res in done for c in res.controllers if c.name == ctrl)
-        controllers.append(ControllerResult(ctrl, kp, wall_s=wall, notes=f"{n_ep} episodes"))
+        failed = [
+            f"{p.label}: {c.error}"
+            for p, res in done
+            for c in res.controllers
+            if c.name == ctrl and c.error
+        ]
+        controllers.append(
+            ControllerResult(
+                ctrl,
+                kp,
+                wall_s=wall,
+                notes=f"{n_ep} episodes" + (f", {len(failed)} failed" if failed else ""),
+                error="; ".join(failed),
+            )
+        )
     text = summary_markdown(summary, headline, split)
     text += "\n\n" + "\n\n".join(f"*{p.label}*: {r.summary}" for p, r in done if r.summary)
     return SimulationResult(
@@ -216,6 +252,7 @@ def run_split(sim: Any, scenario: Any, split: str, console: Any = None) -> Simul
         headline=headline,
         tables={"kpis_per_episode": episodes, "summary": summary},
         summary=text,
+        errors=[e for e in errors if not any(e.startswith(f"{p.label}: ") for p, _ in done)],
         extra_manifest={
             "split": split,
             "parts": [{"label": p.label, "seeds": p.seeds} for p, _ in done],

@@ -122,12 +122,21 @@ def comparison_markdown(result: SimulationResult) -> str:
     """``comparison.md``: summary, KPI table, per-controller notes."""
     sc = result.scenario
     parts = [f"# {sc.name}: controller comparison", ""]
+    failures = result.failures()
+    if failures:
+        parts += [
+            f"**Partial run: {len(failures)} failure(s)**; every other row and file was "
+            "written (details under Failures).",
+            "",
+        ]
     if result.summary:
         parts += [result.summary.strip(), ""]
     parts += [markdown_table(result.kpi_table()), ""]
     notes = [f"- **{c.name}**: {c.notes}" for c in result.controllers if c.notes]
     if notes:
         parts += ["## Notes", "", *notes, ""]
+    if failures:
+        parts += ["## Failures", "", *[f"- {f}" for f in failures], ""]
     parts += [
         f"Scenario `{sc.source}`, seed {sc.seed}. Files in this folder are described in "
         "`manifest.json`.",
@@ -182,9 +191,15 @@ def write_run(result: SimulationResult, out_root: str | Path = "runs") -> Path:
     extra = {
         "files": files + ["manifest.json"],
         "controllers": [
-            {"name": c.name, "wall_s": round(c.wall_s, 3), "notes": c.notes}
+            {
+                "name": c.name,
+                "wall_s": round(c.wall_s, 3),
+                "notes": c.notes,
+                **({"error": c.error} if c.error else {}),
+            }
             for c in result.controllers
         ],
+        "failures": result.failures(),
         **result.extra_manifest,
     }
     write_json(

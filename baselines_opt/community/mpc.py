@@ -8,6 +8,7 @@ solves.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -143,10 +144,30 @@ class MPCController(Controller):
             "gap": [],
             "fallbacks": 0,
             "solves": 0,
+            "step_s": [],
         }
 
     def _solve_from(self, t: int) -> None:
         """Solve the horizon starting at episode step ``t`` from the env's current state."""
+        t_step = time.perf_counter()
+        try:
+            self._solve_at(t)
+        finally:
+            self.stats["step_s"].append(time.perf_counter() - t_step)
+
+    def timing(self) -> str:
+        """Time per re-plan (parameter update, solve and decoding) for reports [s]."""
+        step = np.asarray(self.stats.get("step_s", []), np.float64)
+        if step.size == 0:
+            return "no re-plan timed"
+        solve = np.asarray(self.stats.get("solve_s", []), np.float64)
+        return (
+            f"time per re-plan {step.mean():.3f} s mean, {step.max():.3f} s max over "
+            f"{step.size} re-plans (HiGHS {solve.mean() if solve.size else math.nan:.3f} s "
+            f"mean), model build {self.stats.get('build_s', 0.0):.1f} s"
+        )
+
+    def _solve_at(self, t: int) -> None:
         env, mod = self._env, self._mod
         assert mod is not None
         c: Community = self._priced if self._priced is not None else env.community

@@ -31,7 +31,7 @@ import torch
 from baselines_opt.community.carbon import carbon_priced
 from baselines_opt.community.decomposition import decomposition_start
 from baselines_opt.community.exclusivity import lazy_battery, relax_exclusivity, solve_lazy
-from baselines_opt.community.horizon import build_horizon
+from baselines_opt.community.horizon import build_horizon, device_sets
 from baselines_opt.community.model import Model, build_model, decode_plan
 from baselines_opt.solve import (
     SolveOptions,
@@ -135,6 +135,95 @@ def _fix_integers(mod: Model) -> list:
     return [v for v, _ in fixed]
 
 
+def solve_by_columns(
+    community: Community,
+    start: int,
+    steps: int,
+    time_limit_s: float,
+    mip_gap: float,
+    initial_state: dict[str, Any] | None,
+    episode_start: bool,
+    workers: int | None = None,
+) -> CommunityMilpResult:
+    """The MILP by column generation per device (:mod:`~baselines_opt.community.column_generation`):
+    the incumbent it builds, accounted by the env's equations, and its Lagrangian bound."""
+    from baselines_opt.community.accounting import schedule_cost
+    from baselines_opt.community.column_generation import (
+        BOUND_METHOD,
+        column_generation,
+        decode_schedule,
+        make_blocks,
+    )
+
+    t0 = time.perf_counter()
+    h = build_horizon(community, start, steps, initial_state, episode_start)
+    res = column_generation(community, h, time_limit_s, gap=mip_gap, workers=workers)
+    blocks = make_blocks(community, h)  # cheap: the decoder reads their kinds and indices
+    plan = decode_schedule(community, h, blocks, res.schedule)
+    acc = schedule_cost(
+        community, plan["discrete"], plan["continuous"], start, initial_state, episode_start
+    )
+    objective = float(acc["cost_usd"].sum())
+    g = acc["grid_kw"]
+    gap = relative_gap(objective, res.bound)
+    solve_s = time.perf_counter() - t0 - res.build_s
+    status = "optimal" if gap <= mip_gap * (1 + 1e-6) + 1e-9 else "time_limit"
+    return CommunityMilpResult(
+        objective_usd=objective,
+        bound_usd=res.bound,
+        gap=gap,
+        status=status,
+        build_s=res.build_s,
+        solve_s=solve_s,
+        discrete=plan["discrete"],
+        continuous=plan["continuous"],
+        grid_kw=g,
+        import_kw=np.maximum(g, 0.0),
+        export_kw=np.maximum(-g, 0.0),
+        over_kw=np.maximum(np.abs(g) - community.transformer_kw, 0.0),
+        battery_kw=plan["battery_kw"],
+        ev_kw=plan["ev_kw"],
+        hp_kw=plan["hp_kw"],
+        battery_kwh=plan["battery_kwh"],
+        ev_kwh=plan["ev_kwh"],
+        theta_c=plan["theta_c"],
+        peak_kw=float(
+            max(np.maximum(g, 0.0).max(initial=0.0), (initial_state or {}).get("peak_kw", 0.0))
+        ),
+        start=start,
+        steps=steps,
+        message=(
+            f"column generation: {res.rounds} rounds, {res.columns} columns, master "
+            f"{res.rmp_objective:.6g}, bound {res.bound:.6g}, schedule {objective:.6g}"
+        ),
+        extra={
+            "method": "column_generation",
+            "bound_method": BOUND_METHOD,
+            "rounds": res.rounds,
+            "columns": res.columns,
+            "rmp_objective_usd": res.rmp_objective,
+            "clipped_kwh": float(acc["clipped_kw"].sum() * community.step_h),
+            "history": [list(map(float, r)) for r in res.history],
+        },
+    )
+
+
+#: "auto" solves the whole MILP with HiGHS up to this many device-steps (devices x steps; the
+#: week of 50 prosumers has 95 devices x 167 steps), by column generation above it [-]
+EXACT_MAX_DEVICE_STEPS = 20_000
+METHODS = ("auto", "exact", "columns")
+
+
+def choose_method(community: Community, steps: int) -> str:
+    """``exact`` (one HiGHS MILP) for a small model, ``columns`` (column generation) above
+    ``EXACT_MAX_DEVICE_STEPS``: the week's LP relaxation of 200 prosumers alone takes HiGHS
+    over a minute, and its branch and bound never closes."""
+    bat, hp, ev = device_sets(community)
+    return (
+        "exact" if (len(bat) + len(hp) + len(ev)) * steps <= EXACT_MAX_DEVICE_STEPS else "columns"
+    )
+
+
 def solve_community_milp(
     community: Community,
     start: int = 0,
@@ -147,8 +236,134 @@ def solve_community_milp(
     warm_start: bool = True,
     tee: bool = False,
     carbon_usd_per_kg: float = 0.0,
+    method: str = "auto",
+    workers: int | None = None,
 ) -> CommunityMilpResult:
-    """Solve the perfect-foresight MILP over span steps ``[start, start + steps)``.
+    """Solve the perfect-foresight MILP over span steps ``[start, start + steps)``; always
+    return a schedule.
+
+    ``method``: ``exact`` = the whole MILP with HiGHS (:func:`solve_exact`), ``columns`` =
+    column generation per device (:func:`solve_by_columns`, for hundreds of prosumers),
+    ``auto`` = :func:`choose_method`.  An answer always comes back: if the exact solve finds
+    no incumbent in its time limit, column generation answers in the time left (at least a
+    quarter of the limit); if that fails too, a feasible thermostat schedule
+    (:func:`fallback_schedule`) does, with status ``fallback``.  ``extra["method"]`` and
+    ``extra["bound_method"]`` say which method gave the schedule and the bound.  The other
+    arguments are those of :func:`solve_exact`; ``workers``: processes of column generation;
+    ``carbon_usd_per_kg``: carbon price c_CO2 [$/kg] in the objective of every method
+    (:mod:`~baselines_opt.community.carbon`): ``objective_usd`` then includes the carbon
+    charge, which the env does not bill.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method {method!r}; allowed: {', '.join(METHODS)}")
+    steps = community.steps - start - 1 if steps is None else int(steps)
+    if episode_start is None:
+        episode_start = initial_state is None
+    chosen = choose_method(community, steps) if method == "auto" else method
+    community = carbon_priced(community, carbon_usd_per_kg)  # objective term, carbon.py
+    t0 = time.perf_counter()
+    failures: list[str] = []
+    if chosen == "exact":
+        try:
+            return solve_exact(
+                community, start, steps, time_limit_s, mip_gap, threads, initial_state,
+                episode_start, warm_start, tee,
+            )  # fmt: skip
+        except SolverError as exc:
+            failures.append(f"exact: {exc}")
+    left = max(time_limit_s - (time.perf_counter() - t0), 0.25 * time_limit_s)
+    try:
+        res = solve_by_columns(
+            community, start, steps, left, mip_gap, initial_state, episode_start, workers
+        )
+        res.extra["failed_methods"] = failures
+        return res
+    except Exception as exc:  # noqa: BLE001 - the thermostat schedule still answers
+        failures.append(f"columns: {type(exc).__name__}: {exc}")
+    res = fallback_schedule(community, start, steps, initial_state, episode_start)
+    res.extra["failed_methods"] = failures
+    res.message = "fallback schedule; " + "; ".join(failures)
+    return res
+
+
+def fallback_schedule(
+    community: Community,
+    start: int,
+    steps: int,
+    initial_state: dict[str, Any] | None,
+    episode_start: bool,
+) -> CommunityMilpResult:
+    """A feasible schedule that needs no solver: batteries idle, EVs charged at full power
+    while present, heat pumps as a thermostat holding θ_lo from above (item 3); accounted by
+    the env's equations, with no bound (``bound_usd = -inf``)."""
+    from baselines_opt.community.accounting import schedule_cost
+    from baselines_opt.community.column_generation import decode_schedule, make_blocks, round_hp
+
+    t0 = time.perf_counter()
+    h = build_horizon(community, start, steps, initial_state, episode_start)
+    blocks = make_blocks(community, h)
+    T = h.T
+    xs = []
+    for blk in blocks:
+        if blk.kind == "battery":
+            e0 = float(blk.lp.row_lower_[0])
+            xs.append(np.concatenate([np.zeros(2 * T), np.full(T, e0)]))
+        elif blk.kind == "ev":
+            pres = h.ev_present[:, blk.k]
+            p = np.asarray(blk.lp.col_upper_[:T], np.float64)  # ev_kw · present
+            x = np.concatenate([p, np.zeros(T), np.zeros(blk.lp.num_col_ - 2 * T)])
+            x[:T] = np.where(pres, p, 0.0)
+            xs.append(x)
+        else:
+            target = np.full(T, blk.meta["lo"])
+            xs.append(round_hp(blk, np.concatenate([np.zeros(T), target, np.zeros(2 * T)])))
+    plan = decode_schedule(community, h, blocks, xs)
+    plan["battery_kwh"][:] = np.nan  # not tracked: the env's replay is the account
+    acc = schedule_cost(
+        community, plan["discrete"], plan["continuous"], start, initial_state, episode_start
+    )
+    g = acc["grid_kw"]
+    objective = float(acc["cost_usd"].sum())
+    return CommunityMilpResult(
+        objective_usd=objective,
+        bound_usd=-math.inf,
+        gap=math.inf,
+        status="fallback",
+        build_s=time.perf_counter() - t0,
+        solve_s=0.0,
+        discrete=plan["discrete"],
+        continuous=plan["continuous"],
+        grid_kw=g,
+        import_kw=np.maximum(g, 0.0),
+        export_kw=np.maximum(-g, 0.0),
+        over_kw=np.maximum(np.abs(g) - community.transformer_kw, 0.0),
+        battery_kw=plan["battery_kw"],
+        ev_kw=plan["ev_kw"],
+        hp_kw=plan["hp_kw"],
+        battery_kwh=plan["battery_kwh"],
+        ev_kwh=plan["ev_kwh"],
+        theta_c=plan["theta_c"],
+        peak_kw=float(np.maximum(g, 0.0).max(initial=0.0)),
+        start=start,
+        steps=steps,
+        extra={"method": "fallback", "bound_method": "none"},
+    )
+
+
+def solve_exact(
+    community: Community,
+    start: int = 0,
+    steps: int | None = None,
+    time_limit_s: float = 60.0,
+    mip_gap: float = 1e-3,
+    threads: int | None = None,
+    initial_state: dict[str, Any] | None = None,
+    episode_start: bool | None = None,
+    warm_start: bool = True,
+    tee: bool = False,
+) -> CommunityMilpResult:
+    """Solve the whole perfect-foresight MILP over span steps ``[start, start + steps)`` with
+    HiGHS (the strategy of the module docstring).
 
     Args:
         community: the data (its docstring is the model).
@@ -170,9 +385,6 @@ def solve_community_milp(
             limit); stop there if it is within ``mip_gap``, else hand the start to HiGHS.
             Without it HiGHS reaches only ~0.4 % on one day of 50 prosumers in a minute.
         tee: stream the HiGHS log.
-        carbon_usd_per_kg: carbon price c_CO2 [$/kg] in the objective
-            (:mod:`~baselines_opt.community.carbon`); ``objective_usd`` then includes the
-            carbon charge, which the env does not bill.
 
     Returns:
         The schedule, its cost and the solver's report.
@@ -182,7 +394,6 @@ def solve_community_milp(
         baselines_opt.solve.SolverError: no usable solution (e.g. nothing found in time).
     """
     steps = community.steps - start - 1 if steps is None else int(steps)
-    community = carbon_priced(community, carbon_usd_per_kg)  # objective term, carbon.py
     if episode_start is None:
         episode_start = initial_state is None
     t0 = time.perf_counter()
@@ -241,6 +452,13 @@ def solve_community_milp(
         status = rep.status if rep is not None else "time_limit"
         bound = max(bound, rep.bound if rep is not None else -math.inf)
         message = rep.message if rep is not None else "HiGHS found nothing better than the start"
+    bound_method = (
+        "HiGHS branch and bound"
+        if rep is not None and rep.bound >= bound - 1e-9 * max(1.0, abs(bound))
+        else "lagrangian per heat pump (LP duals)"
+    )
+    if lp_bound >= bound:
+        bound_method = "LP relaxation"
     bound = max(bound, lp_bound)
     # Polish: with the integers fixed, the LP makes every priced slack tight, so the reported
     # objective is exactly what the env charges for this schedule; battery binaries are added
@@ -295,6 +513,8 @@ def solve_community_milp(
         steps=steps,
         message=message,
         extra={
+            "method": "exact",
+            "bound_method": bound_method,
             "mip_objective_usd": rep.objective if rep is not None else math.nan,
             "start_objective_usd": start_obj,
             "lp_bound_usd": lp_bound,

@@ -18,6 +18,27 @@ from gridmarl.core.errors import ScenarioError
 Range = tuple[float, float]
 
 
+MILP_METHODS = ("auto", "exact", "columns")
+
+
+def check_milp_options(options: dict) -> None:
+    """``controllers[milp].options``: ``method`` (one of ``MILP_METHODS``) and ``workers``
+    (column-generation processes, an integer >= 1), nothing else.
+
+    Raises:
+        ScenarioError: naming the key and what is allowed.
+    """
+    extra = set(options) - {"method", "workers"}
+    method = options.get("method", "auto")
+    workers = options.get("workers", 1)
+    if extra or method not in MILP_METHODS or not (isinstance(workers, int) and workers >= 1):
+        raise ScenarioError(
+            f"controllers[milp].options: {dict(options)}; allowed keys: method "
+            f"({', '.join(MILP_METHODS)}), workers (an integer >= 1: column-generation "
+            "processes)"
+        )
+
+
 def _check_range(v: Range, lo: float | None = None, hi: float | None = None) -> Range:
     a, b = v
     if a > b:
@@ -431,6 +452,9 @@ class EnergyScenario(ScenarioBase):
         controllers and their checkpoints: ``gridmarl.config.check_controllers``)."""
         from gridmarl.energy.citylearn import SHIPPED_DATASETS, dataset_span, has_pricing
 
+        for entry in self.controllers:  # bad MILP options are bad input (exit 2), found early
+            if entry.name == "milp":
+                check_milp_options(entry.options)
         name = self.community.dataset
         folder = self.dataset_dir()
         if name not in SHIPPED_DATASETS and not folder.is_dir():

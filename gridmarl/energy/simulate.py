@@ -2,11 +2,16 @@
 window, accounted by the same env, compared with the perfect-foresight MILP.
 
 Headline KPI: **share of optimal savings captured** = (C_no_control − C) / (C_no_control −
-C_milp).  Beside it, two columns that flatter a controller less (docs/protocol.md): **cost ÷
-MILP cost** (``cost_vs_milp``) and the **share of the rule_based → MILP gap closed**
-((C_rule_based − C) / (C_rule_based − C_milp), ``rule_gap_closed_pct``).  ``no_control``,
-``rule_based`` and ``milp`` are always run as references (reported only if the scenario lists
-them) so the three are always defined when the MILP solves.
+C_milp), against the MILP's best schedule; ``share_basis`` says whether that schedule is the
+``optimum`` (gap closed) or only the ``incumbent`` at the time limit, and
+``share_vs_bound_pct`` measures the same share against the MILP's proven lower bound (the
+true share lies between the two).  Beside it, two columns that flatter a controller less
+(docs/protocol.md): **cost ÷ MILP cost** (``cost_vs_milp``) and the **share of the
+rule_based → MILP gap closed** ((C_rule_based − C) / (C_rule_based − C_milp),
+``rule_gap_closed_pct``).  ``no_control``, ``rule_based`` and ``milp`` are always run as
+references (reported only if the scenario lists them) so the three are always defined when the
+MILP solves.  Each controller runs in isolation (``gridmarl.experiment.isolated``): one that
+fails becomes a row with its error and NaN KPIs.
 """
 
 from __future__ import annotations
@@ -23,12 +28,19 @@ from gridmarl.config import ControllerEntry, resolve_path
 from gridmarl.core.controller import Controller
 from gridmarl.core.errors import ScenarioError
 from gridmarl.core.types import PolicyShape
-from gridmarl.experiment import ControllerResult, SimulationResult, run_episode
+from gridmarl.experiment import (
+    ControllerResult,
+    SimulationResult,
+    failed_result,
+    isolated,
+    run_episode,
+)
 
 HEADLINE = [
     "cost_usd",
     "savings_vs_no_control_usd",
     "share_of_optimal_savings_pct",
+    "share_vs_bound_pct",
     "cost_vs_milp",
     "rule_gap_closed_pct",
     "peak_import_kw",
@@ -62,6 +74,15 @@ def reference_gap_warning(gap: float, name: str = "the MILP") -> str:
         "share of optimal savings is measured against that incumbent; raise its time_limit_s "
         "or run on a less busy machine."
     )
+
+
+def share_basis(milp_info: dict[str, Any], solved: bool) -> str:
+    """What the share of optimal savings is measured against: ``optimum`` (the MILP closed its
+    gap to ``mip_gap``), ``incumbent`` (its best feasible schedule at the time limit, gap not
+    closed: shares are then upper estimates) or ``n/a`` (the MILP gave no schedule)."""
+    if not solved:
+        return "n/a"
+    return "optimum" if milp_info.get("status") == "optimal" else "incumbent"
 
 
 def forecast_steps(scenario: Any) -> int:
@@ -135,8 +156,12 @@ def build_controller(
         return RuleBased(), "", {}
     if name == "milp":
         from baselines_opt.community import solve_community_milp
+        from gridmarl.energy.config import check_milp_options
 
         carbon = carbon_option(entry, community)
+        check_milp_options(entry.options)
+        method = entry.options.get("method", "auto")
+        workers = entry.options.get("workers")
         res = solve_community_milp(
             community,
             start=0,
@@ -145,6 +170,8 @@ def build_controller(
             mip_gap=entry.mip_gap if entry.mip_gap is not None else 1e-3,
             threads=entry.threads,
             carbon_usd_per_kg=carbon,
+            method=method,
+            workers=None if workers is None else int(workers),
         )
         info = {
             "status": res.status,
@@ -153,14 +180,18 @@ def build_controller(
             "gap": res.gap,
             "build_s": res.build_s,
             "solve_s": res.solve_s,
+            "method": res.extra.get("method"),
+            "bound_method": res.extra.get("bound_method"),
+            **{k: res.extra[k] for k in ("rounds", "columns", "failed_methods") if k in res.extra},
         }
         if carbon:
             info["carbon_usd_per_kg"] = carbon
         notes = (
             (f"carbon priced at {carbon:g} $/kg in the objective; " if carbon else "")
-            + f"perfect-foresight MILP, status {res.status}, objective {res.objective_usd:.4f}"
-            f" $, best bound {res.bound_usd:.4f} $, gap {100 * res.gap:.3f} %, build "
-            f"{res.build_s:.1f} s, solve {res.solve_s:.1f} s"
+            + f"perfect-foresight MILP ({info['method']}), status {res.status}, objective "
+            f"{res.objective_usd:.4f} $, best bound {res.bound_usd:.4f} $ "
+            f"({info['bound_method']}), gap {100 * res.gap:.3f} %, build {res.build_s:.1f} s, "
+            f"solve {res.solve_s:.1f} s"
         )
         return res.to_controller(entry.display_name), notes, info
     if name == "mpc":
@@ -247,56 +278,76 @@ def simulate(
 
     runs: list[tuple[ControllerEntry, bool, dict[str, Any]]] = []
     for entry in refs + entries:
-        env = make_eval_env(scenario, community)
         t0 = time.perf_counter()
         say(f"running {entry.display_name} …")
-        if id(entry) in learned:
-            ctrl, notes, info = learned[id(entry)]
-        else:
-            ctrl, notes, info = build_controller(entry, scenario, community, env)
-        records, _ = run_episode(env, ctrl, seed=scenario.seed)
-        comm = env.community_records()
-        wall = time.perf_counter() - t0
-        k = community_kpis(records, comm, scenario.window.step_h)
-        runs.append(
-            (
-                entry,
-                entry in entries,
-                {
-                    "kpis": k,
-                    "records": records,
-                    "comm": comm,
-                    "wall": wall,
-                    "notes": notes,
-                    "info": info,
-                },
-            )
-        )
+
+        def run_one(entry: ControllerEntry = entry, t0: float = t0) -> dict[str, Any]:
+            env = make_eval_env(scenario, community)
+            if id(entry) in learned:
+                ctrl, notes, info = learned[id(entry)]
+            else:
+                ctrl, notes, info = build_controller(entry, scenario, community, env)
+            records, _ = run_episode(env, ctrl, seed=scenario.seed)
+            comm = env.community_records()
+            timing = getattr(ctrl, "timing", None)
+            if callable(timing):  # MPC: its time per re-plan
+                notes = f"{notes}; {timing()}"
+                info = {**info, "step_s_mean": float(np.mean(ctrl.stats.get("step_s") or [0.0]))}
+            return {
+                "kpis": community_kpis(records, comm, scenario.window.step_h),
+                "records": records,
+                "comm": comm,
+                "wall": time.perf_counter() - t0,
+                "notes": notes,
+                "info": info,
+            }
+
+        r, err = isolated(run_one, console, entry.display_name)
+        if r is None:
+            r = {"error": err, "wall": time.perf_counter() - t0, "info": {}, "notes": ""}
+        runs.append((entry, entry in entries, r))
 
     by_name = {e.name: r for e, _, r in runs if not e.options.get("carbon_usd_per_kg")}
-    c_nc = by_name["no_control"]["kpis"]["cost_usd"]
-    c_milp = by_name["milp"]["kpis"]["cost_usd"]
-    c_rule = by_name["rule_based"]["kpis"]["cost_usd"]
+
+    def ref_cost(name: str) -> float:
+        return by_name[name]["kpis"]["cost_usd"] if "kpis" in by_name[name] else math.nan
+
+    c_nc, c_milp, c_rule = ref_cost("no_control"), ref_cost("milp"), ref_cost("rule_based")
     milp_info = by_name["milp"]["info"]
+    basis = share_basis(milp_info, "kpis" in by_name["milp"])
 
     results: list[ControllerResult] = []
     tables: dict[str, pd.DataFrame] = {}
+    kpi_names: list[str] = []
+    for _, _, r in runs:
+        if "kpis" in r:
+            kpi_names = [*HEADLINE[:6], *(k for k in r["kpis"] if k != "cost_usd"), "wall_s"]
+            break
     for entry, shown, r in runs:
         if not shown:
+            continue
+        label = entry.display_name
+        if "kpis" not in r:
+            results.append(failed_result(label, r["error"], kpi_names, r["wall"]))
             continue
         k = r["kpis"]
         share = share_of_optimal_savings(c_nc, k["cost_usd"], c_milp)
         closed = share_of_optimal_savings(c_rule, k["cost_usd"], c_milp)
+        bound = milp_info.get("bound_usd", math.nan)
+        share_lo = (
+            share_of_optimal_savings(c_nc, k["cost_usd"], bound) if basis != "n/a" else math.nan
+        )
         kpis = {
             "cost_usd": k["cost_usd"],
             "savings_vs_no_control_usd": c_nc - k["cost_usd"],
             "share_of_optimal_savings_pct": 100 * share,
+            "share_vs_bound_pct": 100 * share_lo,
             "cost_vs_milp": k["cost_usd"] / c_milp if c_milp > 0 else math.nan,
             "rule_gap_closed_pct": 100 * closed,
             **{key: v for key, v in k.items() if key != "cost_usd"},
             "wall_s": r["wall"],
+            "share_basis": basis,
         }
-        label = entry.display_name
         results.append(
             ControllerResult(
                 label,
@@ -308,28 +359,47 @@ def simulate(
         )
         tables[f"community_{label}"] = r["comm"]
 
-    optimal_ok = all(c.kpis["cost_usd"] >= c_milp - 1e-6 * max(1.0, abs(c_milp)) for c in results)
+    optimal_ok = all(
+        c.kpis["cost_usd"] >= c_milp - 1e-6 * max(1.0, abs(c_milp)) for c in results if not c.error
+    )
     summary = (
         f"Evaluation window {scenario.window.evaluate.start} + "
         f"{scenario.window.evaluate.days} d, {community.n} prosumers. "
         f"no_control costs {c_nc:.2f} $, rule_based {c_rule:.2f} $, the MILP optimum "
         f"{c_milp:.2f} $ "
-        f"(status {milp_info.get('status')}, gap {100 * milp_info.get('gap', float('nan')):.3f} %)."
+        f"(status {milp_info.get('status')}, gap {100 * milp_info.get('gap', float('nan')):.3f} %"
+        f"{', bound by ' + milp_info['bound_method'] if milp_info.get('bound_method') else ''})."
+        f" Shares of optimal savings are measured against the MILP's {basis}"
+        f"{' (proven optimal within its gap)' if basis == 'optimum' else ''}."
     )
     summary += reference_gap_warning(milp_info.get("gap", 0.0))
+    failed_refs = [n for n in ("no_control", "rule_based", "milp") if "kpis" not in by_name[n]]
+    if failed_refs:
+        summary += (
+            f" The reference(s) {', '.join(failed_refs)} failed (see Failures): the KPIs "
+            "relative to them are n/a."
+        )
     if not optimal_ok:
         summary += (
             " Note: a controller cost less than the MILP's incumbent as the env accounts "
             "it; the MILP stopped before optimality (see its gap)."
         )
-    figures = _figures(scenario, runs, community)
+    errors = [
+        f"{e.display_name} (reference, not listed in the scenario): {r['error']}"
+        for e, shown, r in runs
+        if not shown and "error" in r
+    ]
+    figures, fig_err = isolated(lambda: _figures(scenario, runs, community), console, "figures")
+    if fig_err:
+        errors.append(f"figures: {fig_err}")
     return SimulationResult(
         scenario=scenario,
         controllers=results,
         headline=HEADLINE,
         tables=tables,
-        figures=figures,
+        figures=figures or {},
         summary=summary,
+        errors=errors,
         extra_manifest={
             "milp": milp_info,
             "no_control_cost_usd": c_nc,
@@ -345,7 +415,10 @@ def _figures(scenario: Any, runs: list, community: Any) -> dict[str, Any]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    runs = [(e, s, r) for e, s, r in runs if "comm" in r]
     shown = [(e, r) for e, s, r in runs if s]
+    if not runs:
+        return {}
     fig, ax = plt.subplots(figsize=(11, 4.5))
     for e, r in shown:
         comm = r["comm"]

@@ -23,7 +23,13 @@ from gridmarl.config import ControllerEntry, resolve_path
 from gridmarl.core.controller import Controller
 from gridmarl.core.errors import ScenarioError
 from gridmarl.core.types import PolicyShape
-from gridmarl.experiment import ControllerResult, SimulationResult, run_episode
+from gridmarl.experiment import (
+    ControllerResult,
+    SimulationResult,
+    failed_result,
+    isolated,
+    run_episode,
+)
 from gridmarl.routing.config import RoutingScenario
 from gridmarl.routing.env import RoutingEnv, rates_from_profile
 from gridmarl.routing.kpis import (
@@ -212,24 +218,45 @@ def simulate(
     for entry in scenario.controllers:
         name = entry.display_name
         say(f"routing: {name} on {topo.name} ({topo.n_routers} routers), seeds {seeds}")
-        ctrl, note, setup_s = build_controller(entry, topo, scenario)
-        rows, wall, link = [], setup_s, np.zeros(topo.n_links)
+        t0 = time.perf_counter()
+        built, err = isolated(
+            lambda entry=entry: build_controller(entry, topo, scenario), console, name
+        )
+        if built is None:
+            results.append(failed_result(name, err, _kpi_names(), time.perf_counter() - t0))
+            continue
+        ctrl, note, setup_s = built
+        rows, wall, link, failed, ran = [], setup_s, np.zeros(topo.n_links), [], 0
         for seed in seeds:
-            env = make_env(scenario, topo, seed=seed, rates=rates)
-            _, w = run_episode(env, ctrl, seed=seed)
+
+            def episode(ctrl: Any = ctrl, seed: int = seed):
+                env = make_env(scenario, topo, seed=seed, rates=rates)
+                _, w = run_episode(env, ctrl, seed=seed)
+                return env, w, episode_kpis(env)
+
+            out, err = isolated(episode, console, f"{name} seed {seed}")
+            if out is None:
+                failed.append(f"seed {seed}: {err}")
+                per_seed.append({"controller": name, "seed": seed, "error": err})
+                continue
+            env, w, ep = out
             wall += w
-            ep = episode_kpis(env)
             rows += ep
+            ran += 1
             per_seed += [{"controller": name, "seed": seed, **k} for k in ep]
             link += env.link_packets()[0].cpu().numpy() / env.episode_len
-        loads[name] = link / len(seeds)
+        if not rows:
+            results.append(failed_result(name, "; ".join(failed), _kpi_names(), wall))
+            continue
+        loads[name] = link / ran
         results.append(
             ControllerResult(
                 name=name,
                 kpis=summarise(rows),
                 tables={f"next_hop_{name}": ctrl.table(topo)},
                 wall_s=wall,
-                notes=note,
+                notes=note + (f"; mean over the {ran} seeds that ran" if failed else ""),
+                error="; ".join(failed),
             )
         )
     summary = _summary(topo, scenario, seeds, results)
@@ -249,6 +276,11 @@ def simulate(
             "topology_notes": list(topo.notes),
         },
     )
+
+
+def _kpi_names() -> list[str]:
+    """The KPI columns of a routing row (``summarise``'s keys), for a failed controller."""
+    return [*KPI_ORDER, *(f"{n}_std" for n in KPI_ORDER)]
 
 
 def _summary(

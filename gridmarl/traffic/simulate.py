@@ -30,7 +30,13 @@ import pandas as pd
 from gridmarl.config import ControllerEntry, resolve_path
 from gridmarl.core.controller import Controller
 from gridmarl.core.errors import ScenarioError
-from gridmarl.experiment import ControllerResult, SimulationResult, run_episode
+from gridmarl.experiment import (
+    ControllerResult,
+    SimulationResult,
+    failed_result,
+    isolated,
+    run_episode,
+)
 from gridmarl.traffic.config import TrafficScenario
 from gridmarl.traffic.env import TrafficEnv
 from gridmarl.traffic.install import cityflow_build
@@ -192,10 +198,20 @@ def simulate(
         for entry in entries:
             label = entry.display_name
             rows, plan, t0 = [], None, time.perf_counter()
+            failed: list[str] = []
             for seed in seeds:
-                ctrl = build_controller(entry, env, seed)
-                rec, wall = run_episode(env, ctrl, seed=seed)
-                k = env.episode_kpis()[0]
+
+                def episode(entry: ControllerEntry = entry, seed: int = seed):
+                    ctrl = build_controller(entry, env, seed)
+                    rec, wall = run_episode(env, ctrl, seed=seed)
+                    return rec, wall, env.episode_kpis()[0]
+
+                out, err = isolated(episode, console, f"{label} seed {seed}")
+                if out is None:
+                    failed.append(f"seed {seed}: {err}")
+                    per_seed.append({"controller": label, "seed": seed, "error": err})
+                    continue
+                rec, wall, k = out
                 rows.append(k)
                 per_seed.append({"controller": label, "seed": seed, **k, "wall_s": wall})
                 _log(
@@ -209,6 +225,12 @@ def simulate(
                         ["time_s", "intersection", "phase"]
                     ].reset_index(drop=True)
                     queues[label] = rec.groupby("time_s")["halting_veh"].mean()
+            if not rows:
+                names = list(KPI_NAMES) + [f"{key}_std" for key in KPI_NAMES]
+                results.append(
+                    failed_result(label, "; ".join(failed), names, time.perf_counter() - t0)
+                )
+                continue
             arr = {key: np.array([r[key] for r in rows]) for key in rows[0]}
             kpis = {key: float(arr[key].mean()) for key in KPI_NAMES}
             kpis.update(
@@ -231,6 +253,8 @@ def simulate(
                 warnings.append(low)
                 notes += f"; **{low}**"
                 _log(console, f"[bold red]warning:[/bold red] {low}")
+            if failed:
+                notes += f"; mean over the {len(rows)} seeds that ran"
             results.append(
                 ControllerResult(
                     name=label,
@@ -238,6 +262,7 @@ def simulate(
                     tables={f"signal_plan_{label}": plan},
                     wall_s=time.perf_counter() - t0,
                     notes=notes,
+                    error="; ".join(failed),
                 )
             )
     finally:
