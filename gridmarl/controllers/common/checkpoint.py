@@ -10,7 +10,7 @@ that: :func:`learner_state` (the fields every learner's checkpoint starts with),
 :func:`save_learner` (the file, written atomically, and its sidecar JSON),
 :func:`check_learner_checkpoint` (format, shapes, readable hyper-parameters),
 :func:`check_same_config` and :func:`restore_progress` (in ``load``) and
-:class:`CheckpointedLearner` (``progress`` and ``from_checkpoint``).
+:class:`CheckpointedLearner` (``progress``, ``check_checkpoint``, ``from_checkpoint``).
 """
 
 from __future__ import annotations
