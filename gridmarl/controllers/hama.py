@@ -37,11 +37,10 @@ class with the HGAT replaced by an MLP over the raw view in fixed slots.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -49,7 +48,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gridmarl.controllers.common.checkpoint import check_compatible, read_checkpoint
+from gridmarl.controllers.common.checkpoint import (
+    CheckpointedLearner,
+    check_same_config,
+    learner_state,
+    plain_meta,
+    restore_progress,
+    save_learner,
+)
 from gridmarl.controllers.common.hgat import (
     HGAT,
     Attention,
@@ -57,15 +63,15 @@ from gridmarl.controllers.common.hgat import (
     gumbel_softmax_st,
     two_layer,
 )
+from gridmarl.controllers.common.options import reject_unknown_options
 from gridmarl.controllers.common.replay import ReplayBuffer, Transitions
 from gridmarl.controllers.common.views import NeighborView
 from gridmarl.core.controller import Trainable
 from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.errors import ScenarioError
-from gridmarl.core.io import atomic_write
-from gridmarl.core.learner import Progress, TrainingLogger, run
+from gridmarl.core.learner import TrainingLogger, run
 from gridmarl.core.seeding import make_generator, stream_seed
-from gridmarl.core.types import Action, AgentSpec, Observation, PolicyShape
+from gridmarl.core.types import Action, AgentSpec, Observation
 
 SHAPE_FIELDS = (
     "local_dim",
@@ -124,13 +130,7 @@ class HAMAConfig:
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> HAMAConfig:
         """Build from a mapping, rejecting unknown names with the list of allowed ones."""
-        names = {f.name for f in fields(cls)}
-        bad = sorted(set(options) - names)
-        if bad:
-            raise ScenarioError(
-                f"train.options: unknown HAMA / MADDPG option(s) {', '.join(bad)}; "
-                f"allowed: {', '.join(sorted(names))}"
-            )
+        reject_unknown_options(cls, options, "HAMA / MADDPG")
         cfg = cls(**options)
         if cfg.reward not in ("agent", "team"):
             raise ScenarioError(f"train.options.reward: {cfg.reward!r}; allowed: agent, team")
@@ -232,7 +232,7 @@ class GroupNets(nn.Module):
         return out, (Attention(alpha, beta) if alpha is not None and beta is not None else None)
 
 
-class HAMA(Trainable):
+class HAMA(CheckpointedLearner, Trainable):
     """HAMA learner (the ``core.learner.Learner`` protocol; see the module docstring).
 
     Args:
@@ -324,10 +324,6 @@ class HAMA(Trainable):
         return Action(discrete=k.to(out_device), continuous=u.to(out_device, out_dtype))
 
     # -- learning -------------------------------------------------------------------------------
-    def progress(self) -> Progress:
-        """Agent-steps collected and gradient steps done."""
-        return Progress(agent_steps=self.agent_steps, updates=self.updates)
-
     def _make_buffer(self, spec: AgentSpec) -> ReplayBuffer:
         row = ReplayBuffer(spec, 1, device="cpu").nbytes
         cap = min(self.cfg.buffer_size, max(1, self.cfg.max_buffer_mb * 2**20 // row))
@@ -506,17 +502,16 @@ class HAMA(Trainable):
         """Everything a checkpoint holds (tensors and plain values).  The replay buffer is not
         saved (it can take gigabytes): a resumed run refills it before learning again."""
         return {
-            "format": self.checkpoint_format,
-            "config": asdict(self.cfg),
-            "shapes": {f: int(getattr(self.spec, f)) for f in SHAPE_FIELDS},
-            "structure": self._extra_shapes(),
-            "n_agents": self.spec.n_agents,
-            "forecast_len": self.spec.forecast_len,
-            "action_prior": list(self.spec.action_prior),
-            "local_features": list(self.spec.local_features),
-            "seed": self.seed,
-            "agent_steps": self.agent_steps,
-            "updates": self.updates,
+            **learner_state(
+                self.checkpoint_format,
+                self.cfg,
+                self.spec,
+                SHAPE_FIELDS,
+                self.seed,
+                self.agent_steps,
+                self.updates,
+                structure=self._extra_shapes(),
+            ),
             "actor": self.actor.state_dict(),
             "critic": self.critic.state_dict(),
             "target_actor": self.target_actor.state_dict(),
@@ -525,33 +520,12 @@ class HAMA(Trainable):
             "actor_opt": self.actor_opt.state_dict(),
             "critic_opt": self.critic_opt.state_dict(),
             "rng": {"explore": self.explore_gen.get_state(), "sample": self.sample_gen.get_state()},
-            "meta": json.loads(json.dumps(self.meta, default=str)),
+            "meta": plain_meta(self.meta),
         }
 
     def save(self, path: str | Path) -> None:
         """Write the checkpoint atomically, then its sidecar JSON (``path`` with ``.json``)."""
-        from gridmarl.core.io import write_json
-
-        path = Path(path)
-        state = self.state()
-        atomic_write(path, lambda p: torch.save(state, p))
-        write_json(
-            path.with_suffix(".json"),
-            {
-                "format": self.checkpoint_format,
-                "controller": self.name,
-                "file": path.name,
-                "seed": self.seed,
-                "agent_steps": self.agent_steps,
-                "updates": self.updates,
-                "shapes": state["shapes"],
-                "structure": state["structure"],
-                "forecast_len": self.spec.forecast_len,
-                "n_agents": self.spec.n_agents,
-                "config": state["config"],
-                **self.meta,
-            },
-        )
+        save_learner(path, self.state(), self.name, self.meta, sidecar_fields=("structure",))
 
     def load(self, path: str | Path, scenario_hash: str | None = None) -> None:
         """Read a checkpoint (``torch.load(weights_only=True)``) into this learner.
@@ -566,11 +540,7 @@ class HAMA(Trainable):
                 f"{path}: checkpoint structure {state['structure']} does not fit this env "
                 f"({self._extra_shapes()}): the number of agent groups or the view differs"
             )
-        if asdict(HAMAConfig(**state["config"])) != asdict(self.cfg):
-            raise ScenarioError(
-                f"{path}: checkpoint hyper-parameters differ from this controller's; build it "
-                f"with {type(self).__name__}.from_checkpoint"
-            )
+        check_same_config(path, state, self)
         try:
             for name in ("actor", "critic", "target_actor", "target_critic"):
                 getattr(self, name).load_state_dict(state[name])
@@ -581,34 +551,19 @@ class HAMA(Trainable):
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.explore_gen.set_state(state["rng"]["explore"].cpu())
         self.sample_gen.set_state(state["rng"]["sample"].cpu())
-        self.agent_steps = int(state["agent_steps"])
-        self.updates = int(state["updates"])
-        self.meta = dict(state.get("meta", {}))
+        restore_progress(self, state)
 
     @classmethod
-    def check_checkpoint(
-        cls,
-        path: str | Path,
-        spec: AgentSpec | PolicyShape,
-        scenario_hash: str | None = None,
-    ) -> dict[str, Any]:
-        """Read a checkpoint safely and refuse it unless it is this controller's and fits
-        ``spec`` (an env's spec or a scenario's shape).
-
-        Raises:
-            ScenarioError: naming the file and what does not match.
-        """
-        state = read_checkpoint(path, cls.checkpoint_format, cls.title)
-        check_compatible(state, spec, SHAPE_FIELDS, path, scenario_hash)
-        try:
-            HAMAConfig(**state["config"])
-            int(state["seed"])
-            dict(state["structure"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ScenarioError(
-                f"{path}: damaged {cls.title} checkpoint ({type(exc).__name__}: {str(exc)[:200]})"
-            ) from None
-        return state
+    def checkpoint_checks(cls) -> dict[str, Any]:
+        """What ``check_checkpoint`` requires of this controller's checkpoints."""
+        return {
+            "fmt": cls.checkpoint_format,
+            "what": cls.title,
+            "config_class": HAMAConfig,
+            "shape_fields": SHAPE_FIELDS,
+            "dict_keys": ("structure",),
+            "unreadable": "",
+        }
 
     @classmethod
     def from_checkpoint(
@@ -621,7 +576,4 @@ class HAMA(Trainable):
     ) -> HAMA:
         """A learner built with the checkpoint's hyper-parameters and loaded from it
         (``spec.n_agents`` may differ: the actor is shared within each group)."""
-        state = cls.check_checkpoint(path, spec, scenario_hash)
-        ctrl = cls(spec, HAMAConfig(**state["config"]), device, int(state["seed"]), view)
-        ctrl.load(path, scenario_hash)
-        return ctrl
+        return super().from_checkpoint(path, spec, device, scenario_hash, view=view)

@@ -53,10 +53,9 @@ attends to every other agent and to the global token.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -65,7 +64,16 @@ import torch
 from torch import Tensor, nn
 
 from gridmarl.controllers.common.buffer import ActorBatch, CriticBatch, RolloutBuffer
-from gridmarl.controllers.common.checkpoint import check_compatible, read_checkpoint
+from gridmarl.controllers.common.checkpoint import (
+    CheckpointedLearner,
+    check_compatible,
+    check_same_config,
+    learner_state,
+    plain_meta,
+    read_checkpoint,
+    restore_progress,
+    save_learner,
+)
 from gridmarl.controllers.common.distributed import DataParallel, LossModule
 from gridmarl.controllers.common.distributions import HybridDistribution, env_continuous
 from gridmarl.controllers.common.gae import compute_gae
@@ -76,14 +84,13 @@ from gridmarl.controllers.common.layers import (
     orthogonal_init,
 )
 from gridmarl.controllers.common.normalizers import RunningMeanStd, ValueNorm
+from gridmarl.controllers.common.options import reject_unknown_options
 from gridmarl.controllers.common.rollout import RolloutStats, collect_rollout
 from gridmarl.core.controller import Trainable
 from gridmarl.core.env import MultiAgentEnv
-from gridmarl.core.errors import ScenarioError
-from gridmarl.core.io import atomic_write
-from gridmarl.core.learner import Progress, TrainingLogger, run
+from gridmarl.core.learner import TrainingLogger, run
 from gridmarl.core.seeding import make_generator, stream_seed
-from gridmarl.core.types import Action, AgentSpec, Observation, PolicyShape
+from gridmarl.core.types import Action, AgentSpec, Observation
 
 CHECKPOINT_FORMAT = "gridmarl.matppo/1"
 #: spec fields whose value fixes a weight shape (``n_agents`` and ``forecast_len`` do not; a
@@ -163,13 +170,7 @@ class MATPPOConfig:
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> MATPPOConfig:
         """Build from a mapping, rejecting unknown names with the list of allowed ones."""
-        names = {f.name for f in fields(cls)}
-        bad = sorted(set(options) - names)
-        if bad:
-            raise ScenarioError(
-                f"train.options: unknown MATPPO option(s) {', '.join(bad)}; "
-                f"allowed: {', '.join(sorted(names))}"
-            )
+        reject_unknown_options(cls, options, "MATPPO")
         return cls(**options)
 
 
@@ -304,7 +305,7 @@ class Critic(nn.Module):
         return self.head(out[:, :-1]).squeeze(-1)  # one value per agent [M, N]
 
 
-class MATPPO(Trainable):
+class MATPPO(CheckpointedLearner, Trainable):
     """Multi-agent PPO with a shared hybrid LSTM actor and a Transformer critic.
 
     Args:
@@ -419,10 +420,6 @@ class MATPPO(Trainable):
         return self.value_norm.denormalize(v) if self.cfg.value_norm else v
 
     # -- learning -------------------------------------------------------------------------------
-    def progress(self) -> Progress:
-        """Agent-steps and PPO updates so far."""
-        return Progress(agent_steps=self.agent_steps, updates=self.updates)
-
     def collect(self, env: MultiAgentEnv, budget: int) -> PPOBatch:
         """One rollout of ``rollout_steps`` steps on ``env`` (a new env is reset first; its
         episodes continue across calls), sampled with this update's schedules: the learning
@@ -614,48 +611,26 @@ class MATPPO(Trainable):
     def state(self) -> dict[str, Any]:
         """Everything a checkpoint holds (tensors and plain Python values only)."""
         return {
-            "format": CHECKPOINT_FORMAT,
-            "config": asdict(self.cfg),
-            "shapes": {f: int(getattr(self.spec, f)) for f in SHAPE_FIELDS},
-            "n_agents": self.spec.n_agents,
-            "forecast_len": self.spec.forecast_len,
-            "action_prior": list(self.spec.action_prior),
-            "local_features": list(self.spec.local_features),
-            "seed": self.seed,
-            "agent_steps": self.agent_steps,
-            "updates": self.updates,
+            **learner_state(
+                CHECKPOINT_FORMAT,
+                self.cfg,
+                self.spec,
+                SHAPE_FIELDS,
+                self.seed,
+                self.agent_steps,
+                self.updates,
+            ),
             "actor": self.actor.state_dict(),
             "critic": self.critic.state_dict(),
             "value_norm": self.value_norm.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "rng": {"sample": self.sample_gen.get_state(), "shuffle": self.shuffle_gen.get_state()},
-            # plain JSON types only, so that weights_only loading accepts it
-            "meta": json.loads(json.dumps(self.meta, default=str)),
+            "meta": plain_meta(self.meta),
         }
 
     def save(self, path: str | Path) -> None:
         """Write the checkpoint atomically, then its sidecar JSON (``path`` with ``.json``)."""
-        from gridmarl.core.io import write_json
-
-        path = Path(path)
-        state = self.state()
-        atomic_write(path, lambda p: torch.save(state, p))
-        write_json(
-            path.with_suffix(".json"),
-            {
-                "format": CHECKPOINT_FORMAT,
-                "controller": self.name,
-                "file": path.name,
-                "seed": self.seed,
-                "agent_steps": self.agent_steps,
-                "updates": self.updates,
-                "shapes": state["shapes"],
-                "forecast_len": self.spec.forecast_len,
-                "n_agents": self.spec.n_agents,
-                "config": state["config"],
-                **self.meta,
-            },
-        )
+        save_learner(path, self.state(), self.name, self.meta)
 
     def load(self, path: str | Path, scenario_hash: str | None = None) -> None:
         """Read a checkpoint with ``torch.load(weights_only=True)``.
@@ -666,13 +641,7 @@ class MATPPO(Trainable):
         """
         state = read_checkpoint(path, CHECKPOINT_FORMAT, "MATPPO")
         check_compatible(state, self.spec, SHAPE_FIELDS, path, scenario_hash)
-        # options added after a checkpoint was written take their defaults (which reproduce
-        # the behaviour it was trained with)
-        if asdict(MATPPOConfig(**state["config"])) != asdict(self.cfg):
-            raise ScenarioError(
-                f"{path}: checkpoint hyper-parameters differ from this "
-                "controller's; build it with MATPPO.from_checkpoint"
-            )
+        check_same_config(path, state, self)
         self.actor.load_state_dict(state["actor"])
         self.critic.load_state_dict(state["critic"])
         self.value_norm.load_state_dict(state["value_norm"])
@@ -680,55 +649,17 @@ class MATPPO(Trainable):
         self.sample_gen.set_state(state["rng"]["sample"].cpu())
         self.shuffle_gen.set_state(state["rng"]["shuffle"].cpu())
         self.seed = int(state["seed"])
-        self.agent_steps = int(state["agent_steps"])
-        self.updates = int(state["updates"])
-        self.meta = dict(state.get("meta", {}))
+        restore_progress(self, state)
 
     @classmethod
-    def check_checkpoint(
-        cls,
-        path: str | Path,
-        spec: AgentSpec | PolicyShape,
-        scenario_hash: str | None = None,
-    ) -> dict[str, Any]:
-        """Read a checkpoint safely (weights only) and refuse it unless it is a MATPPO
-        checkpoint with readable hyper-parameters that fits ``spec`` (an env's spec, or the
-        shape a scenario implies); what :meth:`from_checkpoint` checks before building.
-
-        Returns:
-            The checkpoint's content.
-
-        Raises:
-            ScenarioError: naming the file and what does not match.
-        """
-        state = read_checkpoint(path, CHECKPOINT_FORMAT, "MATPPO")
-        check_compatible(state, spec, SHAPE_FIELDS, path, scenario_hash)
-        try:
-            MATPPOConfig(**state["config"])
-            int(state["seed"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ScenarioError(
-                f"{path}: damaged MATPPO checkpoint: its hyper-parameters or seed do not "
-                f"read ({type(exc).__name__}: {str(exc)[:200]})"
-            ) from None
-        return state
-
-    @classmethod
-    def from_checkpoint(
-        cls,
-        path: str | Path,
-        spec: AgentSpec,
-        device: torch.device | str = "cpu",
-        scenario_hash: str | None = None,
-    ) -> MATPPO:
-        """A controller built with the checkpoint's hyper-parameters and loaded from it.
-
-        ``spec.n_agents`` may differ from the training community's (the actor is size-free).
-        """
-        state = cls.check_checkpoint(path, spec, scenario_hash)
-        ctrl = cls(spec, MATPPOConfig(**state["config"]), device=device, seed=int(state["seed"]))
-        ctrl.load(path, scenario_hash)
-        return ctrl
+    def checkpoint_checks(cls) -> dict[str, Any]:
+        """What ``check_checkpoint`` requires of a MATPPO checkpoint."""
+        return {
+            "fmt": CHECKPOINT_FORMAT,
+            "what": "MATPPO",
+            "config_class": MATPPOConfig,
+            "shape_fields": SHAPE_FIELDS,
+        }
 
 
 def _cast(obs: Observation, dtype: torch.dtype) -> Observation:

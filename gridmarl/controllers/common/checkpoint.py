@@ -4,17 +4,28 @@ A checkpoint is a ``torch.save`` of a dict of tensors and plain Python values wi
 ``format`` (``"<family>/<version>"``), ``shapes`` (spec field -> int), optionally
 ``forecast_len`` (the forecast window the policy learnt on [steps]) and ``meta`` (which may hold
 ``policy_hash``); it is read with ``torch.load(weights_only=True)``, so no code is unpickled.
+
+The learners (MATPPO, HAMA/MADDPG, the Q-learners, the value learners) share the plumbing around
+that: :func:`learner_state` (the fields every learner's checkpoint starts with),
+:func:`save_learner` (the file, written atomically, and its sidecar JSON),
+:func:`check_learner_checkpoint` (format, shapes, readable hyper-parameters),
+:func:`check_same_config` and :func:`restore_progress` (in ``load``) and
+:class:`CheckpointedLearner` (``progress``, ``check_checkpoint``, ``from_checkpoint``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import torch
 
 from gridmarl.core.errors import ScenarioError
+from gridmarl.core.io import atomic_write, write_json
+from gridmarl.core.learner import Progress
 from gridmarl.core.types import AgentSpec, PolicyShape
 
 
@@ -113,3 +124,233 @@ def check_compatible(
             f"{path}: checkpoint was trained on a different scenario (policy hash {have[:12]}… "
             f"vs {policy_hash[:12]}…); resume only with the scenario the run started with"
         )
+
+
+def learner_state(
+    fmt: str,
+    config: Any,
+    spec: AgentSpec,
+    shape_fields: Iterable[str],
+    seed: int,
+    agent_steps: int,
+    updates: int,
+    structure: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The fields every learner's checkpoint starts with (its weights and optimiser follow).
+
+    Args:
+        fmt: ``"<family>/<version>"``.
+        config: the hyper-parameter dataclass (stored as a dict).
+        spec: the env's spec (shapes, forecast window [steps], default action, feature names).
+        shape_fields: spec fields that fix weight shapes.
+        seed: the learner's seed.
+        agent_steps: experience consumed so far [agent-steps].
+        updates: learning updates so far [-].
+        structure: sizes beyond the spec's that the weights depend on (HAMA: view, groups),
+            recorded after ``shapes`` when given.
+    """
+    return {
+        "format": fmt,
+        "config": asdict(config),
+        "shapes": {f: int(getattr(spec, f)) for f in shape_fields},
+        **({} if structure is None else {"structure": structure}),
+        "n_agents": spec.n_agents,
+        "forecast_len": spec.forecast_len,
+        "action_prior": list(spec.action_prior),
+        "local_features": list(spec.local_features),
+        "seed": seed,
+        "agent_steps": agent_steps,
+        "updates": updates,
+    }
+
+
+def plain_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` with plain JSON types only (others as ``str``), so weights-only loading reads it."""
+    return json.loads(json.dumps(meta, default=str))
+
+
+def save_learner(
+    path: str | Path,
+    state: dict[str, Any],
+    controller: str,
+    meta: dict[str, Any],
+    sidecar_fields: Iterable[str] = (),
+) -> None:
+    """Write ``state`` atomically with ``torch.save``, then its sidecar JSON (``path`` with
+    ``.json``).
+
+    The sidecar holds ``format``, ``controller``, ``file``, ``seed``, ``agent_steps``, ``updates``,
+    ``shapes``, the ``sidecar_fields`` of ``state`` (e.g. HAMA's ``structure``), ``forecast_len``
+    [steps], ``n_agents``, ``config`` and then every entry of ``meta``.
+
+    Args:
+        path: the checkpoint file.
+        state: a learner's ``state()`` (starting with :func:`learner_state`'s fields).
+        controller: the controller's registry name.
+        meta: the learner's notes (the run's scenario, policy hash ...).
+        sidecar_fields: further keys of ``state`` the sidecar repeats, after ``shapes``.
+    """
+    path = Path(path)
+    atomic_write(path, lambda p: torch.save(state, p))
+    write_json(
+        path.with_suffix(".json"),
+        {
+            "format": state["format"],
+            "controller": controller,
+            "file": path.name,
+            "seed": state["seed"],
+            "agent_steps": state["agent_steps"],
+            "updates": state["updates"],
+            "shapes": state["shapes"],
+            **{key: state[key] for key in sidecar_fields},
+            "forecast_len": state["forecast_len"],
+            "n_agents": state["n_agents"],
+            "config": state["config"],
+            **meta,
+        },
+    )
+
+
+def check_learner_checkpoint(
+    path: str | Path,
+    spec: AgentSpec | PolicyShape,
+    scenario_hash: str | None,
+    *,
+    fmt: str,
+    what: str,
+    config_class: Callable[..., Any],
+    shape_fields: Iterable[str] | Callable[[Any], Iterable[str]],
+    check_config: bool = False,
+    required_keys: Iterable[str] = (),
+    dict_keys: Iterable[str] = (),
+    unreadable: str = ": its hyper-parameters or seed do not read",
+) -> dict[str, Any]:
+    """Read a learner's checkpoint safely (weights only) and refuse it unless it has format
+    ``fmt``, fits ``spec`` (:func:`check_compatible`) and its hyper-parameters and seed read.
+
+    Args:
+        path: the checkpoint file.
+        spec: an env's spec, or the shape a scenario implies (``gridmarl validate``, no env).
+        scenario_hash: when given, the scenario's policy hash the checkpoint must record.
+        fmt: the expected ``"<family>/<version>"``.
+        what: the learner's name in messages (e.g. ``MATPPO``).
+        config_class: the hyper-parameter dataclass, built from ``state["config"]``.
+        shape_fields: spec fields that fix weight shapes; or a function of the hyper-parameters
+            giving them (then the hyper-parameters are read before the shapes are compared).
+        check_config: also call the hyper-parameters' ``check()``.
+        required_keys: further keys the checkpoint must hold.
+        dict_keys: further keys that must hold mappings.
+        unreadable: what follows ``damaged <what> checkpoint`` in the message.
+
+    Returns:
+        The checkpoint's content.
+
+    Raises:
+        ScenarioError: naming the file and what does not match or does not read.
+    """
+    state = read_checkpoint(path, fmt, what)
+    if not callable(shape_fields):
+        check_compatible(state, spec, shape_fields, path, scenario_hash)
+    try:
+        cfg = config_class(**state["config"])
+        if check_config:
+            cfg.check()
+        int(state["seed"])
+        for key in required_keys:
+            state[key]  # noqa: B018 - presence check
+        for key in dict_keys:
+            dict(state[key])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ScenarioError(
+            f"{path}: damaged {what} checkpoint{unreadable} "
+            f"({type(exc).__name__}: {str(exc)[:200]})"
+        ) from None
+    if callable(shape_fields):
+        check_compatible(state, spec, shape_fields(cfg), path, scenario_hash)
+    return state
+
+
+def check_same_config(path: str | Path, state: dict[str, Any], learner: Any) -> None:
+    """Refuse to ``load`` a checkpoint whose hyper-parameters (read with
+    ``learner.config_class``) differ from ``learner.cfg``
+    (options added after it was written take their defaults, which reproduce the behaviour it
+    was trained with).
+
+    Raises:
+        ScenarioError: naming the file and ``from_checkpoint``, which builds a fitting learner.
+    """
+    if asdict(learner.config_class(**state["config"])) != asdict(learner.cfg):
+        raise ScenarioError(
+            f"{path}: checkpoint hyper-parameters differ from this controller's; build it "
+            f"with {type(learner).__name__}.from_checkpoint"
+        )
+
+
+def restore_progress(learner: Any, state: dict[str, Any]) -> None:
+    """Set ``learner.agent_steps``, ``updates`` and ``meta`` from a checkpoint's content."""
+    learner.agent_steps = int(state["agent_steps"])
+    learner.updates = int(state["updates"])
+    learner.meta = dict(state.get("meta", {}))
+
+
+class CheckpointedLearner:
+    """``progress``, ``check_checkpoint`` and ``from_checkpoint`` (``core.learner.Learner``) for
+    a learner whose ``__init__`` takes ``(spec, config, device, seed, ...)`` and that keeps
+    ``agent_steps`` and ``updates``.  The class sets ``config_class`` and defines
+    :meth:`checkpoint_checks` and ``load``."""
+
+    config_class: ClassVar[type]
+    agent_steps: int
+    updates: int
+
+    def progress(self) -> Progress:
+        """Agent-steps and updates so far."""
+        return Progress(agent_steps=self.agent_steps, updates=self.updates)
+
+    @classmethod
+    def checkpoint_checks(cls) -> dict[str, Any]:
+        """The keyword arguments of :func:`check_learner_checkpoint` for this class's
+        checkpoints (``fmt``, ``what``, ``config_class``, ``shape_fields`` ...)."""
+        raise NotImplementedError(f"{cls.__name__} does not say how to check its checkpoints")
+
+    @classmethod
+    def check_checkpoint(
+        cls,
+        path: str | Path,
+        spec: AgentSpec | PolicyShape,
+        scenario_hash: str | None = None,
+    ) -> dict[str, Any]:
+        """Read a checkpoint safely (weights only) and refuse it unless it is this learner's,
+        with readable hyper-parameters, and fits ``spec`` (an env's spec, or the shape a
+        scenario implies); what :meth:`from_checkpoint` checks before building.
+
+        Returns:
+            The checkpoint's content.
+
+        Raises:
+            ScenarioError: naming the file and what does not match.
+        """
+        return check_learner_checkpoint(path, spec, scenario_hash, **cls.checkpoint_checks())
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        spec: AgentSpec,
+        device: torch.device | str = "cpu",
+        scenario_hash: str | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """A learner built with the checkpoint's hyper-parameters and seed, then loaded from it
+        (``spec.n_agents`` may differ from the training env's: the networks are shared);
+        ``kwargs`` go to ``__init__``.
+
+        Raises:
+            ScenarioError: as ``check_checkpoint`` and ``load``.
+        """
+        state = cls.check_checkpoint(path, spec, scenario_hash)
+        learner = cls(  # type: ignore[call-arg]
+            spec, cls.config_class(**state["config"]), device, int(state["seed"]), **kwargs
+        )
+        learner.load(path, scenario_hash)  # type: ignore[attr-defined]
+        return learner

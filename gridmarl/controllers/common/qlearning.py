@@ -28,28 +28,34 @@ refills the buffer from new episodes.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
-from gridmarl.controllers.common.checkpoint import check_compatible, read_checkpoint
+from gridmarl.controllers.common.checkpoint import (
+    CheckpointedLearner,
+    check_same_config,
+    learner_state,
+    plain_meta,
+    restore_progress,
+    save_learner,
+)
 from gridmarl.controllers.common.discrete import DiscretizedAction
 from gridmarl.controllers.common.neighbourhood import Neighbourhood
 from gridmarl.controllers.common.normalizers import RunningMeanStd
+from gridmarl.controllers.common.options import reject_unknown_options
 from gridmarl.controllers.common.replay import ReplayBuffer, Transitions
 from gridmarl.core.controller import Trainable
 from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.errors import ScenarioError
-from gridmarl.core.io import atomic_write
-from gridmarl.core.learner import Progress, TrainingLogger, run
+from gridmarl.core.learner import TrainingLogger, run
 from gridmarl.core.seeding import make_generator, stream_seed, sub_seed
-from gridmarl.core.types import Action, AgentSpec, Observation, PolicyShape
+from gridmarl.core.types import Action, AgentSpec, Observation
 
 #: spec fields that fix a weight shape (``n_agents`` and the graph do not: the networks are
 #: shared by all agents and attend over any neighbourhood; with ``action_head="neighbours"``
@@ -125,13 +131,7 @@ class QConfig:
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> QConfig:
         """Build from a mapping, rejecting unknown names with the list of allowed ones."""
-        names = {f.name for f in fields(cls)}
-        bad = sorted(set(options) - names)
-        if bad:
-            raise ScenarioError(
-                f"train.options: unknown {cls.__name__} option(s) {', '.join(bad)}; "
-                f"allowed: {', '.join(sorted(names))}"
-            )
+        reject_unknown_options(cls, options, cls.__name__)
         cfg = cls(**options)
         if cfg.batch_size > cfg.sample_size or cfg.sample_size < 1:
             raise ScenarioError(
@@ -200,7 +200,7 @@ class _Flight:
     t: int  # steps since the last reset [steps]
 
 
-class QLearner(Trainable):
+class QLearner(CheckpointedLearner, Trainable):
     """Parameter-shared value learner (the skeleton; see the module docstring).
 
     Subclasses set ``name``, ``config_class``, ``checkpoint_format`` and implement
@@ -340,10 +340,6 @@ class QLearner(Trainable):
         return self.actions.to_action(self.choose(obs, extra, explore=not deterministic))
 
     # -- learning ---------------------------------------------------------------------------------
-    def progress(self) -> Progress:
-        """Agent-steps and update rounds so far."""
-        return Progress(agent_steps=self.agent_steps, updates=self.updates)
-
     def _next_reset_seed(self) -> int:
         """The training seed stream (``core.seeding``), never a validation or test seed."""
         self._resets += 1
@@ -482,16 +478,15 @@ class QLearner(Trainable):
         """Everything a checkpoint holds (tensors and plain Python values only); ``actor`` is
         the acting Q-network."""
         return {
-            "format": self.checkpoint_format,
-            "config": asdict(self.cfg),
-            "shapes": {f: int(getattr(self.spec, f)) for f in shape_fields(self.cfg.action_head)},
-            "n_agents": self.spec.n_agents,
-            "forecast_len": self.spec.forecast_len,
-            "action_prior": list(self.spec.action_prior),
-            "local_features": list(self.spec.local_features),
-            "seed": self.seed,
-            "agent_steps": self.agent_steps,
-            "updates": self.updates,
+            **learner_state(
+                self.checkpoint_format,
+                self.cfg,
+                self.spec,
+                shape_fields(self.cfg.action_head),
+                self.seed,
+                self.agent_steps,
+                self.updates,
+            ),
             "episodes": self.episodes,
             "actor": self.qnet.state_dict(),
             "target": self.target.state_dict(),
@@ -502,7 +497,7 @@ class QLearner(Trainable):
                 "replay": self.replay_gen.get_state(),
             },
             "extra": self.extra_state(),
-            "meta": json.loads(json.dumps(self.meta, default=str)),
+            "meta": plain_meta(self.meta),
         }
 
     def extra_state(self) -> dict[str, Any]:
@@ -514,27 +509,7 @@ class QLearner(Trainable):
 
     def save(self, path: str | Path) -> None:
         """Write the checkpoint atomically, then its sidecar JSON (``path`` with ``.json``)."""
-        from gridmarl.core.io import write_json
-
-        path = Path(path)
-        state = self.state()
-        atomic_write(path, lambda p: torch.save(state, p))
-        write_json(
-            path.with_suffix(".json"),
-            {
-                "format": self.checkpoint_format,
-                "controller": self.name,
-                "file": path.name,
-                "seed": self.seed,
-                "agent_steps": self.agent_steps,
-                "updates": self.updates,
-                "shapes": state["shapes"],
-                "forecast_len": self.spec.forecast_len,
-                "n_agents": self.spec.n_agents,
-                "config": state["config"],
-                **self.meta,
-            },
-        )
+        save_learner(path, self.state(), self.name, self.meta)
 
     def load(self, path: str | Path, scenario_hash: str | None = None) -> None:
         """Read a checkpoint with ``torch.load(weights_only=True)``.
@@ -544,62 +519,27 @@ class QLearner(Trainable):
                 scenario when ``scenario_hash`` is given.
         """
         state = type(self).check_checkpoint(path, self.spec, scenario_hash)
-        if asdict(self.config_class(**state["config"])) != asdict(self.cfg):
-            raise ScenarioError(
-                f"{path}: checkpoint hyper-parameters differ from this controller's; build it "
-                f"with {type(self).__name__}.from_checkpoint"
-            )
+        check_same_config(path, state, self)
         self.qnet.load_state_dict(state["actor"])
         self.target.load_state_dict(state["target"])
         self.obs_norm.load_state_dict(state["obs_norm"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.explore_gen.set_state(state["rng"]["explore"].cpu())
         self.replay_gen.set_state(state["rng"]["replay"].cpu())
-        self.agent_steps = int(state["agent_steps"])
-        self.updates = int(state["updates"])
+        restore_progress(self, state)
         self.episodes = int(state["episodes"])
         self.load_extra_state(state["extra"])
-        self.meta = dict(state.get("meta", {}))
 
     @classmethod
-    def check_checkpoint(
-        cls,
-        path: str | Path,
-        spec: AgentSpec | PolicyShape,
-        scenario_hash: str | None = None,
-    ) -> dict[str, Any]:
-        """Read a checkpoint safely (weights only) and refuse it unless it is this learner's,
-        with readable hyper-parameters, and fits ``spec`` (an env's spec or a scenario's shape).
-
-        Raises:
-            ScenarioError: naming the file and what does not match.
-        """
-        state = read_checkpoint(path, cls.checkpoint_format, cls.what)
-        try:
-            cfg = cls.config_class(**state["config"])
-            int(state["seed"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ScenarioError(
-                f"{path}: damaged {cls.what} checkpoint: its hyper-parameters or seed do not "
-                f"read ({type(exc).__name__}: {str(exc)[:200]})"
-            ) from None
-        check_compatible(state, spec, shape_fields(cfg.action_head), path, scenario_hash)
-        return state
-
-    @classmethod
-    def from_checkpoint(
-        cls,
-        path: str | Path,
-        spec: AgentSpec,
-        device: torch.device | str = "cpu",
-        scenario_hash: str | None = None,
-    ) -> QLearner:
-        """A learner built with the checkpoint's hyper-parameters and loaded from it (on any
-        number of agents and any graph: the networks are shared)."""
-        state = cls.check_checkpoint(path, spec, scenario_hash)
-        learner = cls(spec, cls.config_class(**state["config"]), device, int(state["seed"]))
-        learner.load(path, scenario_hash)
-        return learner
+    def checkpoint_checks(cls) -> dict[str, Any]:
+        """What ``check_checkpoint`` requires of this learner's checkpoints."""
+        return {
+            "fmt": cls.checkpoint_format,
+            "what": cls.what,
+            "config_class": cls.config_class,
+            # the shape fields depend on the action head: the hyper-parameters are read first
+            "shape_fields": lambda cfg: shape_fields(cfg.action_head),
+        }
 
 
 def _slice(rows: Transitions, lo: int, hi: int) -> Transitions:

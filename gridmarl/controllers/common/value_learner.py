@@ -28,27 +28,33 @@ uninterrupted one; the weights, optimiser, normalisers, generators and progress 
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from gridmarl.controllers.common.checkpoint import check_compatible, read_checkpoint
+from gridmarl.controllers.common.checkpoint import (
+    CheckpointedLearner,
+    check_same_config,
+    learner_state,
+    plain_meta,
+    restore_progress,
+    save_learner,
+)
 from gridmarl.controllers.common.discrete import DiscretizedAction
 from gridmarl.controllers.common.normalizers import RunningMeanStd
+from gridmarl.controllers.common.options import reject_unknown_options
 from gridmarl.controllers.common.replay import ReplayBuffer, Transitions
 from gridmarl.core.controller import Trainable
 from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.errors import ScenarioError
-from gridmarl.core.io import atomic_write, write_json
-from gridmarl.core.learner import Progress, TrainingLogger, run
+from gridmarl.core.learner import TrainingLogger, run
 from gridmarl.core.seeding import make_generator, stream_seed
-from gridmarl.core.types import Action, AgentSpec, Observation, PolicyShape
+from gridmarl.core.types import Action, AgentSpec, Observation
 
 #: spec fields whose value fixes a weight shape (``n_agents`` does not: Q_LOC is shared)
 SHAPE_FIELDS = (
@@ -108,13 +114,7 @@ class ValueConfig:
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> ValueConfig:
         """Build from a mapping, rejecting unknown names with the list of allowed ones."""
-        names = {f.name for f in fields(cls)}
-        bad = sorted(set(options) - names)
-        if bad:
-            raise ScenarioError(
-                f"train.options: unknown {cls.__name__} option(s) {', '.join(bad)}; "
-                f"allowed: {', '.join(sorted(names))}"
-            )
+        reject_unknown_options(cls, options, cls.__name__)
         try:
             cfg = cls(**options)
             cfg.check()
@@ -173,7 +173,7 @@ def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
             t.lerp_(o, tau)
 
 
-class ValueLearner(Trainable):
+class ValueLearner(CheckpointedLearner, Trainable):
     """Base of the value-based off-policy learners (see the module docstring).
 
     Args:
@@ -287,10 +287,6 @@ class ValueLearner(Trainable):
         )
 
     # -- learning -------------------------------------------------------------------------------
-    def progress(self) -> Progress:
-        """Agent-steps and updates so far."""
-        return Progress(agent_steps=self.agent_steps, updates=self.updates)
-
     def _next_reset_seed(self) -> int:
         """Training seed stream index from (updates, episodes begun): never a validation or
         test seed (docs/protocol.md)."""
@@ -423,16 +419,15 @@ class ValueLearner(Trainable):
     def state(self) -> dict[str, Any]:
         """Everything a checkpoint holds (tensors and plain Python values only)."""
         return {
-            "format": self.checkpoint_format,
-            "config": asdict(self.cfg),
-            "shapes": {f: int(getattr(self.spec, f)) for f in SHAPE_FIELDS},
-            "n_agents": self.spec.n_agents,
-            "forecast_len": self.spec.forecast_len,
-            "action_prior": list(self.spec.action_prior),
-            "local_features": list(self.spec.local_features),
-            "seed": self.seed,
-            "agent_steps": self.agent_steps,
-            "updates": self.updates,
+            **learner_state(
+                self.checkpoint_format,
+                self.cfg,
+                self.spec,
+                SHAPE_FIELDS,
+                self.seed,
+                self.agent_steps,
+                self.updates,
+            ),
             "actor": self.nets["actor"].state_dict(),
             "nets": self.nets.state_dict(),
             "target": self.target.state_dict(),
@@ -444,30 +439,12 @@ class ValueLearner(Trainable):
                 "sample": self.sample_gen.get_state(),
             },
             "extra": self.extra_state(),
-            "meta": json.loads(json.dumps(self.meta, default=str)),
+            "meta": plain_meta(self.meta),
         }
 
     def save(self, path: str | Path) -> None:
         """Write the checkpoint atomically, then its sidecar JSON (``path`` with ``.json``)."""
-        path = Path(path)
-        state = self.state()
-        atomic_write(path, lambda p: torch.save(state, p))
-        write_json(
-            path.with_suffix(".json"),
-            {
-                "format": self.checkpoint_format,
-                "controller": self.name,
-                "file": path.name,
-                "seed": self.seed,
-                "agent_steps": self.agent_steps,
-                "updates": self.updates,
-                "shapes": state["shapes"],
-                "forecast_len": self.spec.forecast_len,
-                "n_agents": self.spec.n_agents,
-                "config": state["config"],
-                **self.meta,
-            },
-        )
+        save_learner(path, self.state(), self.name, self.meta)
 
     def load(self, path: str | Path, scenario_hash: str | None = None) -> None:
         """Read a checkpoint with ``torch.load(weights_only=True)``.
@@ -476,11 +453,7 @@ class ValueLearner(Trainable):
             ScenarioError: not this learner's checkpoint, or one that does not fit.
         """
         state = self.check_checkpoint(path, self.spec, scenario_hash)
-        if asdict(self.config_class(**state["config"])) != asdict(self.cfg):
-            raise ScenarioError(
-                f"{path}: checkpoint hyper-parameters differ from this controller's; "
-                f"build it with {type(self).__name__}.from_checkpoint"
-            )
+        check_same_config(path, state, self)
         try:
             self.nets.load_state_dict(state["nets"])
             self.target.load_state_dict(state["target"])
@@ -491,52 +464,20 @@ class ValueLearner(Trainable):
         self.optimizer.load_state_dict(state["optimizer"])
         self.explore_gen.set_state(state["rng"]["explore"].cpu())
         self.sample_gen.set_state(state["rng"]["sample"].cpu())
-        self.agent_steps = int(state["agent_steps"])
-        self.updates = int(state["updates"])
-        self.meta = dict(state.get("meta", {}))
+        restore_progress(self, state)
 
     @classmethod
-    def check_checkpoint(
-        cls,
-        path: str | Path,
-        spec: AgentSpec | PolicyShape,
-        scenario_hash: str | None = None,
-    ) -> dict[str, Any]:
-        """Read a checkpoint safely and refuse it unless it is this learner's and fits
-        ``spec`` (an env's spec or a scenario's shape).
-
-        Raises:
-            ScenarioError: naming the file and what does not match.
-        """
-        state = read_checkpoint(path, cls.checkpoint_format, cls.label)
-        check_compatible(state, spec, SHAPE_FIELDS, path, scenario_hash)
-        try:
-            cls.config_class(**state["config"]).check()
-            int(state["seed"])
-            state["nets"], state["actor"]  # noqa: B018 - presence check
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ScenarioError(
-                f"{path}: damaged {cls.label} checkpoint: its hyper-parameters, seed or "
-                f"weights do not read ({type(exc).__name__}: {str(exc)[:200]})"
-            ) from None
-        return state
-
-    @classmethod
-    def from_checkpoint(
-        cls,
-        path: str | Path,
-        spec: AgentSpec,
-        device: torch.device | str = "cpu",
-        scenario_hash: str | None = None,
-    ) -> ValueLearner:
-        """A learner built with the checkpoint's hyper-parameters and loaded from it
-        (``spec.n_agents`` may differ from the training env's)."""
-        state = cls.check_checkpoint(path, spec, scenario_hash)
-        learner = cls(
-            spec, cls.config_class(**state["config"]), device=device, seed=int(state["seed"])
-        )
-        learner.load(path, scenario_hash)
-        return learner
+    def checkpoint_checks(cls) -> dict[str, Any]:
+        """What ``check_checkpoint`` requires of this learner's checkpoints."""
+        return {
+            "fmt": cls.checkpoint_format,
+            "what": cls.label,
+            "config_class": cls.config_class,
+            "shape_fields": SHAPE_FIELDS,
+            "check_config": True,
+            "required_keys": ("nets", "actor"),
+            "unreadable": ": its hyper-parameters, seed or weights do not read",
+        }
 
 
 def _cast(obs: Observation, dtype: torch.dtype = torch.float32) -> Observation:
