@@ -12,14 +12,16 @@ at them with ``cityflow_files: {roadnet: PATH, flow: PATH}``; this module
 * runs them on **CityFlow directly** (the user's roadnet and flow file, CityFlow's own
   vehicle generation) and on **SUMO** through a conversion (``write_sumo_files``): plain-XML
   nodes (the roadnet's points; signalised where an intersection has light phases), edges (the
-  road's points as shape, its lane count and speed), connections (one per lane link, CityFlow
-  lane k = SUMO lane ``lanes − 1 − k``), ``netconvert``; routes: every vehicle of every flow
-  with its route of roads;
+  road's points as shape, its lane count and speed), connections (one per start lane of a
+  road link, parallel to the others: ``sumo_lane_links``; CityFlow lane k = SUMO lane
+  ``lanes − 1 − k``), ``netconvert``; routes: every vehicle of every flow with its route of
+  roads, one vType per distinct flow ``vehicle`` (its parameters, no random dawdling, as
+  CityFlow);
 * drives the signals from the roadnet: the **green phases** are the light phases with a road
   link that is not a right turn; a phase change shows the roadnet's first other light phase
   (its change interval, e.g. the yellow of the benchmark files) for ``traffic.yellow_s``, on
-  SUMO the links losing green yellow.  SUMO link states: green links of a phase are ``G``,
-  ``g`` (yield) for left turns.
+  SUMO the links losing green yellow (the change phase's own links keep theirs).  SUMO link
+  states: green links of a phase are ``G``, ``g`` (yield) for left turns.
 
 Controllers on both engines: ``fixed_time`` (the roadnet's own programme: each green phase for
 its ``time`` [s], rounded to decisions) and ``max_pressure`` (Varaiya 2013, Eq. 5: per phase,
