@@ -12,14 +12,16 @@ at them with ``cityflow_files: {roadnet: PATH, flow: PATH}``; this module
 * runs them on **CityFlow directly** (the user's roadnet and flow file, CityFlow's own
   vehicle generation) and on **SUMO** through a conversion (``write_sumo_files``): plain-XML
   nodes (the roadnet's points; signalised where an intersection has light phases), edges (the
-  road's points as shape, its lane count and speed), connections (one per lane link, CityFlow
-  lane k = SUMO lane ``lanes − 1 − k``), ``netconvert``; routes: every vehicle of every flow
-  with its route of roads;
+  road's points as shape, its lane count and speed), connections (one per start lane of a
+  road link, parallel to the others: ``sumo_lane_links``; CityFlow lane k = SUMO lane
+  ``lanes − 1 − k``), ``netconvert``; routes: every vehicle of every flow with its route of
+  roads, one vType per distinct flow ``vehicle`` (its parameters, no random dawdling, as
+  CityFlow);
 * drives the signals from the roadnet: the **green phases** are the light phases with a road
   link that is not a right turn; a phase change shows the roadnet's first other light phase
   (its change interval, e.g. the yellow of the benchmark files) for ``traffic.yellow_s``, on
-  SUMO the links losing green yellow.  SUMO link states: green links of a phase are ``G``,
-  ``g`` (yield) for left turns.
+  SUMO the links losing green yellow (the change phase's own links keep theirs).  SUMO link
+  states: green links of a phase are ``G``, ``g`` (yield) for left turns.
 
 Controllers on both engines: ``fixed_time`` (the roadnet's own programme: each green phase for
 its ``time`` [s], rounded to decisions) and ``max_pressure`` (Varaiya 2013, Eq. 5: per phase,
@@ -48,6 +50,26 @@ from gridmarl.traffic.install import sumo_binary, sumo_home
 
 #: vehicle parameters CityFlow's examples use where a flow leaves one out (flow.html) [m, m/s²]
 _DEFAULT_MAX_SPEED_M_PER_S = 11.111
+#: a flow's ``vehicle`` keys (flow.html) -> the SUMO vType attribute that means the same: the
+#: usual accelerations are the ones Krauss drives with, the largest braking is the emergency one
+_VEHICLE_KEYS = {
+    "length": "length",
+    "width": "width",
+    "minGap": "minGap",
+    "maxSpeed": "maxSpeed",
+    "usualPosAcc": "accel",
+    "usualNegAcc": "decel",
+    "maxNegAcc": "emergencyDecel",
+    "headwayTime": "tau",
+}
+#: the SUMO vType where a flow leaves a parameter out [m, m/s²]
+_SUMO_VTYPE_DEFAULTS = {
+    "accel": "2.6",
+    "decel": "4.5",
+    "length": "5",
+    "minGap": "2.5",
+    "sigma": "0",
+}
 
 
 @dataclass
@@ -81,7 +103,10 @@ class ImportedNetwork:
         roads: road id -> (start, end, points [(x, y)], lanes, speed limit [m/s]).
         nodes: intersection id -> (x, y, virtual).
         signals: the signalised intersections, in file order.
-        trips: (id, departure [s], route of road ids), sorted by departure.
+        trips: (id, departure [s], route of road ids, index into ``vehicle_types``), sorted
+            by departure.
+        vehicle_types: the distinct ``vehicle`` objects of the flows (CityFlow keys, e.g.
+            ``length`` [m], ``maxPosAcc`` [m/s²], ``maxSpeed`` [m/s], ``headwayTime`` [s]).
     """
 
     roadnet_path: Path
@@ -89,7 +114,8 @@ class ImportedNetwork:
     roads: dict[str, tuple[str, str, list[tuple[float, float]], int, float]]
     nodes: dict[str, tuple[float, float, bool]]
     signals: list[Intersection] = field(default_factory=list)
-    trips: list[tuple[str, float, tuple[str, ...]]] = field(default_factory=list)
+    trips: list[tuple[str, float, tuple[str, ...], int]] = field(default_factory=list)
+    vehicle_types: list[dict[str, float]] = field(default_factory=list)
 
 
 def _load(path: Path, what: str) -> Any:
@@ -204,7 +230,8 @@ def read_cityflow_files(
     _need(bool(out.signals), rp, "the roadnet has no signalised intersection")
     flows = _load(fp, "flow file")
     _need(isinstance(flows, list), fp, "a CityFlow flow file is a JSON list of flows")
-    trips: list[tuple[float, int, tuple[str, ...]]] = []
+    trips: list[tuple[float, int, tuple[str, ...], int]] = []
+    types: list[dict[str, float]] = []
     for k, f in enumerate(flows):
         try:
             route = tuple(str(r) for r in f["route"])
@@ -218,11 +245,27 @@ def read_cityflow_files(
         for a, b in zip(route[:-1], route[1:], strict=False):
             _need(roads[a][1] == roads[b][0], fp, f"flows[{k}]: road {b!r} does not follow {a!r}")
         _need(bool(route) and dt > 0, fp, f"flows[{k}]: empty route or interval <= 0")
+        vehicle = f.get("vehicle", {})
+        _need(isinstance(vehicle, dict), fp, f"flows[{k}]: 'vehicle' is not an object")
+        vtype: dict[str, float] = {}
+        for key in _VEHICLE_KEYS:
+            if key in vehicle:
+                try:
+                    vtype[key] = float(vehicle[key])
+                except (TypeError, ValueError):
+                    raise ScenarioError(
+                        f"{fp}: flows[{k}].vehicle.{key} is not a number: {vehicle[key]!r}"
+                    ) from None
+                _need(vtype[key] > 0, fp, f"flows[{k}].vehicle.{key} must be > 0")
+        if vtype not in types:
+            types.append(vtype)
+        ti = types.index(vtype)
         end = horizon_s - 1 if t1 < 0 else min(t1, horizon_s - 1)
         for t in np.arange(t0, end + 1e-9, dt):
-            trips.append((math.floor(t), len(trips), route))
+            trips.append((math.floor(t), len(trips), route, ti))
     trips.sort()
-    out.trips = [(f"v{i}", t, r) for i, (t, _, r) in enumerate(trips)]
+    out.trips = [(f"v{i}", t, r, ti) for i, (t, _, r, ti) in enumerate(trips)]
+    out.vehicle_types = types
     return out
 
 
@@ -256,9 +299,9 @@ def write_sumo_files(net: ImportedNetwork, folder: str | Path) -> tuple[Path, Pa
         )
     conns = ET.Element("connections")
     for s in net.signals:
-        for frm, to, _, lane_links in s.links:
+        for frm, to, kind, lane_links in s.links:
             n_from, n_to = net.roads[frm][3], net.roads[to][3]
-            for a, b in lane_links:
+            for a, b in sumo_lane_links(kind, lane_links):
                 ET.SubElement(
                     conns,
                     "connection",
@@ -286,10 +329,15 @@ def write_sumo_files(net: ImportedNetwork, folder: str | Path) -> tuple[Path, Pa
             f"({proc.returncode}): {proc.stderr.strip()[-400:]}"
         )
     routes = ET.Element("routes")
-    ET.SubElement(routes, "vType", id="car", accel="2.6", decel="4.5", length="5", minGap="2.5")
-    for vid, t, route in net.trips:
+    for k, vtype in enumerate(net.vehicle_types):
+        attrs = dict(_SUMO_VTYPE_DEFAULTS)
+        attrs.update({_VEHICLE_KEYS[key]: f"{v:g}" for key, v in vtype.items()})
+        if "decel" in attrs and float(attrs["decel"]) > float(attrs.get("emergencyDecel", 9)):
+            attrs["emergencyDecel"] = attrs["decel"]
+        ET.SubElement(routes, "vType", id=f"car{k}", **attrs)
+    for vid, t, route, ti in net.trips:
         v = ET.SubElement(
-            routes, "vehicle", id=vid, type="car", depart=f"{t:.2f}", departLane="best"
+            routes, "vehicle", id=vid, type=f"car{ti}", depart=f"{t:.2f}", departLane="best"
         )
         ET.SubElement(v, "route", edges=" ".join(route))
     rpath = folder / "imported.rou.xml"
@@ -297,6 +345,47 @@ def write_sumo_files(net: ImportedNetwork, folder: str | Path) -> tuple[Path, Pa
     ET.indent(tree)
     tree.write(rpath, encoding="utf-8", xml_declaration=True)
     return path, rpath
+
+
+def sumo_lane_links(kind: str, lane_links: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """One end lane per start lane of a road link: the SUMO connections of ``lane_links``.
+
+    CityFlow lets a vehicle on a start lane enter any end lane its lane links allow; the files
+    (CityFlow's examples, the benchmarks) list every start lane to every end lane.  In SUMO each
+    of those is a separate connection, and the connections of one movement cross each other
+    inside the junction: netconvert makes them foes and vehicles wait for one another (on
+    CityFlow's example < 40 % of the trips finish).  So each start lane keeps one of its lane
+    links, parallel to the others: the i-th start lane (inner first) takes the i-th allowed end
+    lane counted from the inner side for a left turn, from the outer side for a right turn,
+    and its own index (the nearest allowed) for straight on, so lefts keep to the inner and
+    rights to the outer end lanes as on a real junction, and no two connections of a movement
+    cross.  Lane changes on the end road then reach the other lanes.
+
+    Args:
+        kind: the road link's ``type`` (``turn_left``, ``go_straight``, ``turn_right``).
+        lane_links: (start lane, end lane) pairs, CityFlow lane indices (0 = inner).
+
+    Returns:
+        (start lane, end lane) pairs, one per start lane, in start-lane order.
+    """
+    allowed: dict[int, list[int]] = {}
+    for a, b in lane_links:
+        allowed.setdefault(a, []).append(b)
+    starts = sorted(allowed)
+    ends = sorted({b for _, b in lane_links})
+    m, n = len(starts), len(ends)
+    if kind == "turn_left":
+        offset = 0
+    elif kind == "turn_right":
+        offset = n - m
+    else:
+        offset = int(np.argmin([abs(e - starts[0]) for e in ends]))
+        offset = min(offset, max(n - m, 0))
+    out = []
+    for i, a in enumerate(starts):
+        want = ends[min(max(offset + i, 0), n - 1)]
+        out.append((a, min(sorted(allowed[a]), key=lambda b: (abs(b - want), b))))
+    return out
 
 
 def sumo_link_map(net: ImportedNetwork, net_xml: Path) -> dict[str, list[int]]:
@@ -397,7 +486,7 @@ def run_imported(
             sim.advance(decision_s - (yellow_s if any(switch) else 0))
             elapsed = [e + decision_s for e in elapsed]
             cur = want
-        scheduled = sum(1 for _, t, _ in net.trips if t < horizon_s)
+        scheduled = sum(1 for _, t, _, _ in net.trips if t < horizon_s)
         done, total = sim.finished()
         return {
             "avg_travel_time_s": total / max(done, 1),
@@ -489,7 +578,7 @@ class _SumoRun:
         )
         self.net = net
         self.t = 0
-        self.depart = {vid: t for vid, t, _ in net.trips}
+        self.depart = {vid: t for vid, t, _, _ in net.trips}
         self.done = 0
         self.total = 0.0
         self.shown: dict[int, str] = {}
@@ -506,8 +595,12 @@ class _SumoRun:
         s = self.net.signals[i]
         if green is not None:
             state = self._state(i, green)
-        else:
-            state = "".join("y" if c in "Gg" else "r" for c in self.shown[i])
+        else:  # links losing green show yellow; those of the roadnet's change phase keep theirs
+            keep = set(s.phases[s.change]) if s.change is not None else set()
+            state = "".join(
+                c if k in keep else ("y" if c in "Gg" else "r")
+                for c, k in zip(self.shown[i], self.map[s.id], strict=True)
+            )
         self.shown[i] = state
         self.ls.trafficlight.setRedYellowGreenState(s.id, state)
 
