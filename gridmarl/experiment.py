@@ -23,6 +23,7 @@ import torch
 
 from gridmarl.core.controller import Controller
 from gridmarl.core.env import MultiAgentEnv
+from gridmarl.core.errors import ScenarioError
 
 #: exit code of a command that wrote its results but some controller (or episode) failed;
 #: 0 = every controller ran, 1 = internal error (nothing written), 2 = bad input
@@ -107,10 +108,14 @@ def isolated(fn: Callable[[], T], console: Any = None, label: str = "") -> tuple
 
     Returns:
         ``(value, "")`` when it returned, ``(None, error)`` when it raised an ``Exception``
-        (:func:`describe_error`).  ``KeyboardInterrupt`` and ``SystemExit`` still propagate.
+        (:func:`describe_error`).  ``KeyboardInterrupt`` and ``SystemExit`` still propagate,
+        and so does ``ScenarioError``: bad input (e.g. a checkpoint that does not fit the
+        scenario) is the user's to fix, exit 2, not a controller's failure to record.
     """
     try:
         return fn(), ""
+    except ScenarioError:
+        raise
     except Exception as exc:  # noqa: BLE001 - recorded in the row, the others still run
         err = describe_error(exc)
         if console is not None:
