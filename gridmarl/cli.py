@@ -346,15 +346,16 @@ def sweep(
 ) -> None:
     """Run scenarios x --set variants x seeds x controllers, each cell a Ray task with its own
     run folder, and write sweep.csv / sweep.md (mean, std, 95 % intervals, ratios to the
-    baseline); a re-run skips finished cells.  Exit code 1 when a cell failed (the others
-    finish)."""
+    baseline); a re-run skips finished cells.  Exit code 3 (partial) when a cell failed: the
+    others finish and every table is written first."""
+    from gridmarl.experiment import PARTIAL_EXIT_CODE
     from gridmarl.sweep import run_sweep
 
     if out is not None:
         _check_writable(out)
     outcome = run_sweep(sweep_file, out=out, address=address, console=console)
     if outcome.failed:
-        raise typer.Exit(1)
+        raise typer.Exit(PARTIAL_EXIT_CODE)
 
 
 @app.command()
