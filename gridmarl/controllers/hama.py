@@ -69,7 +69,6 @@ from gridmarl.controllers.common.views import NeighborView
 from gridmarl.core.controller import Trainable
 from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.errors import ScenarioError
-from gridmarl.core.learner import TrainingLogger, run
 from gridmarl.core.seeding import make_generator, stream_seed
 from gridmarl.core.types import Action, AgentSpec, Observation
 
@@ -463,15 +462,6 @@ class HAMA(CheckpointedLearner, Trainable):
             "critic/grad_norm": float(c_norm),
             "policy/grad_norm": float(a_norm),
         }
-
-    def train(
-        self,
-        env_factory: Callable[[int], MultiAgentEnv],
-        budget: int,
-        logger: TrainingLogger | None = None,
-    ) -> dict[str, float]:
-        """``core.learner.run``: collect and update until ``agent_steps >= budget``."""
-        return run(self, env_factory, budget, logger)
 
     def warm_start(
         self, env: MultiAgentEnv, teacher: Any, epochs: int, seed: int, keep_prior: bool

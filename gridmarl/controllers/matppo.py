@@ -88,7 +88,6 @@ from gridmarl.controllers.common.options import reject_unknown_options
 from gridmarl.controllers.common.rollout import RolloutStats, collect_rollout
 from gridmarl.core.controller import Trainable
 from gridmarl.core.env import MultiAgentEnv
-from gridmarl.core.learner import TrainingLogger, run
 from gridmarl.core.seeding import make_generator, stream_seed
 from gridmarl.core.types import Action, AgentSpec, Observation
 
@@ -574,20 +573,6 @@ class MATPPO(CheckpointedLearner, Trainable):
         self.actor.forecast_norm.update(self._gather(buffer.forecast, dim=1))
         self.critic.state_norm.update(self._gather(buffer.state, dim=1))
         self.critic.global_norm.update(self._gather(buffer.global_, dim=1))
-
-    def train(
-        self,
-        env_factory: Callable[[int], MultiAgentEnv],
-        budget: int,
-        logger: TrainingLogger | None = None,
-    ) -> dict[str, float]:
-        """Train until ``agent_steps >= budget`` (continues from ``agent_steps`` after a load):
-        ``collect`` and ``update`` on ``env_factory(num_envs)`` (``core.learner.run``).
-
-        Returns:
-            The metrics of the last update.
-        """
-        return run(self, env_factory, budget, logger)
 
     def warm_start(
         self, env: MultiAgentEnv, teacher: Any, epochs: int, seed: int, keep_prior: bool

@@ -23,9 +23,10 @@ from typing import Any, ClassVar, Self
 
 import torch
 
+from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.errors import ScenarioError
 from gridmarl.core.io import atomic_write, write_json
-from gridmarl.core.learner import Progress
+from gridmarl.core.learner import Progress, TrainingLogger, run
 from gridmarl.core.types import AgentSpec, PolicyShape
 
 
@@ -296,8 +297,8 @@ def restore_progress(learner: Any, state: dict[str, Any]) -> None:
 class CheckpointedLearner:
     """``progress``, ``check_checkpoint`` and ``from_checkpoint`` (``core.learner.Learner``) for
     a learner whose ``__init__`` takes ``(spec, config, device, seed, ...)`` and that keeps
-    ``agent_steps`` and ``updates``.  The class sets ``config_class`` and defines
-    :meth:`checkpoint_checks` and ``load``."""
+    ``agent_steps`` and ``updates``, and ``train`` (the ``core.learner.run`` loop).  The class
+    sets ``config_class`` and defines :meth:`checkpoint_checks` and ``load``."""
 
     config_class: ClassVar[type]
     agent_steps: int
@@ -306,6 +307,20 @@ class CheckpointedLearner:
     def progress(self) -> Progress:
         """Agent-steps and updates so far."""
         return Progress(agent_steps=self.agent_steps, updates=self.updates)
+
+    def train(
+        self,
+        env_factory: Callable[[int], MultiAgentEnv],
+        budget: int,
+        logger: TrainingLogger | None = None,
+    ) -> dict[str, float]:
+        """Collect and update until ``agent_steps >= budget`` (continues from
+        ``agent_steps`` after a load) on ``env_factory(cfg.num_envs)``: ``core.learner.run``.
+
+        Returns:
+            The metrics of the last update.
+        """
+        return run(self, env_factory, budget, logger)
 
     @classmethod
     def checkpoint_checks(cls) -> dict[str, Any]:

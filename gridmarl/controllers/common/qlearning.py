@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -53,7 +52,6 @@ from gridmarl.controllers.common.replay import ReplayBuffer, Transitions
 from gridmarl.core.controller import Trainable
 from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.errors import ScenarioError
-from gridmarl.core.learner import TrainingLogger, run
 from gridmarl.core.seeding import make_generator, stream_seed, sub_seed
 from gridmarl.core.types import Action, AgentSpec, Observation
 
@@ -454,15 +452,6 @@ class QLearner(CheckpointedLearner, Trainable):
                 batch.episode_returns
             )
         return metrics
-
-    def train(
-        self,
-        env_factory: Callable[[int], MultiAgentEnv],
-        budget: int,
-        logger: TrainingLogger | None = None,
-    ) -> dict[str, float]:
-        """Train until ``agent_steps >= budget`` (``core.learner.run``)."""
-        return run(self, env_factory, budget, logger)
 
     def warm_start(
         self, env: MultiAgentEnv, teacher: Any, epochs: int, seed: int, keep_prior: bool

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -52,7 +51,6 @@ from gridmarl.controllers.common.replay import ReplayBuffer, Transitions
 from gridmarl.core.controller import Trainable
 from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.errors import ScenarioError
-from gridmarl.core.learner import TrainingLogger, run
 from gridmarl.core.seeding import make_generator, stream_seed
 from gridmarl.core.types import Action, AgentSpec, Observation
 
@@ -392,15 +390,6 @@ class ValueLearner(CheckpointedLearner, Trainable):
         if batch.episode_returns:
             out["train/episode_return"] = sum(batch.episode_returns) / len(batch.episode_returns)
         return out
-
-    def train(
-        self,
-        env_factory: Callable[[int], MultiAgentEnv],
-        budget: int,
-        logger: TrainingLogger | None = None,
-    ) -> dict[str, float]:
-        """Collect and update until ``agent_steps >= budget`` (``core.learner.run``)."""
-        return run(self, env_factory, budget, logger)
 
     def warm_start(
         self, env: MultiAgentEnv, teacher: Any, epochs: int, seed: int, keep_prior: bool
