@@ -164,34 +164,21 @@ def solve_by_columns(
         community, plan["discrete"], plan["continuous"], start, initial_state, episode_start
     )
     objective = float(acc["cost_usd"].sum())
-    g = acc["grid_kw"]
     gap = relative_gap(objective, res.bound)
     solve_s = time.perf_counter() - t0 - res.build_s
-    status = "optimal" if gap <= mip_gap * (1 + 1e-6) + 1e-9 else "time_limit"
-    return CommunityMilpResult(
+    return _accounted_result(
+        community,
+        plan,
+        acc["grid_kw"],
+        start,
+        steps,
+        initial_state,
         objective_usd=objective,
         bound_usd=res.bound,
         gap=gap,
-        status=status,
+        status="optimal" if gap <= mip_gap * (1 + 1e-6) + 1e-9 else "time_limit",
         build_s=res.build_s,
         solve_s=solve_s,
-        discrete=plan["discrete"],
-        continuous=plan["continuous"],
-        grid_kw=g,
-        import_kw=np.maximum(g, 0.0),
-        export_kw=np.maximum(-g, 0.0),
-        over_kw=np.maximum(np.abs(g) - community.transformer_kw, 0.0),
-        battery_kw=plan["battery_kw"],
-        ev_kw=plan["ev_kw"],
-        hp_kw=plan["hp_kw"],
-        battery_kwh=plan["battery_kwh"],
-        ev_kwh=plan["ev_kwh"],
-        theta_c=plan["theta_c"],
-        peak_kw=float(
-            max(np.maximum(g, 0.0).max(initial=0.0), (initial_state or {}).get("peak_kw", 0.0))
-        ),
-        start=start,
-        steps=steps,
         message=(
             f"column generation: {res.rounds} rounds, {res.columns} columns, master "
             f"{res.rmp_objective:.6g}, bound {res.bound:.6g}, schedule {objective:.6g}"
@@ -322,15 +309,38 @@ def fallback_schedule(
     acc = schedule_cost(
         community, plan["discrete"], plan["continuous"], start, initial_state, episode_start
     )
-    g = acc["grid_kw"]
-    objective = float(acc["cost_usd"].sum())
-    return CommunityMilpResult(
-        objective_usd=objective,
+    return _accounted_result(
+        community,
+        plan,
+        acc["grid_kw"],
+        start,
+        steps,
+        initial_state,
+        objective_usd=float(acc["cost_usd"].sum()),
         bound_usd=-math.inf,
         gap=math.inf,
         status="fallback",
         build_s=time.perf_counter() - t0,
         solve_s=0.0,
+        extra={"method": "fallback", "bound_method": "none"},
+    )
+
+
+def _accounted_result(
+    community: Community,
+    plan: dict[str, np.ndarray],
+    grid_kw: np.ndarray,
+    start: int,
+    steps: int,
+    initial_state: dict[str, Any] | None,
+    **fields: Any,
+) -> CommunityMilpResult:
+    """The result of a decoded schedule (``decode_schedule``'s ``plan``) whose grid exchange
+    ``grid_kw`` [kW] the env's equations accounted (``schedule_cost``): the flows derived
+    from it, the plan's device series, and ``fields`` (objective, bound, status, timings)."""
+    g = grid_kw
+    peak0 = (initial_state or {}).get("peak_kw", 0.0)
+    return CommunityMilpResult(
         discrete=plan["discrete"],
         continuous=plan["continuous"],
         grid_kw=g,
@@ -343,10 +353,10 @@ def fallback_schedule(
         battery_kwh=plan["battery_kwh"],
         ev_kwh=plan["ev_kwh"],
         theta_c=plan["theta_c"],
-        peak_kw=float(np.maximum(g, 0.0).max(initial=0.0)),
+        peak_kw=float(max(np.maximum(g, 0.0).max(initial=0.0), peak0)),
         start=start,
         steps=steps,
-        extra={"method": "fallback", "bound_method": "none"},
+        **fields,
     )
 
 
