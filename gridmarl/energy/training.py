@@ -34,13 +34,14 @@ def energy_env_factory(scenario: Any, device: torch.device, seed: int):
     from gridmarl.energy.data import build_community
     from gridmarl.energy.env import CommunityEnv
     from gridmarl.energy.shaping import training_env
+    from gridmarl.train import train_options
 
     community = build_community(scenario, "train")
     fc = scenario.community.forecast
     t = scenario.train
-    # the shaping's γ is the learner's discount (shaping.py: potential-based shaping)
-    # (read from the options without building MATPPO's config: other learners' options differ)
-    gamma = float(scenario.train.options.get("gamma", MATPPOConfig.gamma))
+    # the shaping's γ is the learner's discount (shaping.py: potential-based shaping): the
+    # scenario's default learner's options, read without building its config
+    gamma = float(train_options(scenario).get("gamma", MATPPOConfig.gamma))
     steps = round(scenario.train.episode_days * 24 / scenario.window.step_h)
     h = _forecast_steps(scenario)
     max_steps = community.steps - h - 1
