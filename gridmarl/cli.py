@@ -361,7 +361,9 @@ def sweep(
 @app.command()
 def attention(
     scenario: ScenarioArg,
-    checkpoint: Annotated[Path, typer.Option(help="a hama checkpoint that fits the scenario")],
+    checkpoint: Annotated[
+        Path, typer.Option(help="an attention learner's (HAMA) checkpoint for the scenario")
+    ],
     step: Annotated[int, typer.Option(help="the episode step whose attention is written")] = 0,
     out: Annotated[Path, typer.Option(help="folder the CSV tables and the plot go to")] = Path(
         "runs/attention"
@@ -369,8 +371,9 @@ def attention(
     seed: Annotated[int | None, typer.Option(help="episode seed; default: the scenario's")] = None,
     set_: SetOpt = None,
 ) -> None:
-    """Write HAMA's inter-agent and inter-group attention weights at one step of an episode of
-    the scenario's training env (CSV tables and a PNG, as the HAMA paper's Figure 5)."""
+    """Write a learner's inter-agent and inter-group attention weights (HAMA's) at one step of an
+    episode of the scenario's training env (CSV tables and a PNG, as the HAMA paper's Figure 5).
+    Any learner with an ``attention`` method (and a ``view``) qualifies."""
     import torch
 
     from gridmarl import domains
@@ -379,7 +382,8 @@ def attention(
 
     sc = _load(scenario, set_)
     info = registry.for_checkpoint(checkpoint)
-    if info.name != "hama":
+    learner = info.load_class()
+    if not callable(getattr(learner, "attention", None)):
         raise UsageError(f"--checkpoint {checkpoint}: a {info.name} checkpoint has no attention")
     torch.set_num_threads(1)
     env = domains.get(sc.domain).train_env_factory(sc, torch.device("cpu"), sc.seed)(1)
