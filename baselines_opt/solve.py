@@ -204,7 +204,7 @@ def solve_highs(
         "load_solutions": False,
         "raise_exception_on_nonoptimal_result": False,
         "tee": options.tee,
-        "time_limit": options.time_limit_s,
+        "time_limit": _run_clock_limit(solver, model, options.time_limit_s),
         "rel_gap": options.mip_gap,
     }
     if options.threads is not None:
@@ -267,6 +267,27 @@ def solve_highs(
         message=msg,
         duals=duals,
     )
+
+
+def _run_clock_limit(
+    solver: Highs, model: pyo.ConcreteModel, time_limit_s: float | None
+) -> float | None:
+    """HiGHS's ``time_limit`` that gives this solve ``time_limit_s`` [s] of its own.
+
+    HiGHS (1.x) compares an LP's ``time_limit`` with the run clock of the ``Highs`` object,
+    which adds up every earlier ``run`` of that object (ERGO-Code/HiGHS#1331, #1477; to change
+    in 2.0): a persistent interface re-solving an LP would hit the limit at once after
+    ``time_limit_s`` seconds in total.  Its MIP solver times each run on its own.  For a model
+    without free integer variables the limit is therefore the clock's current reading plus
+    ``time_limit_s`` (a MIP whose integers are all fixed may get that longer limit: harmless).
+    """
+    highs = getattr(solver, "_solver_model", None)
+    if time_limit_s is None or highs is None:  # no limit, or no run yet: the clock is at 0
+        return time_limit_s
+    for v in model.component_data_objects(pyo.Var, active=True):
+        if v.is_integer() and not v.fixed:
+            return time_limit_s
+    return float(highs.getRunTime()) + time_limit_s
 
 
 def _quiet_between_solves(solver: Highs) -> None:

@@ -176,3 +176,26 @@ def test_split_with_every_part_failing_raises() -> None:
 
     with pytest.raises(RuntimeError, match="every part of the 'test' split failed"):
         run_split(AllFail, type("Sc", (), {"source": "f"})(), "test")
+
+
+def test_mpc_that_never_solves_is_flagged_not_ranked_silently(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An MPC whose every re-plan finds no schedule in its limit runs on its fallback: the
+    summary and its row's notes say so (at 1,000 prosumers a 2-s limit does this)."""
+    from baselines_opt.community import mpc as mpc_module
+    from baselines_opt.solve import SolverError
+    from gridmarl.energy.simulate import simulate
+
+    def no_schedule(*args, **kwargs):
+        raise SolverError("the time limit was reached before HiGHS found any feasible solution")
+
+    monkeypatch.setattr(mpc_module, "solve_highs", no_schedule)
+    sc = load_scenario(
+        COMMUNITY, [*SMALL, "controllers=[{name: no_control}, {name: mpc, time_limit_s: 3}]"]
+    )
+    res = simulate(sc)
+    mpc = {c.name: c for c in res.controllers}["mpc"]
+    assert mpc.error == "" and math.isfinite(mpc.kpis["cost_usd"])
+    assert "24 of 24 re-plans found no schedule within 3 s" in mpc.notes
+    assert "Warning: mpc found no schedule within its 3 s limit in 24 of 24 re-plans" in res.summary

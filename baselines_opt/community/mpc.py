@@ -161,10 +161,18 @@ class MPCController(Controller):
         if step.size == 0:
             return "no re-plan timed"
         solve = np.asarray(self.stats.get("solve_s", []), np.float64)
+        fell = int(self.stats.get("fallbacks", 0))
         return (
             f"time per re-plan {step.mean():.3f} s mean, {step.max():.3f} s max over "
             f"{step.size} re-plans (HiGHS {solve.mean() if solve.size else math.nan:.3f} s "
             f"mean), model build {self.stats.get('build_s', 0.0):.1f} s"
+            + (
+                f"; **{fell} of {step.size} re-plans found no schedule within "
+                f"{self.options.time_limit_s:g} s and kept the previous plan or the fallback "
+                "(battery idle, EV charging, heat-pump thermostat)**"
+                if fell
+                else ""
+            )
         )
 
     def _solve_at(self, t: int) -> None:

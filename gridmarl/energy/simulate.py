@@ -292,7 +292,13 @@ def simulate(
             timing = getattr(ctrl, "timing", None)
             if callable(timing):  # MPC: its time per re-plan
                 notes = f"{notes}; {timing()}"
-                info = {**info, "step_s_mean": float(np.mean(ctrl.stats.get("step_s") or [0.0]))}
+                info = {
+                    **info,
+                    "step_s_mean": float(np.mean(ctrl.stats.get("step_s") or [0.0])),
+                    "replans": len(ctrl.stats.get("step_s") or []),
+                    "fallbacks": int(ctrl.stats.get("fallbacks", 0)),
+                    "time_limit_s": getattr(getattr(ctrl, "options", None), "time_limit_s", None),
+                }
             return {
                 "kpis": community_kpis(records, comm, scenario.window.step_h),
                 "records": records,
@@ -373,6 +379,17 @@ def simulate(
         f"{' (proven optimal within its gap)' if basis == 'optimum' else ''}."
     )
     summary += reference_gap_warning(milp_info.get("gap", 0.0))
+    for entry, _, r in runs:
+        fell = r.get("info", {}).get("fallbacks", 0)
+        if fell and "kpis" in r:
+            limit = r["info"].get("time_limit_s")
+            summary += (
+                f" Warning: {entry.display_name} found no schedule within its "
+                f"{'' if limit is None else f'{limit:g} s '}limit in {fell} of "
+                f"{r['info']['replans']} "
+                "re-plans and followed its fallback there: its row is not what the controller "
+                "achieves; raise its time_limit_s or its replan_every."
+            )
     failed_refs = [n for n in ("no_control", "rule_based", "milp") if "kpis" not in by_name[n]]
     if failed_refs:
         summary += (
