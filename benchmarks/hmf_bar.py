@@ -10,10 +10,13 @@ an attendance of capacity / N = 0.6 on every night, i.e. a mean reward per agent
 
 Figures per game set: the mean attendance fraction, ``abs_dev`` = the mean over nights of
 |attendance − 0.6| (a policy alternating between an empty and a crowded bar has a mean
-attendance near 0.6 but a large ``abs_dev``) and the mean reward per agent-night.
+attendance near 0.6 but a large ``abs_dev``) and the mean reward per agent-night.  Besides
+the greedy games, ``train_reward`` is the mean reward per agent-night of the ε-greedy training
+nights since the previous curve point (the seed's Fig. 3d plots the reward of the learning
+episodes, exploration included); the test row's is that of the last ``--eval-every`` rounds.
 
 Writes ``--out``/hmf_bar_curves.csv (method, seed, kind = curve | test, updates,
-agent_steps, attendance, abs_dev, reward, steps_per_s),
+agent_steps, attendance, abs_dev, reward, train_reward, steps_per_s),
 ``--out``/hmf_bar.png (mean ± std over seeds) and prints the markdown table.
 
     python benchmarks/hmf_bar.py [--updates 1500] [--seeds 0 1 2]
@@ -178,6 +181,7 @@ FIELDS = [
     "attendance",
     "abs_dev",
     "reward",
+    "train_reward",
     "steps_per_s",
 ]
 
@@ -197,6 +201,7 @@ def read_rows(path: Path) -> list[dict]:
                     "agent_steps": int(r["agent_steps"]),
                     "attendance": float(r["attendance"]),
                     "abs_dev": float(r.get("abs_dev") or "nan"),
+                    "train_reward": float(r.get("train_reward") or "nan"),
                     "reward": float(r["reward"]),
                     "steps_per_s": float(r["steps_per_s"]),
                 }
@@ -221,12 +226,19 @@ def train_one(
     val = [stream_seed(seed, "validate", i) for i in range(episodes)]
     rows = []
     t0 = time.perf_counter()
+    train_rew: list[float] = []  # per-agent reward of the ε-greedy training nights
     for u in range(1, updates + 1):
-        learner.update(learner.collect(env, budget))
+        batch = learner.collect(env, budget)
+        train_rew.append(batch.reward_per_step)
+        learner.update(batch)
         if u % every == 0 or u == updates:
-            rows.append(row(method, seed, "curve", learner, play(learner, val, identity), 0.0))
+            figs = {**play(learner, val, identity), "train_reward": statistics.fmean(train_rew)}
+            rows.append(row(method, seed, "curve", learner, figs, 0.0))
+            last_train, train_rew = figs["train_reward"], []
     speed = learner.progress().agent_steps / (time.perf_counter() - t0)  # incl. evaluations
     test = play(learner, [stream_seed(seed, "test", i) for i in range(episodes)], identity)
+    # the training reward of the last ``every`` rounds (ε = eps_end by then)
+    test["train_reward"] = last_train
     rows.append(row(method, seed, "test", learner, test, speed))
     print(
         f"{method} seed {seed}: test attendance {test['attendance']:.3f}, "
@@ -255,14 +267,16 @@ def table(rows: list[dict]) -> str:
     """The markdown table of the test rows: mean ± std over seeds per method."""
     out = [
         "| method | seeds | test attendance (mean ± std) | per-night abs(attendance − 0.6) "
-        "| reward / agent-night | train agent-steps/s |",
-        "|---|---|---|---|---|---|",
+        "| reward / agent-night | training reward / agent-night (ε-greedy) "
+        "| train agent-steps/s |",
+        "|---|---|---|---|---|---|---|",
     ]
     for method in dict.fromkeys(r["method"] for r in rows):
         test = [r for r in rows if r["method"] == method and r["kind"] == "test"]
         att = [r["attendance"] for r in test]
         rew = [r["reward"] for r in test]
         dev = [r["abs_dev"] for r in test]
+        trn = [r["train_reward"] for r in test]
 
         def sd(v: list[float]) -> float:
             return statistics.stdev(v) if len(v) > 1 else 0.0
@@ -271,14 +285,16 @@ def table(rows: list[dict]) -> str:
             f"| {method} | {len(test)} | {statistics.fmean(att):.3f} ± {sd(att):.3f} | "
             f"{statistics.fmean(dev):.3f} ± {sd(dev):.3f} | "
             f"{statistics.fmean(rew):.3f} ± {sd(rew):.3f} | "
+            f"{statistics.fmean(trn):.3f} ± {sd(trn):.3f} | "
             f"{statistics.fmean(r['steps_per_s'] for r in test):,.0f} |"
         )
     return "\n".join(out)
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    """Mean ± std over seeds of the greedy attendance, of |attendance − 0.6| per night and of
-    the reward per agent-night against agent-steps, one line a method."""
+    """Mean ± std over seeds of the greedy attendance, of |attendance − 0.6| per night, of the
+    greedy reward and of the ε-greedy training reward per agent-night against agent-steps, one
+    line a method."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -288,8 +304,10 @@ def plot(rows: list[dict], path: Path) -> None:
         "attendance": ("greedy attendance fraction [-]", (-0.02, 1.02), OPTIMUM),
         "abs_dev": ("per-night abs(attendance − 0.6) [-]", (-0.02, 0.62), 0.0),
         "reward": ("greedy reward per agent-night [-]", (-1.02, 1.02), OPTIMUM),
+        "train_reward": ("ε-greedy training reward per agent-night [-]", (-1.02, 1.02), OPTIMUM),
     }
-    fig, axes = plt.subplots(1, 3, figsize=(15.0, 4.0))
+    fig, axes = plt.subplots(2, 2, figsize=(11.0, 8.0))
+    axes = axes.ravel()
     n_seeds = len({r["seed"] for r in rows})
     for (key, (label, ylim, best)), ax in zip(keys.items(), axes, strict=True):
         for method in dict.fromkeys(r["method"] for r in rows):
@@ -310,8 +328,8 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_ylim(*ylim)
     axes[0].legend(loc="best", fontsize=8)
     fig.suptitle(
-        f"Bar game, N = 100, C = 60: greedy play on validation games, mean ± std over "
-        f"{n_seeds} training seeds"
+        f"Bar game, N = 100, C = 60: greedy play on validation games and the training nights,\n"
+        f"mean ± std over {n_seeds} training seeds"
     )
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, dpi=100, format="png"))
