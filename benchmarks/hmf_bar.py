@@ -80,6 +80,33 @@ METHODS: dict[str, tuple[type, type, dict]] = {
 OPTIMUM = 0.6
 
 
+def best_under_exploration(
+    n: int = 100, capacity: int = 60, eps: float = 0.05
+) -> tuple[int, float]:
+    """The best a greedy population can do on ε-greedy nights.
+
+    ``m`` agents mean to go; each agent's action is replaced by a uniformly random one with
+    probability ε, so each flips with probability ε / 2 (two actions).  Returns the ``m``
+    that maximises the expected reward per agent-night and that reward [-] (exact binomial
+    sums; ε = 0 gives ``(capacity, capacity / n)``).
+    """
+    from math import comb
+
+    p = eps / 2.0
+    best = (0, 0.0)
+    for m in range(n + 1):
+        go = [comb(m, i) * (1 - p) ** i * p ** (m - i) for i in range(m + 1)]
+        extra = [comb(n - m, j) * p**j * (1 - p) ** (n - m - j) for j in range(n - m + 1)]
+        value = 0.0
+        for i, pi in enumerate(go):
+            for j, pj in enumerate(extra):
+                count = i + j
+                value += pi * pj * (count if count <= capacity else -count)
+        if value / n > best[1]:
+            best = (m, value / n)
+    return best
+
+
 def make(method: str, spec: object, seed: int, common: dict | None = None) -> ValueLearner:
     """The learner of ``method`` (a key of ``METHODS``) for the Bar game, with the shared
     hyper-parameters ``common`` (default ``COMMON``)."""
@@ -326,6 +353,16 @@ def plot(rows: list[dict], path: Path) -> None:
             ax.plot(xs, mean, label=method)
             ax.fill_between(xs, lo, hi, alpha=0.15)
         ax.axhline(best, color="k", ls="--", lw=0.8, label="optimum")
+        if key == "train_reward":
+            m, value = best_under_exploration(eps=COMMON["eps_end"])
+            ax.axhline(value, color="k", ls=":", lw=0.8)
+            ax.text(
+                0.02,
+                value - 0.08,
+                f"best with ε = {COMMON['eps_end']}: {value:.3f} ({m} meaning to go)",
+                transform=ax.get_yaxis_transform(),
+                fontsize=8,
+            )
         ax.set_xlabel("training agent-steps")
         ax.set_ylabel(label)
         ax.set_ylim(*ylim)

@@ -89,3 +89,14 @@ def test_option_overrides_are_checked() -> None:
     with pytest.raises(SystemExit) as exc:
         bench.parse_options(["gama=0.5"])
     assert exc.value.code == 2
+
+
+def test_best_under_exploration_by_hand() -> None:
+    """No exploration: the capacity; ε = 0.05 (each agent flips with probability 0.025): 57
+    agents meaning to go, 0.558 per agent-night."""
+    bench = _bench()
+    assert bench.best_under_exploration(100, 60, 0.0) == (60, pytest.approx(0.6))
+    m, value = bench.best_under_exploration(100, 60, 0.05)
+    assert m == 57 and value == pytest.approx(0.558, abs=5e-4)
+    # two agents, capacity 1, no exploration: one goes, 0.5 per agent-night
+    assert bench.best_under_exploration(2, 1, 0.0) == (1, pytest.approx(0.5))
