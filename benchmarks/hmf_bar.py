@@ -167,6 +167,9 @@ def main() -> None:
     ap.add_argument("--option", nargs="*", default=[], metavar="KEY=VALUE")
     ap.add_argument("--out", type=Path, default=Path("docs/controllers"))
     ap.add_argument("--plot-only", action="store_true", help="redraw from the CSV, no training")
+    ap.add_argument(
+        "--no-test", action="store_true", help="tuning: validation games only, no test games"
+    )
     args = ap.parse_args()
     common = {**COMMON, **parse_options(args.option)}
     torch.set_num_threads(1)
@@ -188,6 +191,7 @@ def main() -> None:
                 args.eval_episodes,
                 common,
                 args.identity,
+                not args.no_test,
             )
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -247,8 +251,10 @@ def train_one(
     episodes: int,
     common: dict | None = None,
     identity: str = "onehot",
+    test_games: bool = True,
 ) -> list[dict]:
-    """Train ``method`` on training seed ``seed``: its curve rows and its test row."""
+    """Train ``method`` on training seed ``seed``: its curve rows and (``test_games``) its
+    test row."""
     common = common or COMMON
     env = BarEnv(num_envs=common["num_envs"], identity=identity)
     learner = make(method, env.spec, seed, common)
@@ -266,6 +272,9 @@ def train_one(
             rows.append(row(method, seed, "curve", learner, figs, 0.0))
             last_train, train_rew = figs["train_reward"], []
     speed = learner.progress().agent_steps / (time.perf_counter() - t0)  # incl. evaluations
+    if not test_games:  # tuning: validation games only
+        print(f"{method} seed {seed}: {speed:,.0f} agent-steps/s (no test games)", flush=True)
+        return rows
     test = play(learner, [stream_seed(seed, "test", i) for i in range(episodes)], identity)
     # the training reward of the last ``every`` rounds (ε = eps_end by then)
     test["train_reward"] = last_train
@@ -303,6 +312,13 @@ def table(rows: list[dict]) -> str:
     ]
     for method in dict.fromkeys(r["method"] for r in rows):
         test = [r for r in rows if r["method"] == method and r["kind"] == "test"]
+        if not test:  # a --no-test run: the last validation point of each seed
+            last: dict[int, dict] = {}
+            for r in rows:
+                if r["method"] == method:
+                    last[r["seed"]] = r
+            test = list(last.values())
+            method = f"{method} (validation)"
         att = [r["attendance"] for r in test]
         rew = [r["reward"] for r in test]
         dev = [r["abs_dev"] for r in test]
