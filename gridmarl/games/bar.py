@@ -11,7 +11,8 @@ the value the seed reports HMF reaching.
 |---|---|
 | agents | ``n_agents`` (100) |
 | actions | discrete, 2: 0 = stay home, 1 = attend (``n_continuous = 0``) |
-| local obs | ``[N, 2]``: last night's attendance / N [-], k / (N − 1) [-] (no index: ``[N, 1]``) |
+| local obs | ``[N, 1 + I]``: last night's attendance / N [-], then the identity (below) |
+| identity | ``index``: k / (N − 1), I = 1; ``onehot``: e_k, I = N; ``none``: I = 0 |
 | forecast | none (``forecast_len = 0``, ``forecast_dim = 1``) |
 | state | the local obs |
 | global ``[1]`` | last night's attendance / N [-] |
@@ -22,11 +23,13 @@ the value the seed reports HMF reaching.
 | groups | ``n_groups`` contiguous blocks of agents (the game has no prior grouping) |
 | info | ``attendance`` ``[B]`` the night's attendance fraction [-] |
 
-``agent_index`` (on by default) adds each agent's index to its observation.  The seed's
-Algorithm 1 gives every agent its own Q_LOC parameters θ_k; gridmarl's learners share one
-network, and with identical observations a shared greedy network sends every agent the same
-way (attendance 0 or 1).  The index is the identity a per-agent network has implicitly; every
-method compared on this game sees it.
+``identity`` (``index`` by default) adds each agent's identity to its observation.  The
+seed's Algorithm 1 gives every agent its own Q_LOC parameters θ_k; gridmarl's learners share
+one network, and with identical observations a shared greedy network sends every agent the
+same way (attendance 0 or 1).  The identity is what a per-agent network has implicitly:
+``onehot`` gives the shared network's first layer a weight column of its own per agent (the
+closest to per-agent parameters), ``index`` one scalar the network must cut into attendees and
+stayers.  Every method compared on this game sees the same observation.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ import torch
 
 from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.types import Action, AgentSpec, Observation, Step
+
+#: the allowed ``identity`` values of :class:`BarEnv`
+IDENTITIES = ("index", "onehot", "none")
 
 
 class BarEnv(MultiAgentEnv):
@@ -47,7 +53,8 @@ class BarEnv(MultiAgentEnv):
         capacity: C, the most attendees for which attending pays +1 [agents].
         nights: episode length [steps].
         n_groups: contiguous groups in ``AgentSpec.groups``.
-        agent_index: add k / (N − 1) to each agent's observation.
+        identity: the agent identity in the observation: ``index`` (k / (N − 1)),
+            ``onehot`` (e_k, N features) or ``none``.
         device: where the tensors live.
     """
 
@@ -58,7 +65,7 @@ class BarEnv(MultiAgentEnv):
         capacity: int = 60,
         nights: int = 10,
         n_groups: int = 2,
-        agent_index: bool = True,
+        identity: str = "index",
         device: torch.device | str = "cpu",
     ) -> None:
         if n_agents < 1 or not 0 <= capacity <= n_agents:
@@ -68,8 +75,11 @@ class BarEnv(MultiAgentEnv):
         self.num_envs, self.n, self.capacity = int(num_envs), int(n_agents), int(capacity)
         self.episode_len = int(nights)
         self.device = torch.device(device)
-        self.agent_index = agent_index
-        local_dim = 2 if agent_index else 1
+        if identity not in IDENTITIES:
+            raise ValueError(f"identity must be one of {', '.join(IDENTITIES)}, got {identity!r}")
+        self.identity = identity
+        id_dim = {"index": 1, "onehot": self.n, "none": 0}[identity]
+        local_dim = 1 + id_dim
         groups = torch.arange(self.n) * n_groups // self.n
         self.spec = AgentSpec(
             n_agents=self.n,
@@ -82,7 +92,9 @@ class BarEnv(MultiAgentEnv):
             n_continuous=0,
             groups=groups,
             neighbors=torch.full((self.n, 1), -1, dtype=torch.long),
-            local_features=("attendance_prev",) + (("agent_index",) if agent_index else ()),
+            local_features=("attendance_prev",)
+            + tuple(f"agent_id_{j}" for j in range(id_dim) if identity == "onehot")
+            + (("agent_index",) if identity == "index" else ()),
         )
         self.gen = torch.Generator().manual_seed(0)
         self.t = 0
@@ -92,10 +104,12 @@ class BarEnv(MultiAgentEnv):
     def _obs(self) -> Observation:
         b, n = self.num_envs, self.n
         cols = [self.prev[:, None].expand(b, n)]
-        if self.agent_index:
-            ident = torch.linspace(0.0, 1.0, n, device=self.device)
-            cols.append(ident.expand(b, n))
+        if self.identity == "index":
+            cols.append(torch.linspace(0.0, 1.0, n, device=self.device).expand(b, n))
         local = torch.stack(cols, -1)
+        if self.identity == "onehot":
+            eye = torch.eye(n, device=self.device).expand(b, n, n)
+            local = torch.cat([local, eye], -1)
         return Observation(
             local=local,
             forecast=torch.zeros(b, n, 0, 1, device=self.device),
