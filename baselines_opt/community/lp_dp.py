@@ -27,9 +27,9 @@ steps, about 196,000 LP columns), built on the decomposition of
 4. **Bound** (weak Lagrangian duality at λ*, the bound of column generation):
    ``L(λ*) = Σ_t λ*_t net_t + C(λ*) + Σ_b v_b(λ*)`` with each heat pump's integer subproblem
    solved by HiGHS from the DP schedule, its *proven* MIP bound entering ``v_b`` (the lift over
-   the LP bound the heat pumps' integrality gives).  These MIPs run in the worker processes
-   while step 3 runs in this one.  The bound is valid for any λ, so an inexact IPM solution only
-   weakens it; ``bound_method = "lagrangian at the LP duals (heat-pump MIP bounds)"``.
+   the LP bound the heat pumps' integrality gives), in worker processes, in the time left
+   after step 3 (the schedule comes first).  The bound is valid for any λ, so an inexact IPM
+   solution only weakens it; ``bound_method = "lagrangian at the LP duals (heat-pump MIP bounds)"``.
 """
 
 from __future__ import annotations
@@ -58,7 +58,10 @@ LP_SHARE = 0.6
 #: 2,511.7 $, 3 s → 2,511.6 $) while its incumbent rarely beats the DP's schedule
 HP_MIP_MAX_S = 4.0
 #: seconds kept free at the end of the time limit for collecting the answers [s]
-MARGIN_S = 1.0
+MARGIN_S = 2.0
+#: share of the time left that the heat-pump MIPs' limits add up to (per worker): each MIP
+#: overruns its limit a little (presolve, set-up) [-]
+MIP_TIME_SHARE = 0.8
 
 
 @dataclass
@@ -70,8 +73,7 @@ class LpDpResult:
         fixed_objective: the fixed-mode LP's value [$] (NaN if it was not solved).
         schedule: per block its solution (``x`` in the block's column order).
         build_s: blocks, master and LP assembly [s]; timings: seconds per phase (``lp``,
-            ``dp``, ``fixed_lp``; ``hp_mip``: from handing out the heat-pump MIPs to their
-            answers, overlapping ``fixed_lp``).
+            ``dp``, ``fixed_lp``, ``hp_mip``: the bound's pricing, worker start included).
         hp_mip_limit_s: time limit of each heat-pump MIP of the bound [s].
     """
 
@@ -128,7 +130,8 @@ def _ipm(hs: Any, time_limit_s: float, what: str) -> tuple[float, Any]:
 
     hs.setOptionValue("solver", "ipm")
     hs.setOptionValue("run_crossover", "off")
-    hs.setOptionValue("time_limit", float(max(time_limit_s, 1.0)))
+    # HiGHS's clock runs over every solve of this object: the limit is on its total
+    hs.setOptionValue("time_limit", hs.getRunTime() + float(max(time_limit_s, 1.0)))
     hs.run()
     st = hs.getModelStatus()
     if st != highspy.HighsModelStatus.kOptimal:
@@ -177,45 +180,40 @@ def solve_lp_dp(
         schedule[b] = xb
     timings["dp"] = time.perf_counter() - t1
 
+    fixed_val = math.nan
+    if hp:  # 3. the modes fixed at their DP schedules; batteries and EVs re-planned
+        t1 = time.perf_counter()
+        idx = np.concatenate([np.arange(off[b], off[b] + h.T) for b in hp]).astype(np.int32)
+        modes = np.concatenate([schedule[b][: h.T] for b in hp])
+        hs.changeColsBounds(len(idx), idx, modes, modes)
+        try:
+            fixed_val, sol = _ipm(
+                hs, deadline - time.perf_counter() - MARGIN_S, "LP with fixed heat-pump modes"
+            )
+            fixed_val += master.offset
+            x = np.asarray(sol.col_value, np.float64)
+            for b in range(len(blocks)):
+                if not blocks[b].integer:
+                    schedule[b] = x[off[b] : off[b + 1]]
+        except SolverError:  # batteries and EVs keep the relaxation's plan (feasible)
+            pass
+        timings["fixed_lp"] = time.perf_counter() - t1
+    del hs, lp  # the worker processes need not inherit the big LP
+
+    # 4. the bound: every device priced at λ*, the heat pumps' MIPs in the time left
+    t1 = time.perf_counter()
     workers = workers if workers is not None else min(4, os.cpu_count() or 1)
     pricer = Pricer(blocks, workers if len(blocks) >= 64 else 1)
-    per = 0.0
-    fixed_val = math.nan
     try:
-        t1 = time.perf_counter()
-
-        def submit() -> float:
-            left = deadline - time.perf_counter() - MARGIN_S
-            per = min(HP_MIP_MAX_S, max(left, 0.0) * pricer.workers / max(len(hp), 1))
-            starts = {b: schedule[b] for b in hp}
-            pricer.submit(lam, integer=bool(hp) and per >= 0.05, time_limit_s=per, starts=starts)
-            return per
-
-        if pricer.local is None:  # the workers solve the MIPs while this process re-solves
-            per = submit()
-        if hp:  # 3. the modes fixed at their DP schedules; batteries and EVs re-planned
-            t2 = time.perf_counter()
-            idx = np.concatenate([np.arange(off[b], off[b] + h.T) for b in hp]).astype(np.int32)
-            modes = np.concatenate([schedule[b][: h.T] for b in hp])
-            hs.changeColsBounds(len(idx), idx, modes, modes)
-            try:
-                fixed_val, sol = _ipm(
-                    hs, deadline - time.perf_counter() - MARGIN_S, "LP with fixed heat-pump modes"
-                )
-                fixed_val += master.offset
-                x = np.asarray(sol.col_value, np.float64)
-                for b in range(len(blocks)):
-                    if not blocks[b].integer:
-                        schedule[b] = x[off[b] : off[b + 1]]
-            except SolverError:  # batteries and EVs keep the relaxation's plan (feasible)
-                pass
-            timings["fixed_lp"] = time.perf_counter() - t2
-        if pricer.local is not None:
-            per = submit()
-        priced = pricer.collect()
-        timings["hp_mip"] = time.perf_counter() - t1
+        left = deadline - time.perf_counter() - MARGIN_S
+        per = min(HP_MIP_MAX_S, MIP_TIME_SHARE * max(left, 0.0) * pricer.workers / max(len(hp), 1))
+        starts = {b: schedule[b] for b in hp}
+        priced = pricer.price(
+            lam, integer=bool(hp) and per >= 0.05, time_limit_s=per, starts=starts
+        )
     finally:
         pricer.close()
+    timings["hp_mip"] = time.perf_counter() - t1
     bound = float(lam @ h.net_kw) + master.community_value(lam) + sum(r[1] for r in priced)
     return LpDpResult(
         bound=bound,
