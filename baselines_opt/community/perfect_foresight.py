@@ -258,10 +258,11 @@ def solve_by_lp_dp(
 #: 60 s there against 0.34 % in 70 s for the exact method, whose bound is the same Lagrangian
 #: one and whose branch and bound does not raise it in a minute) [-]
 EXACT_MAX_DEVICE_STEPS = 10_000
-#: "auto" takes ``lp_dp`` up to this many device-steps (the week of 200 prosumers: 380 x 167),
+#: "auto" takes ``lp_dp`` up to this many device-steps (the week of 500 prosumers: 950 x 167),
 #: column generation above: the LP relaxation of the whole week takes HiGHS's interior-point
-#: method about 30 s (CPU) at 200 prosumers and grows faster than the community [-]
-LP_DP_MAX_DEVICE_STEPS = 100_000
+#: method 64 s at 200 prosumers, 133 s at 500 and more than 355 s at 1,000 (wall, on 2 busy
+#: cores), where column generation still reaches 1.1 % in 600 s [-]
+LP_DP_MAX_DEVICE_STEPS = 200_000
 METHODS = ("auto", "exact", "lp_dp", "columns")
 
 
@@ -270,7 +271,8 @@ def choose_method(community: Community, steps: int) -> str:
     dynamic programming at its prices) up to ``LP_DP_MAX_DEVICE_STEPS``, ``columns`` (column
     generation) above: the whole MILP's branch and bound never closes the week of 200
     prosumers, and column generation's bound converges slowly where one LP still solves in
-    seconds (200 prosumers, 120 s: column generation 2.5–3.2 %, ``lp_dp`` 0.2 %)."""
+    a minute or two (200 prosumers, 120 s: column generation 2.5–3.2 %, ``lp_dp`` 0.2 %; 500
+    in 300 s: 1.6 % against 0.13 %)."""
     bat, hp, ev = device_sets(community)
     size = (len(bat) + len(hp) + len(ev)) * steps
     if size <= EXACT_MAX_DEVICE_STEPS:
