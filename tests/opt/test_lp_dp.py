@@ -108,3 +108,31 @@ def test_lp_dp_without_its_lp_falls_back_to_columns(monkeypatch: pytest.MonkeyPa
     assert res.extra["method"] == "column_generation"
     assert res.extra["failed_methods"][0].startswith("lp_dp: LP relaxation")
     assert math.isfinite(res.bound_usd) and res.bound_usd <= res.objective_usd + 1e-9
+
+
+def test_ipm_time_limit_counts_from_this_solve() -> None:
+    """HiGHS's clock runs over every solve of one ``Highs`` object: a second solve's limit is
+    set past the time already spent (the fixed-mode LP at 200 prosumers was refused at once
+    when its limit was below the relaxation's 64 s)."""
+    import highspy
+
+    class Recorder:
+        options: dict = {}
+
+        def getRunTime(self) -> float:  # noqa: N802 - the highspy name
+            return 64.0
+
+        def setOptionValue(self, key: str, value: object) -> None:  # noqa: N802
+            self.options[key] = value
+
+        def run(self) -> None:
+            pass
+
+        def getModelStatus(self) -> object:  # noqa: N802
+            return highspy.HighsModelStatus.kTimeLimit
+
+    hs = Recorder()
+    with pytest.raises(SolverError, match="fixed modes: HiGHS status"):
+        lp_dp._ipm(hs, 46.0, "fixed modes")
+    assert hs.options["time_limit"] == pytest.approx(110.0)
+    assert hs.options["solver"] == "ipm" and hs.options["run_crossover"] == "off"
