@@ -679,7 +679,9 @@ def column_generation(
         master.fix_columns(keep)
         final, lam_fix, mu = master.solve()
         polish = 0
-        while time.perf_counter() - t0 < time_limit_s and n_int:
+        last_round = 0.0  # a polish round starts only if one as long as the last still fits [s]
+        while time.perf_counter() - t0 + last_round < time_limit_s and n_int:
+            t_round = time.perf_counter()
             priced = pricer.price(lam_fix, skip_integer=True)
             added = 0
             for b, r in enumerate(priced):
@@ -693,6 +695,7 @@ def column_generation(
             polish += 1
             new_final, lam_fix, mu = master.solve()
             history.append((time.perf_counter() - t0, new_final, max(best_bound, int_bound)))
+            last_round = time.perf_counter() - t_round
             if added == 0 or final - new_final <= 1e-6 * abs(final):
                 final = new_final
                 break
