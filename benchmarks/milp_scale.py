@@ -4,8 +4,9 @@ evaluation window with N = 50, 200, 500, 1,000 prosumers.
 Per N (each in a fresh process, so peak memory is that size's): data build, model build and
 solve time (wall, and the CPU seconds of the solver and its workers: on a shared machine the
 wall time says little), status, objective (the env's cost of the schedule), proven bound,
-gap, the method that gave the schedule and the one that gave the bound, peak resident memory
-of the solver process and of its worker processes; with ``--mpc-steps K`` also the rolling
+gap, the method that gave the schedule and the one that gave the bound (with ``lp_dp``, the
+seconds of its phases), peak resident memory of the solver process and of its worker
+processes; with ``--mpc-steps K`` also the rolling
 MPC's time per re-plan over the first K steps of the week (the scenario's MPC entry, 24 h
 horizon).
 
@@ -15,7 +16,7 @@ N = 1,000 <= 2 % in 10 minutes.
 Run::
 
     nice -n 10 python benchmarks/milp_scale.py [--sizes 50 200 500 1000]
-        [--time-limits 60 120 300 600] [--method auto|exact|columns] [--workers 2]
+        [--time-limits 60 120 300 600] [--method auto|exact|lp_dp|columns] [--workers 2]
         [--mpc-steps 6] [--out results.csv]
 """
 
@@ -85,6 +86,10 @@ def run_one(n: int, time_limit_s: float, method: str, workers: int, mpc_steps: i
             resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
         ),
     }
+    # lp_dp's phases [s] and the time limit of each heat-pump MIP of its bound
+    for key in ("lp_s", "dp_s", "fixed_lp_s", "hp_mip_s", "hp_mip_limit_s"):
+        if key in res.extra:
+            row[key] = round(float(res.extra[key]), 2)
     if mpc_steps > 0:
         from baselines_opt.community import MPCController
 
@@ -110,7 +115,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[50, 200, 500, 1000])
     ap.add_argument("--time-limits", type=float, nargs="+", default=None)
-    ap.add_argument("--method", default="auto", choices=["auto", "exact", "columns"])
+    ap.add_argument("--method", default="auto", choices=["auto", "exact", "lp_dp", "columns"])
     ap.add_argument("--workers", type=int, default=2, help="column-generation processes")
     ap.add_argument("--mpc-steps", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="CSV of the rows")

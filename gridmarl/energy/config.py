@@ -18,12 +18,12 @@ from gridmarl.core.errors import ScenarioError
 Range = tuple[float, float]
 
 
-MILP_METHODS = ("auto", "exact", "columns")
+MILP_METHODS = ("auto", "exact", "lp_dp", "columns")
 
 
 def check_milp_options(options: dict) -> None:
     """``controllers[milp].options``: ``method`` (one of ``MILP_METHODS``) and ``workers``
-    (column-generation processes, an integer >= 1), nothing else.
+    (processes of the ``lp_dp`` and ``columns`` methods, an integer >= 1), nothing else.
 
     Raises:
         ScenarioError: naming the key and what is allowed.
@@ -34,8 +34,8 @@ def check_milp_options(options: dict) -> None:
     if extra or method not in MILP_METHODS or not (isinstance(workers, int) and workers >= 1):
         raise ScenarioError(
             f"controllers[milp].options: {dict(options)}; allowed keys: method "
-            f"({', '.join(MILP_METHODS)}), workers (an integer >= 1: column-generation "
-            "processes)"
+            f"({', '.join(MILP_METHODS)}), workers (an integer >= 1: processes of the "
+            "lp_dp and columns methods)"
         )
 
 

@@ -95,8 +95,9 @@ def test_method_choice_and_bad_method() -> None:
     assert pf.choose_method(c, EPISODE) == "exact"
     big = _hard_community(n=30, steps=48)
     assert pf.choose_method(big, 48) == "exact"  # 60 devices x 48 steps
-    assert pf.choose_method(big, pf.EXACT_MAX_DEVICE_STEPS // 60 + 1) == "columns"
-    with pytest.raises(ValueError, match="allowed: auto, exact, columns"):
+    assert pf.choose_method(big, pf.EXACT_MAX_DEVICE_STEPS // 60 + 1) == "lp_dp"
+    assert pf.choose_method(big, pf.LP_DP_MAX_DEVICE_STEPS // 60 + 1) == "columns"
+    with pytest.raises(ValueError, match="allowed: auto, exact, lp_dp, columns"):
         solve_community_milp(c, steps=EPISODE, method="admm")
 
 
