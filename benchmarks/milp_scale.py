@@ -86,8 +86,16 @@ def run_one(n: int, time_limit_s: float, method: str, workers: int, mpc_steps: i
             resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
         ),
     }
-    # lp_dp's phases [s] and the time limit of each heat-pump MIP of its bound
-    for key in ("lp_s", "dp_s", "fixed_lp_s", "hp_mip_s", "hp_mip_limit_s"):
+    # lp_dp's phases [s], its heat pumps with a cell-DP bound and the limit of each MIP [s]
+    for key in (
+        "lp_s",
+        "dp_s",
+        "fixed_lp_s",
+        "hp_cell_s",
+        "hp_cell_bounds",
+        "hp_mip_s",
+        "hp_mip_limit_s",
+    ):
         if key in res.extra:
             row[key] = round(float(res.extra[key]), 2)
     if mpc_steps > 0:

@@ -147,3 +147,74 @@ def _solve_chunk(
         )
         for h in range(H)
     ]
+
+
+#: spacing of the cells of :func:`hp_lower_bounds` [C]
+BOUND_DELTA_C = 0.002
+
+
+def hp_lower_bounds(
+    blocks: list[Block], lam: np.ndarray, delta_c: float = BOUND_DELTA_C
+) -> np.ndarray:
+    """Proven lower bounds on the priced optimum of each heat-pump block at ``lam [T]``.
+
+    The DP of :func:`hp_schedules` interpolates its cost-to-go, so its value is not a bound.
+    Here the temperature axis is cut into cells of width ``delta_c`` spanning every reachable
+    temperature (between the free-running path, all modes 0, and the all-modes-maximal path:
+    the dynamics are increasing in θ and in the mode), and the recursion is taken over cells
+    with the least value in each (a relaxation of Bellman's equation by state aggregation,
+    Bertsekas 2017, *Dynamic Programming and Optimal Control* I, §6.5)::
+
+        W_T = 0,   W_t(cell) = min_m [ min_{θ ∈ cell} stage_t(θ, m)
+                                      + min over the cells meeting the image of the cell W_{t+1} ]
+
+    Each term is at most its value at any θ of the cell, so by induction ``W_t(cell) <= V_t(θ)``
+    for every reachable θ in it, and the bound is the first step's exact minimum over the modes
+    from ``θ_0`` with ``W_1``.  The image of a cell is an interval of width ``a · delta_c``, so
+    it meets at most two cells.  Valid for any prices (it enters the Lagrangian bound L(λ)).
+
+    Returns:
+        ``[len(blocks)]`` bounds [$], in the blocks' order.
+    """
+    if not blocks:
+        return np.zeros(0)
+    return np.array([_lower_bound(b, lam, delta_c) for b in blocks])
+
+
+def _lower_bound(blk: Block, lam: np.ndarray, delta_c: float) -> float:
+    q = blk.meta
+    a, th0, lo, hi = float(q["a"]), float(q["theta0"]), float(q["lo"]), float(q["hi"])
+    t_out = np.asarray(q["t_out"], np.float64)
+    T, m1 = len(t_out), int(q["m1"])
+    free = (1.0 - a) * t_out  # [T] [C]
+    gain = np.asarray(q["gain"], np.float64)  # [T] [C per mode step]
+    base = np.asarray(blk.lp.col_cost_, np.float64)
+    c_mode = base[:T] + lam * blk.d_vals  # [T] [$ per mode step]
+    k = base[2 * T : 3 * T]  # [T] [$/C]
+    ms = np.arange(m1 + 1, dtype=np.float64)
+    # reachable span [x0, x1] over the whole horizon
+    th_min = th_max = th0
+    x0 = x1 = th0
+    for t in range(T):
+        th_min = a * th_min + free[t]
+        th_max = a * th_max + free[t] + gain[t] * m1
+        x0, x1 = min(x0, th_min), max(x1, th_max)
+    G = int(math.ceil((x1 - x0) / delta_c)) + 1
+    left = x0 + delta_c * np.arange(G)  # [G] cell j = [left_j, left_j + delta_c]
+
+    def terms(t: int, lo_th: np.ndarray, hi_th: np.ndarray, W: np.ndarray | None) -> np.ndarray:
+        """min over the modes of the cell terms, ``lo_th``/``hi_th [K]`` the cells' ends."""
+        n_lo = a * lo_th[:, None] + free[t] + gain[t] * ms  # [K, M]
+        n_hi = a * hi_th[:, None] + free[t] + gain[t] * ms
+        comfort = np.maximum(lo - n_hi, 0.0) + np.maximum(n_lo - hi, 0.0)
+        val = c_mode[t] * ms + k[t] * comfort
+        if W is not None:
+            j0 = np.clip(np.floor((n_lo - x0) / delta_c).astype(np.int64), 0, G - 1)
+            j1 = np.clip(np.floor((n_hi - x0) / delta_c).astype(np.int64), 0, G - 1)
+            val = val + np.minimum(W[j0], W[j1])
+        return val.min(axis=1)
+
+    W: np.ndarray | None = None
+    for t in range(T - 1, 0, -1):
+        W = terms(t, left, left + delta_c, W)
+    return float(terms(0, np.array([th0]), np.array([th0]), W)[0])

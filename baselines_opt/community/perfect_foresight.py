@@ -238,7 +238,8 @@ def solve_by_lp_dp(
         solve_s=time.perf_counter() - t0 - res.build_s,
         message=(
             f"LP relaxation {res.lp_objective:.6g}, fixed-mode LP {res.fixed_objective:.6g}, "
-            f"bound {res.bound:.6g} (heat-pump MIPs {res.hp_mip_limit_s:.2f} s each), schedule "
+            f"bound {res.bound:.6g} (cell-DP bounds of {res.hp_cell_bounds} heat pumps, MIPs "
+            f"{res.hp_mip_limit_s:.2f} s each), schedule "
             f"{objective:.6g}"
         ),
         extra={
@@ -247,6 +248,7 @@ def solve_by_lp_dp(
             "lp_objective_usd": res.lp_objective,
             "fixed_objective_usd": res.fixed_objective,
             "hp_mip_limit_s": res.hp_mip_limit_s,
+            "hp_cell_bounds": res.hp_cell_bounds,
             "clipped_kwh": float(acc["clipped_kw"].sum() * community.step_h),
             **{f"{k}_s": v for k, v in res.timings.items()},
         },
