@@ -13,6 +13,10 @@ last step, mean ± std over the training seeds, beside the seed's numbers; write
 
     python benchmarks/hama_spread.py [--steps 60000] [--seeds 0 1 2] [--episodes 200]
         [--set hidden=256 ...] [--out runs/hama_spread.csv]
+    python benchmarks/hama_spread.py --table-from runs/a.csv runs/b.csv ...
+
+One run per (method, seed) keeps each process short; ``--table-from`` prints the table of
+several such CSVs together.
 """
 
 from __future__ import annotations
@@ -87,6 +91,45 @@ def evaluate(
     }
 
 
+class ProgressLog:
+    """Prints the mean training episode return [-] and critic loss about ``parts`` times."""
+
+    def __init__(self, label: str, budget: int, parts: int = 10) -> None:
+        self.label, self.every, self.next = label, max(1, budget // parts), max(1, budget // parts)
+        self.returns: list[float] = []
+        self.losses: list[float] = []
+        self.t0 = time.perf_counter()
+
+    def log(self, agent_steps: int, metrics: dict[str, float]) -> None:
+        """Collect one update's metrics; print when the next tenth of the budget is done."""
+        if "train/episode_return" in metrics:
+            self.returns.append(metrics["train/episode_return"])
+        if "loss/critic" in metrics:
+            self.losses.append(metrics["loss/critic"])
+        if agent_steps >= self.next:
+            ret = np.mean(self.returns) if self.returns else float("nan")
+            loss = np.mean(self.losses) if self.losses else float("nan")
+            print(
+                f"  {self.label}: {agent_steps} agent-steps, episode return {ret:.2f}, "
+                f"critic loss {loss:.4f}, {time.perf_counter() - self.t0:.0f} s",
+                flush=True,
+            )
+            self.returns, self.losses = [], []
+            self.next += self.every
+
+
+def print_table(df: pd.DataFrame) -> None:
+    """Mean ± std over the training seeds per method and N, beside the seed's Table 1."""
+    print("| method | N | penalty (ours) | occupation (ours) | seed Table 1 |")
+    print("|---|---|---|---|---|")
+    for (method, n), g in df.groupby(["method", "n_agents"], sort=False):
+        print(
+            f"| {method} | {n} | {g.penalty.mean():.3f} ± {g.penalty.std(ddof=0):.3f} | "
+            f"{100 * g.occupied.mean():.0f} ± {100 * g.occupied.std(ddof=0):.0f} % | "
+            f"{SEED_TABLE.get((method, n), '-')} |"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=60_000, help="training agent-steps per run")
@@ -97,7 +140,11 @@ def main() -> None:
     ap.add_argument("--skip-random", action="store_true", help="no random-play baseline rows")
     ap.add_argument("--set", nargs="*", default=[], help="HAMAConfig overrides, key=value")
     ap.add_argument("--out", type=Path, default=Path("runs/hama_spread.csv"))
+    ap.add_argument("--table-from", type=Path, nargs="+", help="print the table of these CSVs")
     args = ap.parse_args()
+    if args.table_from:
+        print_table(pd.concat([pd.read_csv(p) for p in args.table_from], ignore_index=True))
+        return
     torch.set_num_threads(1)
     overrides: dict[str, object] = {"num_envs": args.num_envs}
     for kv in args.set:
@@ -121,7 +168,8 @@ def main() -> None:
             env = SpreadEnv(3, num_envs=cfg.num_envs)
             learner = METHODS[method](env.spec, cfg, "cpu", seed, SpreadView(env.spec))
             t0 = time.perf_counter()
-            run(learner, lambda b, env=env: env, args.steps)
+            log = ProgressLog(f"{method} seed {seed}", args.steps)
+            run(learner, lambda b, env=env: env, args.steps, log)
             train_s = time.perf_counter() - t0
             for n, radius in sizes:
                 r = evaluate(learner, n, args.episodes, radius, seed)
@@ -148,14 +196,7 @@ def main() -> None:
         f"\nN=3 training: {args.steps} agent-steps per run, {len(args.seeds)} seeds; "
         f"{args.episodes} evaluation episodes; config {cfg}"
     )
-    print("| method | N | penalty (ours) | occupation (ours) | seed Table 1 |")
-    print("|---|---|---|---|---|")
-    for (method, n), g in df.groupby(["method", "n_agents"], sort=False):
-        print(
-            f"| {method} | {n} | {g.penalty.mean():.3f} ± {g.penalty.std(ddof=0):.3f} | "
-            f"{100 * g.occupied.mean():.0f} ± {100 * g.occupied.std(ddof=0):.0f} % | "
-            f"{SEED_TABLE.get((method, n), '-')} |"
-        )
+    print_table(df)
 
 
 if __name__ == "__main__":

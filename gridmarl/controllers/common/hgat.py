@@ -133,32 +133,70 @@ class HGAT(nn.Module):
         mask: Tensor,
         n_groups: int,
     ) -> tuple[Tensor, Attention]:
-        """The embedding ``[s_i, h_i]`` ``[M, 2 d]`` and the attention weights."""
+        """The embedding ``[s_i, h_i]`` ``[M, 2 d]`` and the attention weights.
+
+        Every slot j of row i is one (agent, seen entity) pair, so the cost is ``M·E`` passes
+        through ``f_emb`` and ``f_att``.  What depends on the row alone (``x_i``, ``s_i``)
+        enters each first layer once per row, not once per pair (:func:`pair_mlp`); slots of
+        one kind are read as contiguous runs (no gather), and the per-group aggregation is one
+        masked batched matmul.  ``tests/controllers/test_hgat_fast.py`` checks the result
+        against a per-agent, per-slot loop over the equations.
+        """
         m, e = ent.shape[:2]
-        s = F.relu(self.f_self(own))  # [M, d]
-        x_ij = torch.cat([own.unsqueeze(1).expand(m, e, own.shape[-1]), ent], dim=-1)
-        s_e = s.unsqueeze(1).expand(m, e, s.shape[-1])
-        emb = s.new_zeros(m, e, s.shape[-1])
-        logit = s.new_zeros(m, e)
-        for k in range(self.kinds):
-            cols = (kind == k).nonzero().squeeze(-1)
-            if cols.numel() == 0:
-                continue
-            e_k = F.relu(self.f_emb[k](x_ij[:, cols]))  # e_ij = f_emb(o_i^j)
-            emb[:, cols] = e_k
+        s = F.relu(self.f_self(own))  # s_i = f_self(x_i)   [M, d]
+        embs, logits = [], []
+        for k, start, stop in kind_runs(kind):
+            z = ent if stop - start == e else ent[:, start:stop]
+            e_k = F.relu(pair_mlp(self.f_emb[k], own, z))  # e_ij = f_emb([x_i, z_ij])
+            embs.append(e_k)
             # a_ij = f_att([s_i, e_ij]) (inter-agent attention logit)
-            logit[:, cols] = self.f_att[k](torch.cat([s_e[:, cols], e_k], -1)).squeeze(-1)
+            logits.append(pair_mlp(self.f_att[k], s, e_k).squeeze(-1))
+        emb = embs[0] if len(embs) == 1 else torch.cat(embs, 1)  # [M, E, d]
+        logit = logits[0] if len(logits) == 1 else torch.cat(logits, 1)  # [M, E]
         # α_ij = softmax over the visible members j of each group g   [M, G, E]
         in_group = group.unsqueeze(1) == torch.arange(n_groups, device=group.device).view(1, -1, 1)
         member = in_group & mask.unsqueeze(1)
         alpha = masked_softmax(logit.unsqueeze(1).expand(m, n_groups, e), member)
-        h_g = alpha @ emb  # h_i^g = Σ_j α_ij e_ij   [M, G, d]
+        h_g = torch.bmm(alpha, emb)  # h_i^g = Σ_j α_ij e_ij   [M, G, d]
         present = member.any(-1)  # [M, G]
-        s_g = s.unsqueeze(1).expand(m, n_groups, s.shape[-1])
         # β_ig = softmax over the non-empty groups of f_gatt([s_i, h_i^g])
-        beta = masked_softmax(self.f_gatt(torch.cat([s_g, h_g], -1)).squeeze(-1), present)
-        h = (beta.unsqueeze(-1) * h_g).sum(1)  # h_i = Σ_g β_ig h_i^g
+        beta = masked_softmax(pair_mlp(self.f_gatt, s, h_g).squeeze(-1), present)
+        h = torch.bmm(beta.unsqueeze(1), h_g).squeeze(1)  # h_i = Σ_g β_ig h_i^g
         return torch.cat([s, h], -1), Attention(alpha, beta)
+
+
+def kind_runs(kind: Tensor) -> list[tuple[int, int, int]]:
+    """``(kind, start, stop)`` for each run of equal kinds in ``kind [E]``, in slot order.
+
+    A view lists its slots kind by kind (self and agents, then landmarks, ...), so this is one
+    run per kind and each run is a slice of the slots rather than a gather.
+    """
+    ks = kind.tolist()
+    runs: list[tuple[int, int, int]] = []
+    start = 0
+    for j in range(1, len(ks) + 1):
+        if j == len(ks) or ks[j] != ks[start]:
+            runs.append((int(ks[start]), start, j))
+            start = j
+    return runs
+
+
+def pair_mlp(mlp: nn.Sequential, row: Tensor, pair: Tensor) -> Tensor:
+    """``mlp(cat([row_i, pair_ij]))`` for every pair, ``row [M, a]``, ``pair [M, J, b]`` →
+    ``[M, J, out]``, without building the concatenation.
+
+    The first layer is linear, ``W [r; p] + c = (W_r r + c) + W_p p``: its row part is
+    computed once per row and broadcast over the ``J`` pairs (the same weights, the same
+    function; only the floating-point summation order differs).
+    """
+    first = mlp[0]
+    a = row.shape[-1]
+    w = first.weight
+    h = F.linear(pair, w[:, a:]) + F.linear(row, w[:, :a], first.bias).unsqueeze(-2)
+    for layer in mlp[1:]:
+        # in place: h is a fresh intermediate, and ReLU's backward needs only its output
+        h = h.relu_() if isinstance(layer, nn.ReLU) else layer(h)
+    return h
 
 
 class FlatEncoder(nn.Module):
