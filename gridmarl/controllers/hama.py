@@ -60,7 +60,9 @@ from gridmarl.controllers.common.hgat import (
     HGAT,
     Attention,
     EntityView,
+    StackedMLPs,
     gumbel_softmax_st,
+    hgat_forward,
     two_layer,
 )
 from gridmarl.controllers.common.options import reject_unknown_options
@@ -202,6 +204,8 @@ class GroupNets(nn.Module):
         group), so each group's encoder reads a contiguous slice of them.
         """
         b, n, e = view.mask.shape
+        if torch.is_inference_mode_enabled() and self._can_stack(policy_groups):
+            return self._stacked_forward(view, policy_groups)
         order, counts = group_order(policy_groups, len(self.encoders))
         tensors = (view.own, view.entities, view.group, view.mask)
         if order is not None:
@@ -236,6 +240,78 @@ class GroupNets(nn.Module):
                     attention.inter_group.index_select(1, inverse),
                 )
         return out, attention
+
+    # -- decision time: every group at once ---------------------------------------------------
+    def _can_stack(self, policy_groups: Tensor) -> bool:
+        """Several HGAT groups whose padding to the largest group costs at most 25 % more rows."""
+        p = len(self.encoders)
+        if p == 1 or not all(type(enc) is HGAT for enc in self.encoders):  # not a subclass
+            return False
+        n = policy_groups.numel()
+        return p * self._stack_layout(policy_groups)[0] <= n + n // 4
+
+    def _stacked(self) -> StackedMLPs:
+        """The groups' weights stacked ``[P, ...]``, rebuilt after any weight changed."""
+        key = tuple((id(q), q._version) for q in self.parameters())
+        if getattr(self, "_stack_key", None) != key:
+            mlps: dict[tuple[str, int], list[nn.Sequential]] = {
+                ("f_self", 0): [enc.f_self for enc in self.encoders],
+                ("f_gatt", 0): [enc.f_gatt for enc in self.encoders],
+                ("head", 0): list(self.heads),
+            }
+            for k in range(self.encoders[0].kinds):
+                mlps[("f_emb", k)] = [enc.f_emb[k] for enc in self.encoders]
+                mlps[("f_att", k)] = [enc.f_att[k] for enc in self.encoders]
+            self._stack = StackedMLPs(mlps)
+            self._stack_key = key
+        return self._stack
+
+    def _stack_layout(self, policy_groups: Tensor) -> tuple[int, Tensor, Tensor]:
+        """Rows per group ``C``, the agent of each of the ``P·C`` rows (padding: agent 0) and
+        each agent's row; computed once per layout (the view's ``policy_groups``)."""
+        groups = policy_groups.tolist()
+        key = (tuple(groups), str(policy_groups.device))
+        if getattr(self, "_layout_key", None) != key:
+            members = [[i for i, g in enumerate(groups) if g == q] for q in range(len(self.heads))]
+            c = max(len(m) for m in members)
+            rows = [i for m in members for i in m + [0] * (c - len(m))]
+            back = [0] * len(groups)
+            for q, m in enumerate(members):
+                for r, i in enumerate(m):
+                    back[i] = q * c + r
+            dev = policy_groups.device
+            self._layout = (c, torch.tensor(rows, device=dev), torch.tensor(back, device=dev))
+            self._layout_key = key
+        return self._layout
+
+    def _stacked_forward(self, view: EntityView, policy_groups: Tensor) -> tuple[Tensor, Attention]:
+        """``forward`` with all P groups in one batched matmul per layer: the agents of each
+        group padded to the largest group's count ``C`` (padding repeats agent 0 and is
+        dropped), ``[B, N, ...]`` → ``[P, B·C, ...]``."""
+        b, n, e = view.mask.shape
+        p = len(self.encoders)
+        c, take, back = self._stack_layout(policy_groups)
+
+        def stack(t: Tensor) -> Tensor:  # [B, N, ...] -> [P, B·C, ...]
+            t = t.index_select(1, take).reshape(b, p, c, *t.shape[2:]).transpose(0, 1)
+            return t.reshape(p, b * c, *t.shape[3:])
+
+        def unstack(t: Tensor) -> Tensor:  # [P, B·C, ...] -> [B, N, ...]
+            t = t.reshape(p, b, c, *t.shape[2:]).transpose(0, 1).reshape(b, p * c, *t.shape[2:])
+            return t.index_select(1, back)
+
+        f = self._stacked()
+        z, att = hgat_forward(
+            f,
+            stack(view.own),
+            stack(view.entities),
+            view.kind,
+            stack(view.group),
+            stack(view.mask),
+            view.n_groups,
+        )
+        out = unstack(f.mlp(("head", 0), z))
+        return out, Attention(unstack(att.inter_agent), unstack(att.inter_group))
 
 
 def group_order(policy_groups: Tensor, n_policy: int) -> tuple[Tensor | None, list[int]]:

@@ -122,3 +122,48 @@ def test_grouped_actor_equals_each_group_on_its_own_agents() -> None:
             torch.testing.assert_close(out[:, i], ctrl.actor.heads[gi](z), atol=1e-6, rtol=0)
             torch.testing.assert_close(att.inter_agent[:, i], a.inter_agent, atol=1e-6, rtol=0)
             torch.testing.assert_close(att.inter_group[:, i], a.inter_group, atol=1e-6, rtol=0)
+
+
+def test_decision_time_stacks_the_groups_with_the_same_result() -> None:
+    """At decision time (inference mode) the three groups' actors run as one batched matmul
+    per layer over agents padded to the largest group; outputs equal the per-group loop."""
+    n = 8
+    nb = torch.tensor([[(i + 1) % n, (i + 2) % n, (i + 5) % n] for i in range(n)])
+    nb[3, 2] = -1  # one agent sees fewer
+    spec = AgentSpec(
+        n_agents=n,
+        local_dim=4,
+        forecast_len=2,
+        forecast_dim=1,
+        state_dim=1,
+        global_dim=1,
+        n_discrete=3,
+        n_continuous=2,
+        groups=torch.tensor([1, 0, 2, 0, 1, 2, 0, 1]),  # sizes 3, 3, 2: padded to 3
+        neighbors=nb,
+    )
+    ctrl = HAMA(spec, HAMAConfig(hidden=32), "cpu", 0)
+    b = 2
+    obs = Observation(
+        local=torch.randn(b, n, 4),
+        forecast=torch.randn(b, n, 2, 1),
+        state=torch.zeros(b, n, 1),
+        global_=torch.zeros(b, 1),
+        action_mask=torch.ones(b, n, 3, dtype=torch.bool),
+    )
+    assert ctrl.actor._can_stack(ctrl.view.policy_groups)
+    with torch.no_grad():
+        ref, ref_att = ctrl.actor(ctrl.view(obs), ctrl.view.policy_groups)
+    with torch.inference_mode():
+        out, att = ctrl.actor(ctrl.view(obs), ctrl.view.policy_groups)
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)
+    torch.testing.assert_close(att.inter_agent, ref_att.inter_agent, atol=1e-6, rtol=0)
+    torch.testing.assert_close(att.inter_group, ref_att.inter_group, atol=1e-6, rtol=0)
+    # the stacked weights follow a weight update
+    with torch.no_grad():
+        ctrl.actor.heads[2][0].bias.add_(1.0)
+        ref2, _ = ctrl.actor(ctrl.view(obs), ctrl.view.policy_groups)
+    with torch.inference_mode():
+        out2, _ = ctrl.actor(ctrl.view(obs), ctrl.view.policy_groups)
+    torch.testing.assert_close(out2, ref2, atol=1e-6, rtol=0)
+    assert not torch.allclose(out2, out)
