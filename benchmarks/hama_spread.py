@@ -35,7 +35,13 @@ from gridmarl.core.io import write_csv
 from gridmarl.core.learner import run
 from gridmarl.core.seeding import stream_seed
 from gridmarl.core.types import Action, Observation
-from gridmarl.games.spread import AGENT_RADIUS, TRANSFER_SHRINK, SpreadEnv, SpreadView
+from gridmarl.games.spread import (
+    AGENT_RADIUS,
+    TRANSFER_SHRINK,
+    SpreadEnv,
+    SpreadView,
+    nearest_landmark_action,
+)
 
 #: seed Table 1: normalised mean penalty (landmark occupation [%])
 SEED_TABLE = {
@@ -48,25 +54,29 @@ METHODS = {"hama": HAMA, "maddpg": MADDPG}
 
 
 def evaluate(
-    learner: HAMA | None, n: int, episodes: int, radius: float, seed: int
+    learner: HAMA | str, n: int, episodes: int, radius: float, seed: int
 ) -> dict[str, float]:
     """Deterministic play of ``episodes`` games of ``n`` agents with the learner's weights
-    (a learner for the ``n``-agent spec sharing them); ``None``: uniformly random actions."""
+    (a learner for the ``n``-agent spec sharing them), or a baseline: ``"random"`` (uniformly
+    random actions) or ``"nearest"`` (``games.spread.nearest_landmark_action``)."""
     env = SpreadEnv(n, num_envs=min(episodes, 50), agent_radius=radius)
     gen = torch.Generator().manual_seed(seed)
-    if learner is not None:
+    if not isinstance(learner, str):
         player = type(learner)(env.spec, learner.cfg, "cpu", learner.seed, SpreadView(env.spec))
         player.actor.load_state_dict(learner.actor.state_dict())
         player.view.load_state_dict(learner.view.state_dict())
     else:
         zeros = torch.zeros(env.num_envs, n, 0)
+        baseline = learner
 
-        class _Random:
+        class _Baseline:
             def act(self, obs: Observation) -> Action:
+                if baseline == "nearest":
+                    return Action(discrete=nearest_landmark_action(obs), continuous=zeros)
                 k = torch.randint(0, 5, (env.num_envs, n), generator=gen)
                 return Action(discrete=k, continuous=zeros)
 
-        player = _Random()  # type: ignore[assignment]
+        player = _Baseline()  # type: ignore[assignment]
     pen, occ, done = [], [], 0
     t_act = 0.0
     while done < episodes:
@@ -135,9 +145,16 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=60_000, help="training agent-steps per run")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--episodes", type=int, default=200)
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--num-envs", type=int, default=16)
-    ap.add_argument("--skip-random", action="store_true", help="no random-play baseline rows")
+    ap.add_argument("--skip-random", action="store_true", help="no baseline rows")
+    ap.add_argument(
+        "--baselines",
+        nargs="*",
+        default=["random", "nearest"],
+        choices=["random", "nearest"],
+        help="reference policies evaluated first (random play; each to its nearest landmark)",
+    )
     ap.add_argument("--set", nargs="*", default=[], help="HAMAConfig overrides, key=value")
     ap.add_argument("--out", type=Path, default=Path("runs/hama_spread.csv"))
     ap.add_argument("--table-from", type=Path, nargs="+", help="print the table of these CSVs")
@@ -157,12 +174,13 @@ def main() -> None:
         (50, AGENT_RADIUS / TRANSFER_SHRINK),
         (100, AGENT_RADIUS / TRANSFER_SHRINK),
     )
-    for n, radius in () if args.skip_random else sizes:  # baseline: uniformly random actions
-        r = evaluate(None, n, args.episodes, radius, 0)
-        rows.append(
-            {"method": "random", "seed": 0, "n_agents": n, **r, "train_s": 0.0, "updates": 0}
-        )
-        print(f"random N={n}: penalty {r['penalty']:.3f}, occupied {100 * r['occupied']:.0f} %")
+    for base in () if args.skip_random else args.baselines:
+        for n, radius in sizes:
+            r = evaluate(base, n, args.episodes, radius, 0)
+            rows.append(
+                {"method": base, "seed": 0, "n_agents": n, **r, "train_s": 0.0, "updates": 0}
+            )
+            print(f"{base} N={n}: penalty {r['penalty']:.3f}, occupied {100 * r['occupied']:.0f} %")
     for method in args.methods:
         for seed in args.seeds:
             env = SpreadEnv(3, num_envs=cfg.num_envs)
