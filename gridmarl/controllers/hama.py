@@ -535,17 +535,19 @@ class HAMA(CheckpointedLearner, Trainable):
         # the actor's gradient flows through the critic to the action; the critic's own weight
         # gradients are not needed here (they were cleared before its next step anyway)
         self.critic.requires_grad_(False)
-        q_pi = self._q(self.critic, view, a_buf, own)
-        # ∇θ J = E[∇θ μ(o_i) ∇a_i Q_i(x, a_1 … a_i = μ(o_i) … a_N)]   ([HAMA] Eq. 2)
-        mask = self._mask(t.obs)
-        allowed = logits if mask is None else logits.masked_fill(~mask, 0.0)
-        reg = pre.pow(2).mean() if pre.numel() else pre.new_zeros(())
-        if k:
-            reg = reg + allowed.pow(2).mean()
-        actor_loss = -q_pi.mean() + 1e-3 * reg  # MADDPG reference: 1e-3 · pre-activation²
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.critic.requires_grad_(True)
+        try:
+            q_pi = self._q(self.critic, view, a_buf, own)
+            # ∇θ J = E[∇θ μ(o_i) ∇a_i Q_i(x, a_1 … a_i = μ(o_i) … a_N)]   ([HAMA] Eq. 2)
+            mask = self._mask(t.obs)
+            allowed = logits if mask is None else logits.masked_fill(~mask, 0.0)
+            reg = pre.pow(2).mean() if pre.numel() else pre.new_zeros(())
+            if k:
+                reg = reg + allowed.pow(2).mean()
+            actor_loss = -q_pi.mean() + 1e-3 * reg  # MADDPG reference: 1e-3 · pre-activation²
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward()
+        finally:
+            self.critic.requires_grad_(True)
         a_norm = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.max_grad_norm)
         self.actor_opt.step()
 
