@@ -13,6 +13,10 @@ last step, mean ± std over the training seeds, beside the seed's numbers; write
 
     python benchmarks/hama_spread.py [--steps 60000] [--seeds 0 1 2] [--episodes 200]
         [--set hidden=256 ...] [--out runs/hama_spread.csv]
+    python benchmarks/hama_spread.py --table-from runs/a.csv runs/b.csv ...
+
+One run per (method, seed) keeps each process short; ``--table-from`` prints the table of
+several such CSVs together.
 """
 
 from __future__ import annotations
@@ -31,7 +35,13 @@ from gridmarl.core.io import write_csv
 from gridmarl.core.learner import run
 from gridmarl.core.seeding import stream_seed
 from gridmarl.core.types import Action, Observation
-from gridmarl.games.spread import AGENT_RADIUS, TRANSFER_SHRINK, SpreadEnv, SpreadView
+from gridmarl.games.spread import (
+    AGENT_RADIUS,
+    TRANSFER_SHRINK,
+    SpreadEnv,
+    SpreadView,
+    nearest_landmark_action,
+)
 
 #: seed Table 1: normalised mean penalty (landmark occupation [%])
 SEED_TABLE = {
@@ -44,25 +54,29 @@ METHODS = {"hama": HAMA, "maddpg": MADDPG}
 
 
 def evaluate(
-    learner: HAMA | None, n: int, episodes: int, radius: float, seed: int
+    learner: HAMA | str, n: int, episodes: int, radius: float, seed: int
 ) -> dict[str, float]:
     """Deterministic play of ``episodes`` games of ``n`` agents with the learner's weights
-    (a learner for the ``n``-agent spec sharing them); ``None``: uniformly random actions."""
+    (a learner for the ``n``-agent spec sharing them), or a baseline: ``"random"`` (uniformly
+    random actions) or ``"nearest"`` (``games.spread.nearest_landmark_action``)."""
     env = SpreadEnv(n, num_envs=min(episodes, 50), agent_radius=radius)
     gen = torch.Generator().manual_seed(seed)
-    if learner is not None:
+    if not isinstance(learner, str):
         player = type(learner)(env.spec, learner.cfg, "cpu", learner.seed, SpreadView(env.spec))
         player.actor.load_state_dict(learner.actor.state_dict())
         player.view.load_state_dict(learner.view.state_dict())
     else:
         zeros = torch.zeros(env.num_envs, n, 0)
+        baseline = learner
 
-        class _Random:
+        class _Baseline:
             def act(self, obs: Observation) -> Action:
+                if baseline == "nearest":
+                    return Action(discrete=nearest_landmark_action(obs), continuous=zeros)
                 k = torch.randint(0, 5, (env.num_envs, n), generator=gen)
                 return Action(discrete=k, continuous=zeros)
 
-        player = _Random()  # type: ignore[assignment]
+        player = _Baseline()  # type: ignore[assignment]
     pen, occ, done = [], [], 0
     t_act = 0.0
     while done < episodes:
@@ -87,17 +101,67 @@ def evaluate(
     }
 
 
+class ProgressLog:
+    """Prints the mean training episode return [-] and critic loss about ``parts`` times."""
+
+    def __init__(self, label: str, budget: int, parts: int = 10) -> None:
+        self.label, self.every, self.next = label, max(1, budget // parts), max(1, budget // parts)
+        self.returns: list[float] = []
+        self.losses: list[float] = []
+        self.t0 = time.perf_counter()
+
+    def log(self, agent_steps: int, metrics: dict[str, float]) -> None:
+        """Collect one update's metrics; print when the next tenth of the budget is done."""
+        if "train/episode_return" in metrics:
+            self.returns.append(metrics["train/episode_return"])
+        if "loss/critic" in metrics:
+            self.losses.append(metrics["loss/critic"])
+        if agent_steps >= self.next:
+            ret = np.mean(self.returns) if self.returns else float("nan")
+            loss = np.mean(self.losses) if self.losses else float("nan")
+            print(
+                f"  {self.label}: {agent_steps} agent-steps, episode return {ret:.2f}, "
+                f"critic loss {loss:.4f}, {time.perf_counter() - self.t0:.0f} s",
+                flush=True,
+            )
+            self.returns, self.losses = [], []
+            self.next += self.every
+
+
+def print_table(df: pd.DataFrame) -> None:
+    """Mean ± std over the training seeds per method and N, beside the seed's Table 1."""
+    print("| method | N | penalty (ours) | occupation (ours) | seed Table 1 |")
+    print("|---|---|---|---|---|")
+    for (method, n), g in df.groupby(["method", "n_agents"], sort=False):
+        print(
+            f"| {method} | {n} | {g.penalty.mean():.3f} ± {g.penalty.std(ddof=0):.3f} | "
+            f"{100 * g.occupied.mean():.0f} ± {100 * g.occupied.std(ddof=0):.0f} % | "
+            f"{SEED_TABLE.get((method, n), '-')} |"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=60_000, help="training agent-steps per run")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--episodes", type=int, default=200)
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--num-envs", type=int, default=16)
-    ap.add_argument("--skip-random", action="store_true", help="no random-play baseline rows")
+    ap.add_argument("--skip-random", action="store_true", help="no baseline rows")
+    ap.add_argument(
+        "--baselines",
+        nargs="*",
+        default=["random", "nearest"],
+        choices=["random", "nearest"],
+        help="reference policies evaluated first (random play; each to its nearest landmark)",
+    )
     ap.add_argument("--set", nargs="*", default=[], help="HAMAConfig overrides, key=value")
     ap.add_argument("--out", type=Path, default=Path("runs/hama_spread.csv"))
+    ap.add_argument("--table-from", type=Path, nargs="+", help="print the table of these CSVs")
     args = ap.parse_args()
+    if args.table_from:
+        print_table(pd.concat([pd.read_csv(p) for p in args.table_from], ignore_index=True))
+        return
     torch.set_num_threads(1)
     overrides: dict[str, object] = {"num_envs": args.num_envs}
     for kv in args.set:
@@ -110,18 +174,20 @@ def main() -> None:
         (50, AGENT_RADIUS / TRANSFER_SHRINK),
         (100, AGENT_RADIUS / TRANSFER_SHRINK),
     )
-    for n, radius in () if args.skip_random else sizes:  # baseline: uniformly random actions
-        r = evaluate(None, n, args.episodes, radius, 0)
-        rows.append(
-            {"method": "random", "seed": 0, "n_agents": n, **r, "train_s": 0.0, "updates": 0}
-        )
-        print(f"random N={n}: penalty {r['penalty']:.3f}, occupied {100 * r['occupied']:.0f} %")
+    for base in () if args.skip_random else args.baselines:
+        for n, radius in sizes:
+            r = evaluate(base, n, args.episodes, radius, 0)
+            rows.append(
+                {"method": base, "seed": 0, "n_agents": n, **r, "train_s": 0.0, "updates": 0}
+            )
+            print(f"{base} N={n}: penalty {r['penalty']:.3f}, occupied {100 * r['occupied']:.0f} %")
     for method in args.methods:
         for seed in args.seeds:
             env = SpreadEnv(3, num_envs=cfg.num_envs)
             learner = METHODS[method](env.spec, cfg, "cpu", seed, SpreadView(env.spec))
             t0 = time.perf_counter()
-            run(learner, lambda b, env=env: env, args.steps)
+            log = ProgressLog(f"{method} seed {seed}", args.steps)
+            run(learner, lambda b, env=env: env, args.steps, log)
             train_s = time.perf_counter() - t0
             for n, radius in sizes:
                 r = evaluate(learner, n, args.episodes, radius, seed)
@@ -148,14 +214,7 @@ def main() -> None:
         f"\nN=3 training: {args.steps} agent-steps per run, {len(args.seeds)} seeds; "
         f"{args.episodes} evaluation episodes; config {cfg}"
     )
-    print("| method | N | penalty (ours) | occupation (ours) | seed Table 1 |")
-    print("|---|---|---|---|---|")
-    for (method, n), g in df.groupby(["method", "n_agents"], sort=False):
-        print(
-            f"| {method} | {n} | {g.penalty.mean():.3f} ± {g.penalty.std(ddof=0):.3f} | "
-            f"{100 * g.occupied.mean():.0f} ± {100 * g.occupied.std(ddof=0):.0f} % | "
-            f"{SEED_TABLE.get((method, n), '-')} |"
-        )
+    print_table(df)
 
 
 if __name__ == "__main__":

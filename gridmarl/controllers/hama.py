@@ -60,7 +60,9 @@ from gridmarl.controllers.common.hgat import (
     HGAT,
     Attention,
     EntityView,
+    StackedMLPs,
     gumbel_softmax_st,
+    hgat_forward,
     two_layer,
 )
 from gridmarl.controllers.common.options import reject_unknown_options
@@ -196,39 +198,128 @@ class GroupNets(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, view: EntityView, policy_groups: Tensor) -> tuple[Tensor, Attention | None]:
-        """``[B, N, out_dim]`` and the attention ``[B, N, G, E]`` / ``[B, N, G]`` (or None)."""
+        """``[B, N, out_dim]`` and the attention ``[B, N, G, E]`` / ``[B, N, G]`` (or None).
+
+        The agents are put in group order once (no copy when they already are, as with one
+        group), so each group's encoder reads a contiguous slice of them.
+        """
         b, n, e = view.mask.shape
-        out: Tensor | None = None
-        alpha = beta = None
-        for g in range(len(self.encoders)):
-            cols = (policy_groups == g).nonzero().squeeze(-1)
-            if cols.numel() == 0:
+        if torch.is_inference_mode_enabled() and self._can_stack(policy_groups):
+            return self._stacked_forward(view, policy_groups)
+        order, counts = group_order(policy_groups, len(self.encoders))
+        tensors = (view.own, view.entities, view.group, view.mask)
+        if order is not None:
+            tensors = tuple(t.index_select(1, order) for t in tensors)
+        outs, alphas, betas = [], [], []
+        start = 0
+        for g, count in enumerate(counts):
+            if count == 0:
                 continue
-            m = b * cols.numel()
-
-            def pick(t: Tensor, cols: Tensor = cols, m: int = m) -> Tensor:
-                return t[:, cols].reshape(m, *t.shape[2:])
-
-            z, att = self.encoders[g](
-                pick(view.own),
-                pick(view.entities),
-                view.kind,
-                pick(view.group),
-                pick(view.mask),
-                view.n_groups,
+            own, ent, grp, msk = (
+                t[:, start : start + count].reshape(b * count, *t.shape[2:]) for t in tensors
             )
-            y = self.heads[g](z).reshape(b, cols.numel(), -1)
-            if out is None:
-                out = y.new_zeros(b, n, y.shape[-1])
-            out[:, cols] = y
+            start += count
+            z, att = self.encoders[g](own, ent, view.kind, grp, msk, view.n_groups)
+            outs.append(self.heads[g](z).reshape(b, count, -1))
             if att is not None:
-                if alpha is None:
-                    alpha = y.new_zeros(b, n, view.n_groups, e)
-                    beta = y.new_zeros(b, n, view.n_groups)
-                alpha[:, cols] = att.inter_agent.reshape(b, cols.numel(), view.n_groups, e)
-                beta[:, cols] = att.inter_group.reshape(b, cols.numel(), view.n_groups)
-        assert out is not None
-        return out, (Attention(alpha, beta) if alpha is not None and beta is not None else None)
+                alphas.append(att.inter_agent.reshape(b, count, view.n_groups, e))
+                betas.append(att.inter_group.reshape(b, count, view.n_groups))
+        out = torch.cat(outs, 1) if len(outs) > 1 else outs[0]
+        attention = None
+        if alphas:
+            alpha = torch.cat(alphas, 1) if len(alphas) > 1 else alphas[0]
+            beta = torch.cat(betas, 1) if len(betas) > 1 else betas[0]
+            attention = Attention(alpha, beta)
+        if order is not None:  # back to agent order
+            inverse = torch.empty_like(order)
+            inverse[order] = torch.arange(n, device=order.device)
+            out = out.index_select(1, inverse)
+            if attention is not None:
+                attention = Attention(
+                    attention.inter_agent.index_select(1, inverse),
+                    attention.inter_group.index_select(1, inverse),
+                )
+        return out, attention
+
+    # -- decision time: every group at once ---------------------------------------------------
+    def _can_stack(self, policy_groups: Tensor) -> bool:
+        """Several HGAT groups whose padding to the largest group costs at most 25 % more rows."""
+        p = len(self.encoders)
+        if p == 1 or not all(type(enc) is HGAT for enc in self.encoders):  # not a subclass
+            return False
+        n = policy_groups.numel()
+        return p * self._stack_layout(policy_groups)[0] <= n + n // 4
+
+    def _stacked(self) -> StackedMLPs:
+        """The groups' weights stacked ``[P, ...]``, rebuilt after any weight changed."""
+        key = tuple((id(q), q._version) for q in self.parameters())
+        if getattr(self, "_stack_key", None) != key:
+            mlps: dict[tuple[str, int], list[nn.Sequential]] = {
+                ("f_self", 0): [enc.f_self for enc in self.encoders],
+                ("f_gatt", 0): [enc.f_gatt for enc in self.encoders],
+                ("head", 0): list(self.heads),
+            }
+            for k in range(self.encoders[0].kinds):
+                mlps[("f_emb", k)] = [enc.f_emb[k] for enc in self.encoders]
+                mlps[("f_att", k)] = [enc.f_att[k] for enc in self.encoders]
+            self._stack = StackedMLPs(mlps)
+            self._stack_key = key
+        return self._stack
+
+    def _stack_layout(self, policy_groups: Tensor) -> tuple[int, Tensor, Tensor]:
+        """Rows per group ``C``, the agent of each of the ``P·C`` rows (padding: agent 0) and
+        each agent's row; computed once per layout (the view's ``policy_groups``)."""
+        groups = policy_groups.tolist()
+        key = (tuple(groups), str(policy_groups.device))
+        if getattr(self, "_layout_key", None) != key:
+            members = [[i for i, g in enumerate(groups) if g == q] for q in range(len(self.heads))]
+            c = max(len(m) for m in members)
+            rows = [i for m in members for i in m + [0] * (c - len(m))]
+            back = [0] * len(groups)
+            for q, m in enumerate(members):
+                for r, i in enumerate(m):
+                    back[i] = q * c + r
+            dev = policy_groups.device
+            self._layout = (c, torch.tensor(rows, device=dev), torch.tensor(back, device=dev))
+            self._layout_key = key
+        return self._layout
+
+    def _stacked_forward(self, view: EntityView, policy_groups: Tensor) -> tuple[Tensor, Attention]:
+        """``forward`` with all P groups in one batched matmul per layer: the agents of each
+        group padded to the largest group's count ``C`` (padding repeats agent 0 and is
+        dropped), ``[B, N, ...]`` → ``[P, B·C, ...]``."""
+        b, n, e = view.mask.shape
+        p = len(self.encoders)
+        c, take, back = self._stack_layout(policy_groups)
+
+        def stack(t: Tensor) -> Tensor:  # [B, N, ...] -> [P, B·C, ...]
+            t = t.index_select(1, take).reshape(b, p, c, *t.shape[2:]).transpose(0, 1)
+            return t.reshape(p, b * c, *t.shape[3:])
+
+        def unstack(t: Tensor) -> Tensor:  # [P, B·C, ...] -> [B, N, ...]
+            t = t.reshape(p, b, c, *t.shape[2:]).transpose(0, 1).reshape(b, p * c, *t.shape[2:])
+            return t.index_select(1, back)
+
+        f = self._stacked()
+        z, att = hgat_forward(
+            f,
+            stack(view.own),
+            stack(view.entities),
+            view.kind,
+            stack(view.group),
+            stack(view.mask),
+            view.n_groups,
+        )
+        out = unstack(f.mlp(("head", 0), z))
+        return out, Attention(unstack(att.inter_agent), unstack(att.inter_group))
+
+
+def group_order(policy_groups: Tensor, n_policy: int) -> tuple[Tensor | None, list[int]]:
+    """The agents sorted by policy group (``None`` when already sorted) and each group's size."""
+    counts = torch.bincount(policy_groups, minlength=n_policy).tolist()
+    if bool((policy_groups[1:] >= policy_groups[:-1]).all()):
+        return None, counts
+    return torch.argsort(policy_groups, stable=True), counts
 
 
 class HAMA(CheckpointedLearner, Trainable):
@@ -304,23 +395,26 @@ class HAMA(CheckpointedLearner, Trainable):
     def _mask(self, obs: Observation) -> Tensor | None:
         return obs.action_mask if self.spec.n_discrete else None
 
-    @torch.no_grad()
     def act(self, obs: Observation, deterministic: bool = True) -> Action:
         """Each agent's action from what it sees: ``[B, N]`` and ``[B, N, C]`` in [-1, 1]."""
         out_device, out_dtype = obs.local.device, obs.local.dtype
-        obs = obs.to(self.device)
-        logits, pre, att = self._policy(obs)
-        self.last_attention = att
-        gen = None if deterministic else self.explore_gen
-        if self.spec.n_discrete:
-            _, k = gumbel_softmax_st(logits, self._mask(obs), self.cfg.gumbel_tau, gen)
-        else:
-            k = torch.zeros(obs.batch_shape, dtype=torch.long, device=self.device)
-        u = torch.tanh(pre)
-        if not deterministic and self.spec.n_continuous:
-            noise = torch.randn(u.shape, generator=self.explore_gen, device=self.device)
-            u = (u + self.cfg.explore_std * noise).clamp(-1.0, 1.0)
-        return Action(discrete=k.to(out_device), continuous=u.to(out_device, out_dtype))
+        with torch.inference_mode():  # no autograd bookkeeping at decision time
+            obs = obs.to(self.device)
+            logits, pre, att = self._policy(obs)
+            self.last_attention = att
+            gen = None if deterministic else self.explore_gen
+            if self.spec.n_discrete:
+                _, k = gumbel_softmax_st(logits, self._mask(obs), self.cfg.gumbel_tau, gen)
+            else:
+                k = torch.zeros(obs.batch_shape, dtype=torch.long, device=self.device)
+            u = torch.tanh(pre)
+            if not deterministic and self.spec.n_continuous:
+                noise = torch.randn(u.shape, generator=self.explore_gen, device=self.device)
+                u = (u + self.cfg.explore_std * noise).clamp(-1.0, 1.0)
+        # ordinary tensors for the caller (an inference tensor refuses later in-place updates)
+        return Action(
+            discrete=k.to(out_device).clone(), continuous=u.to(out_device, out_dtype).clone()
+        )
 
     # -- learning -------------------------------------------------------------------------------
     def _make_buffer(self, spec: AgentSpec) -> ReplayBuffer:
@@ -438,16 +532,22 @@ class HAMA(CheckpointedLearner, Trainable):
             parts.append(sample)
         parts.append(torch.tanh(pre))
         own = torch.cat(parts, -1)
-        q_pi = self._q(self.critic, view, a_buf, own)
-        # ∇θ J = E[∇θ μ(o_i) ∇a_i Q_i(x, a_1 … a_i = μ(o_i) … a_N)]   ([HAMA] Eq. 2)
-        mask = self._mask(t.obs)
-        allowed = logits if mask is None else logits.masked_fill(~mask, 0.0)
-        reg = pre.pow(2).mean() if pre.numel() else pre.new_zeros(())
-        if k:
-            reg = reg + allowed.pow(2).mean()
-        actor_loss = -q_pi.mean() + 1e-3 * reg  # MADDPG reference: 1e-3 · pre-activation²
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        # the actor's gradient flows through the critic to the action; the critic's own weight
+        # gradients are not needed here (they were cleared before its next step anyway)
+        self.critic.requires_grad_(False)
+        try:
+            q_pi = self._q(self.critic, view, a_buf, own)
+            # ∇θ J = E[∇θ μ(o_i) ∇a_i Q_i(x, a_1 … a_i = μ(o_i) … a_N)]   ([HAMA] Eq. 2)
+            mask = self._mask(t.obs)
+            allowed = logits if mask is None else logits.masked_fill(~mask, 0.0)
+            reg = pre.pow(2).mean() if pre.numel() else pre.new_zeros(())
+            if k:
+                reg = reg + allowed.pow(2).mean()
+            actor_loss = -q_pi.mean() + 1e-3 * reg  # MADDPG reference: 1e-3 · pre-activation²
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward()
+        finally:
+            self.critic.requires_grad_(True)
         a_norm = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.max_grad_norm)
         self.actor_opt.step()
 

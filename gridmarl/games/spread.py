@@ -203,6 +203,19 @@ class SpreadEnv(MultiAgentEnv):
         return pd.DataFrame({"step": [], "agent": []})
 
 
+def nearest_landmark_action(obs: Observation) -> Tensor:
+    """A hand-written reference policy ``[B, N]``: each agent heads for its nearest landmark,
+    choosing the direction whose effect two steps ahead (the action moves the agent from the
+    next step on: ``p += v·dt``, then ``v ← (1 − damping) v + sensitivity · u · dt``) brings it
+    closest.  No coordination: agents sharing a nearest landmark all go there, so it measures
+    how precisely discrete actions can hold a landmark, not how well agents spread."""
+    x = obs.local.double()
+    vel, rel = x[..., 0:2].unsqueeze(2), x[..., 4:6].unsqueeze(2)  # rel: nearest landmark
+    v1 = vel * (1 - DAMPING) + DIRECTIONS.to(x).view(1, 1, 5, 2) * SENSITIVITY * DT
+    moved = vel * DT + v1 * DT + v1 * (1 - DAMPING) * DT  # [B, N, 5, 2] displacement
+    return (rel - moved).norm(dim=-1).argmin(-1)
+
+
 class SpreadView(nn.Module):
     """HGAT view of the game: the agent itself and its 3 nearest agents (group 0, kind 0),
     the 3 nearest landmarks (group 1, kind 1); each slot holds the relative position.  The

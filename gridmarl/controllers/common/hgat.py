@@ -29,6 +29,7 @@ zero inter-group weight.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -133,32 +134,159 @@ class HGAT(nn.Module):
         mask: Tensor,
         n_groups: int,
     ) -> tuple[Tensor, Attention]:
-        """The embedding ``[s_i, h_i]`` ``[M, 2 d]`` and the attention weights."""
-        m, e = ent.shape[:2]
-        s = F.relu(self.f_self(own))  # [M, d]
-        x_ij = torch.cat([own.unsqueeze(1).expand(m, e, own.shape[-1]), ent], dim=-1)
-        s_e = s.unsqueeze(1).expand(m, e, s.shape[-1])
-        emb = s.new_zeros(m, e, s.shape[-1])
-        logit = s.new_zeros(m, e)
-        for k in range(self.kinds):
-            cols = (kind == k).nonzero().squeeze(-1)
-            if cols.numel() == 0:
-                continue
-            e_k = F.relu(self.f_emb[k](x_ij[:, cols]))  # e_ij = f_emb(o_i^j)
-            emb[:, cols] = e_k
-            # a_ij = f_att([s_i, e_ij]) (inter-agent attention logit)
-            logit[:, cols] = self.f_att[k](torch.cat([s_e[:, cols], e_k], -1)).squeeze(-1)
-        # α_ij = softmax over the visible members j of each group g   [M, G, E]
-        in_group = group.unsqueeze(1) == torch.arange(n_groups, device=group.device).view(1, -1, 1)
-        member = in_group & mask.unsqueeze(1)
-        alpha = masked_softmax(logit.unsqueeze(1).expand(m, n_groups, e), member)
-        h_g = alpha @ emb  # h_i^g = Σ_j α_ij e_ij   [M, G, d]
-        present = member.any(-1)  # [M, G]
-        s_g = s.unsqueeze(1).expand(m, n_groups, s.shape[-1])
-        # β_ig = softmax over the non-empty groups of f_gatt([s_i, h_i^g])
-        beta = masked_softmax(self.f_gatt(torch.cat([s_g, h_g], -1)).squeeze(-1), present)
-        h = (beta.unsqueeze(-1) * h_g).sum(1)  # h_i = Σ_g β_ig h_i^g
-        return torch.cat([s, h], -1), Attention(alpha, beta)
+        """The embedding ``[s_i, h_i]`` ``[M, 2 d]`` and the attention weights.
+
+        Every slot j of row i is one (agent, seen entity) pair, so the cost is ``M·E`` passes
+        through ``f_emb`` and ``f_att``.  What depends on the row alone (``x_i``, ``s_i``)
+        enters each first layer once per row, not once per pair (:func:`pair_mlp`); slots of
+        one kind are read as contiguous runs (no gather), and the per-group aggregation is one
+        masked batched matmul.  ``tests/controllers/test_hgat_fast.py`` checks the result
+        against a per-agent, per-slot loop over the equations.
+        """
+        return hgat_forward(ModuleMLPs(self), own, ent, kind, group, mask, n_groups)
+
+
+class MLPs(Protocol):
+    """How :func:`hgat_forward` applies HGAT's functions (one encoder's modules, or several
+    encoders' weights stacked)."""
+
+    def mlp(self, key: tuple[str, int], x: Tensor) -> Tensor:
+        """The function ``key`` on ``x [..., in]``."""
+        ...
+
+    def pair(self, key: tuple[str, int], row: Tensor, pair: Tensor) -> Tensor:
+        """The function ``key`` on ``[row_i, pair_ij]`` (:func:`pair_mlp`)."""
+        ...
+
+
+def hgat_forward(
+    f: MLPs,
+    own: Tensor,
+    ent: Tensor,
+    kind: Tensor,
+    group: Tensor,
+    mask: Tensor,
+    n_groups: int,
+) -> tuple[Tensor, Attention]:
+    """HGAT's equations (module docstring) over any leading dimensions ``...`` (``M`` rows, or
+    ``[P, R]`` for P stacked encoders): ``own [..., d_own]``, ``ent [..., E, d_ent]``,
+    ``group``/``mask [..., E]`` → ``([..., 2 d], Attention)``."""
+    e = ent.shape[-2]
+    s = F.relu(f.mlp(("f_self", 0), own))  # s_i = f_self(x_i)   [..., d]
+    embs, logits = [], []
+    for k, start, stop in kind_runs(kind):
+        z = ent if stop - start == e else ent[..., start:stop, :]
+        e_k = F.relu(f.pair(("f_emb", k), own, z))  # e_ij = f_emb([x_i, z_ij])
+        embs.append(e_k)
+        # a_ij = f_att([s_i, e_ij]) (inter-agent attention logit)
+        logits.append(f.pair(("f_att", k), s, e_k).squeeze(-1))
+    emb = embs[0] if len(embs) == 1 else torch.cat(embs, -2)  # [..., E, d]
+    logit = logits[0] if len(logits) == 1 else torch.cat(logits, -1)  # [..., E]
+    # α_ij = softmax over the visible members j of each group g   [..., G, E]
+    in_group = group.unsqueeze(-2) == torch.arange(n_groups, device=group.device).view(-1, 1)
+    member = in_group & mask.unsqueeze(-2)
+    alpha = masked_softmax(logit.unsqueeze(-2).expand(member.shape), member)
+    h_g = torch.matmul(alpha, emb)  # h_i^g = Σ_j α_ij e_ij   [..., G, d]
+    present = member.any(-1)  # [..., G]
+    # β_ig = softmax over the non-empty groups of f_gatt([s_i, h_i^g])
+    beta = masked_softmax(f.pair(("f_gatt", 0), s, h_g).squeeze(-1), present)
+    h = torch.matmul(beta.unsqueeze(-2), h_g).squeeze(-2)  # h_i = Σ_g β_ig h_i^g
+    return torch.cat([s, h], -1), Attention(alpha, beta)
+
+
+class ModuleMLPs:
+    """One :class:`HGAT`'s own modules."""
+
+    def __init__(self, net: HGAT) -> None:
+        self.net = net
+
+    def _get(self, key: tuple[str, int]) -> nn.Sequential:
+        name, k = key
+        mod = getattr(self.net, name)
+        return mod[k] if isinstance(mod, nn.ModuleList) else mod
+
+    def mlp(self, key: tuple[str, int], x: Tensor) -> Tensor:
+        return self._get(key)(x)
+
+    def pair(self, key: tuple[str, int], row: Tensor, pair: Tensor) -> Tensor:
+        return pair_mlp(self._get(key), row, pair)
+
+
+class StackedMLPs:
+    """The same functions of ``P`` modules with equal shapes, their weights stacked, applied
+    to ``[P, ...]`` inputs with one batched matmul per layer (module ``p`` on slice ``p``).
+
+    Args:
+        mlps: ``key -> [P two_layer MLPs]``; the key ``("head", 0)`` may name any MLP.
+    """
+
+    def __init__(self, mlps: dict[tuple[str, int], list[nn.Sequential]]) -> None:
+        # per key: [(W^T [P, in, out], bias [P, 1, out])] per linear layer
+        self.layers = {
+            key: [
+                (
+                    torch.stack([m[i].weight.t() for m in mods]),
+                    torch.stack([m[i].bias for m in mods]).unsqueeze(1),
+                )
+                for i in range(0, len(mods[0]), 2)
+            ]
+            for key, mods in mlps.items()
+        }
+
+    @staticmethod
+    def _rest(layers: list[tuple[Tensor, Tensor]], h: Tensor) -> Tensor:
+        """ReLU, then each further layer (``h [P, X, in]``)."""
+        for w, b in layers:
+            h = torch.baddbmm(b, h.relu_(), w)
+        return h
+
+    def mlp(self, key: tuple[str, int], x: Tensor) -> Tensor:
+        (w, b), *rest = self.layers[key]
+        p, lead = x.shape[0], x.shape[1:-1]
+        h = torch.baddbmm(b, x.reshape(p, -1, x.shape[-1]), w)
+        return self._rest(rest, h).reshape(p, *lead, -1)
+
+    def pair(self, key: tuple[str, int], row: Tensor, pair: Tensor) -> Tensor:
+        (w, b), *rest = self.layers[key]
+        a = row.shape[-1]
+        p, r, j = pair.shape[:3]
+        h = torch.bmm(pair.reshape(p, r * j, -1), w[:, a:]).view(p, r, j, -1)
+        h = h.add_(torch.baddbmm(b, row, w[:, :a]).unsqueeze(2))
+        return self._rest(rest, h.view(p, r * j, -1)).view(p, r, j, -1)
+
+
+def kind_runs(kind: Tensor) -> list[tuple[int, int, int]]:
+    """``(kind, start, stop)`` for each run of equal kinds in ``kind [E]``, in slot order.
+
+    A view lists its slots kind by kind (self and agents, then landmarks, ...), so this is one
+    run per kind and each run is a slice of the slots rather than a gather.
+    """
+    ks = kind.tolist()
+    runs: list[tuple[int, int, int]] = []
+    start = 0
+    for j in range(1, len(ks) + 1):
+        if j == len(ks) or ks[j] != ks[start]:
+            runs.append((int(ks[start]), start, j))
+            start = j
+    return runs
+
+
+def pair_mlp(mlp: nn.Sequential, row: Tensor, pair: Tensor) -> Tensor:
+    """``mlp(cat([row_i, pair_ij]))`` for every pair, ``row [M, a]``, ``pair [M, J, b]`` →
+    ``[M, J, out]``, without building the concatenation.
+
+    The first layer is linear, ``W [r; p] + c = (W_r r + c) + W_p p``: its row part is
+    computed once per row and broadcast over the ``J`` pairs (the same weights, the same
+    function; only the floating-point summation order differs).
+    """
+    first = mlp[0]
+    a = row.shape[-1]
+    w = first.weight
+    h = F.linear(pair, w[:, a:]).add_(F.linear(row, w[:, :a], first.bias).unsqueeze(-2))
+    for layer in mlp[1:]:
+        # in place: h is a fresh intermediate, and ReLU's backward needs only its output
+        h = h.relu_() if isinstance(layer, nn.ReLU) else layer(h)
+    return h
 
 
 class FlatEncoder(nn.Module):
