@@ -17,7 +17,7 @@ import baselines_opt.community.lp_dp as lp_dp
 from baselines_opt.community import schedule_cost, solve_community_milp
 from baselines_opt.community.column_generation import _Solver, hp_block
 from baselines_opt.community.horizon import build_horizon, device_sets
-from baselines_opt.community.hp_dp import hp_schedules
+from baselines_opt.community.hp_dp import hp_lower_bounds, hp_schedules
 from baselines_opt.solve import SolverError
 
 
@@ -53,6 +53,36 @@ def test_hp_dp_matches_highs_on_the_heat_pump_problem(seed: int) -> None:
         dp, opt = _priced(blk, x, lam), _priced(blk, xm, lam)
         assert dp >= bound - 1e-6 * max(1.0, abs(bound))
         assert dp <= opt + 0.01 * abs(opt) + 1e-6
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cell_dp_bound_is_below_the_enumerated_optimum_and_close_to_it(seed: int) -> None:
+    """Every mode sequence of 6 steps enumerated (4^6 of them): the cell DP's bound never
+    exceeds the true optimum of any heat pump and lies within 1 % of it; the DP schedule's
+    priced cost is never below the bound."""
+    import itertools
+
+    T = 6
+    c = _hard_community(n=6, steps=T)
+    h = build_horizon(c, 0, T, None, True)
+    _, hp, _ = device_sets(c)
+    blocks = [hp_block(c, h, k, int(n)) for k, n in enumerate(hp)]
+    lam = np.random.default_rng(seed).uniform(0.0, 0.6, T)
+    bounds = hp_lower_bounds(blocks, lam)
+    xs = hp_schedules(blocks, lam)
+    for blk, lb, x in zip(blocks, bounds, xs, strict=True):
+        q = blk.meta
+        seqs = np.array(list(itertools.product(range(q["m1"] + 1), repeat=T)), np.float64)
+        th = np.full(len(seqs), q["theta0"])
+        cost = seqs @ (np.asarray(blk.lp.col_cost_)[:T] + lam * blk.d_vals)
+        k = np.asarray(blk.lp.col_cost_)[2 * T : 3 * T]
+        for t in range(T):
+            th = q["a"] * th + (1 - q["a"]) * q["t_out"][t] + q["gain"][t] * seqs[:, t]
+            cost += k[t] * (np.maximum(q["lo"] - th, 0) + np.maximum(th - q["hi"], 0))
+        opt = float(cost.min())
+        assert lb <= opt + 1e-9
+        assert lb >= opt - 0.01 * abs(opt) - 1e-6
+        assert _priced(blk, x, lam) >= lb - 1e-9
 
 
 @pytest.fixture(scope="module")
