@@ -149,24 +149,17 @@ def solve_by_columns(
 ) -> CommunityMilpResult:
     """The MILP by column generation per device (:mod:`~baselines_opt.community.column_generation`):
     the incumbent it builds, accounted by the env's equations, and its Lagrangian bound."""
-    from baselines_opt.community.accounting import schedule_cost
     from baselines_opt.community.column_generation import (
         BOUND_METHOD,
         column_generation,
-        decode_schedule,
-        make_blocks,
     )
 
     t0 = time.perf_counter()
     h = build_horizon(community, start, steps, initial_state, episode_start)
     res = column_generation(community, h, time_limit_s, gap=mip_gap, workers=workers)
-    blocks = make_blocks(community, h)  # cheap: the decoder reads their kinds and indices
-    plan = decode_schedule(community, h, blocks, res.schedule)
-    acc = schedule_cost(
-        community, plan["discrete"], plan["continuous"], start, initial_state, episode_start
+    plan, acc, objective, gap = _decoded(
+        community, h, res.schedule, res.bound, start, initial_state, episode_start
     )
-    objective = float(acc["cost_usd"].sum())
-    gap = relative_gap(objective, res.bound)
     solve_s = time.perf_counter() - t0 - res.build_s
     return _accounted_result(
         community,
@@ -197,6 +190,29 @@ def solve_by_columns(
     )
 
 
+def _decoded(
+    community: Community,
+    h: Any,
+    schedule: list[np.ndarray],
+    bound: float,
+    start: int,
+    initial_state: dict[str, Any] | None,
+    episode_start: bool,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float, float]:
+    """A decomposition's per-block ``schedule`` on the horizon ``h`` as env actions, accounted
+    with the env's equations: (plan, accounting, objective [$], gap to ``bound`` [-])."""
+    from baselines_opt.community.accounting import schedule_cost
+    from baselines_opt.community.column_generation import decode_schedule, make_blocks
+
+    # make_blocks is cheap: the decoder reads the blocks' kinds and indices
+    plan = decode_schedule(community, h, make_blocks(community, h), schedule)
+    acc = schedule_cost(
+        community, plan["discrete"], plan["continuous"], start, initial_state, episode_start
+    )
+    objective = float(acc["cost_usd"].sum())
+    return plan, acc, objective, relative_gap(objective, bound)
+
+
 def solve_by_lp_dp(
     community: Community,
     start: int,
@@ -210,19 +226,14 @@ def solve_by_lp_dp(
     """The MILP by its LP relaxation, heat pumps priced by dynamic programming and a fixed-mode
     LP (:mod:`~baselines_opt.community.lp_dp`): its schedule accounted by the env's equations,
     and the Lagrangian bound at the LP's duals."""
-    from baselines_opt.community.accounting import schedule_cost
-    from baselines_opt.community.column_generation import decode_schedule, make_blocks
     from baselines_opt.community.lp_dp import BOUND_METHOD, solve_lp_dp
 
     t0 = time.perf_counter()
     h = build_horizon(community, start, steps, initial_state, episode_start)
     res = solve_lp_dp(community, h, time_limit_s, workers=workers)
-    plan = decode_schedule(community, h, make_blocks(community, h), res.schedule)
-    acc = schedule_cost(
-        community, plan["discrete"], plan["continuous"], start, initial_state, episode_start
+    plan, acc, objective, gap = _decoded(
+        community, h, res.schedule, res.bound, start, initial_state, episode_start
     )
-    objective = float(acc["cost_usd"].sum())
-    gap = relative_gap(objective, res.bound)
     return _accounted_result(
         community,
         plan,
