@@ -367,7 +367,6 @@ class Pricer:
         self.local: _Solver | None = None
         self.conns: list[Any] = []
         self.procs: list[Any] = []
-        self._pending: tuple = ()
         if self.workers == 1:
             self.local = _Solver(blocks)
             return
@@ -390,33 +389,13 @@ class Pricer:
     ) -> list[Any]:
         """Solve every block at prices ``lam``, in block order (``_Solver.price``; ``starts``
         keyed by block index)."""
-        self.submit(lam, integer, time_limit_s, starts, skip_integer)
-        return self.collect()
-
-    def submit(
-        self,
-        lam: np.ndarray,
-        integer: bool = False,
-        time_limit_s: float = math.inf,
-        starts: dict[int, np.ndarray] | None = None,
-        skip_integer: bool = False,
-    ) -> None:
-        """Start :meth:`price` in the workers and return at once (:meth:`collect` waits for the
-        answers); with one worker (in this process) the solve runs in :meth:`collect`."""
-        args = (lam, integer, time_limit_s, starts, skip_integer)
         if self.local is not None:
-            self._pending = args
-            return
+            return self.local.price(lam, integer, time_limit_s, starts, skip_integer)
         for part, conn in zip(self.parts, self.conns, strict=True):
             mine = None
             if starts is not None:
                 mine = {j: starts[i] for j, i in enumerate(part) if i in starts}
             conn.send((lam, integer, time_limit_s, mine, skip_integer))
-
-    def collect(self) -> list[Any]:
-        """The answers of the last :meth:`submit`, in block order."""
-        if self.local is not None:
-            return self.local.price(*self._pending)
         out: list[Any] = [None] * self.n
         for part, conn in zip(self.parts, self.conns, strict=True):
             res = conn.recv()
