@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -157,10 +158,51 @@ def solve_by_columns(
     t0 = time.perf_counter()
     h = build_horizon(community, start, steps, initial_state, episode_start)
     res = column_generation(community, h, time_limit_s, gap=mip_gap, workers=workers)
-    plan, acc, objective, gap = _decoded(
-        community, h, res.schedule, res.bound, start, initial_state, episode_start
+    return _decomposition_result(
+        community, h, res, start, steps, mip_gap, initial_state, episode_start, t0,
+        message=lambda objective: (
+            f"column generation: {res.rounds} rounds, {res.columns} columns, master "
+            f"{res.rmp_objective:.6g}, bound {res.bound:.6g}, schedule {objective:.6g}"
+        ),
+        extra={
+            "method": "column_generation",
+            "bound_method": BOUND_METHOD,
+            "rounds": res.rounds,
+            "columns": res.columns,
+            "rmp_objective_usd": res.rmp_objective,
+            "history": [list(map(float, r)) for r in res.history],
+        },
+    )  # fmt: skip
+
+
+def _decomposition_result(
+    community: Community,
+    h: Any,
+    res: Any,
+    start: int,
+    steps: int,
+    mip_gap: float,
+    initial_state: dict[str, Any] | None,
+    episode_start: bool,
+    t0: float,
+    message: Callable[[float], str],
+    extra: dict[str, Any],
+) -> CommunityMilpResult:
+    """The result of a decomposition method (column generation, ``lp_dp``): its per-block
+    ``res.schedule`` on the horizon ``h`` decoded to env actions and accounted with the env's
+    equations, against its ``res.bound``; ``message(objective)`` is the one-line summary, and
+    ``extra`` is completed with the energy the accounting clipped.  ``t0``: the method's start
+    (``perf_counter``)."""
+    from baselines_opt.community.accounting import schedule_cost
+    from baselines_opt.community.column_generation import decode_schedule, make_blocks
+
+    # make_blocks is cheap: the decoder reads the blocks' kinds and indices
+    plan = decode_schedule(community, h, make_blocks(community, h), res.schedule)
+    acc = schedule_cost(
+        community, plan["discrete"], plan["continuous"], start, initial_state, episode_start
     )
-    solve_s = time.perf_counter() - t0 - res.build_s
+    objective = float(acc["cost_usd"].sum())
+    gap = relative_gap(objective, res.bound)
     return _accounted_result(
         community,
         plan,
@@ -173,44 +215,10 @@ def solve_by_columns(
         gap=gap,
         status="optimal" if gap <= mip_gap * (1 + 1e-6) + 1e-9 else "time_limit",
         build_s=res.build_s,
-        solve_s=solve_s,
-        message=(
-            f"column generation: {res.rounds} rounds, {res.columns} columns, master "
-            f"{res.rmp_objective:.6g}, bound {res.bound:.6g}, schedule {objective:.6g}"
-        ),
-        extra={
-            "method": "column_generation",
-            "bound_method": BOUND_METHOD,
-            "rounds": res.rounds,
-            "columns": res.columns,
-            "rmp_objective_usd": res.rmp_objective,
-            "clipped_kwh": float(acc["clipped_kw"].sum() * community.step_h),
-            "history": [list(map(float, r)) for r in res.history],
-        },
+        solve_s=time.perf_counter() - t0 - res.build_s,
+        message=message(objective),
+        extra={**extra, "clipped_kwh": float(acc["clipped_kw"].sum() * community.step_h)},
     )
-
-
-def _decoded(
-    community: Community,
-    h: Any,
-    schedule: list[np.ndarray],
-    bound: float,
-    start: int,
-    initial_state: dict[str, Any] | None,
-    episode_start: bool,
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float, float]:
-    """A decomposition's per-block ``schedule`` on the horizon ``h`` as env actions, accounted
-    with the env's equations: (plan, accounting, objective [$], gap to ``bound`` [-])."""
-    from baselines_opt.community.accounting import schedule_cost
-    from baselines_opt.community.column_generation import decode_schedule, make_blocks
-
-    # make_blocks is cheap: the decoder reads the blocks' kinds and indices
-    plan = decode_schedule(community, h, make_blocks(community, h), schedule)
-    acc = schedule_cost(
-        community, plan["discrete"], plan["continuous"], start, initial_state, episode_start
-    )
-    objective = float(acc["cost_usd"].sum())
-    return plan, acc, objective, relative_gap(objective, bound)
 
 
 def solve_by_lp_dp(
@@ -231,27 +239,12 @@ def solve_by_lp_dp(
     t0 = time.perf_counter()
     h = build_horizon(community, start, steps, initial_state, episode_start)
     res = solve_lp_dp(community, h, time_limit_s, workers=workers)
-    plan, acc, objective, gap = _decoded(
-        community, h, res.schedule, res.bound, start, initial_state, episode_start
-    )
-    return _accounted_result(
-        community,
-        plan,
-        acc["grid_kw"],
-        start,
-        steps,
-        initial_state,
-        objective_usd=objective,
-        bound_usd=res.bound,
-        gap=gap,
-        status="optimal" if gap <= mip_gap * (1 + 1e-6) + 1e-9 else "time_limit",
-        build_s=res.build_s,
-        solve_s=time.perf_counter() - t0 - res.build_s,
-        message=(
+    return _decomposition_result(
+        community, h, res, start, steps, mip_gap, initial_state, episode_start, t0,
+        message=lambda objective: (
             f"LP relaxation {res.lp_objective:.6g}, fixed-mode LP {res.fixed_objective:.6g}, "
             f"bound {res.bound:.6g} (cell-DP bounds of {res.hp_cell_bounds} heat pumps, MIPs "
-            f"{res.hp_mip_limit_s:.2f} s each), schedule "
-            f"{objective:.6g}"
+            f"{res.hp_mip_limit_s:.2f} s each), schedule {objective:.6g}"
         ),
         extra={
             "method": "lp_dp",
@@ -260,10 +253,9 @@ def solve_by_lp_dp(
             "fixed_objective_usd": res.fixed_objective,
             "hp_mip_limit_s": res.hp_mip_limit_s,
             "hp_cell_bounds": res.hp_cell_bounds,
-            "clipped_kwh": float(acc["clipped_kw"].sum() * community.step_h),
             **{f"{k}_s": v for k, v in res.timings.items()},
         },
-    )
+    )  # fmt: skip
 
 
 #: "auto" solves the whole MILP with HiGHS up to this many device-steps (devices x steps; the
