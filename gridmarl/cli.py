@@ -226,6 +226,13 @@ def train(
     validate_every: Annotated[
         int | None, typer.Option(help="PPO updates between validations and checkpoints")
     ] = None,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="start from this checkpoint's weights (same learner and network sizes; "
+            "local features it lacks start with zero weight); ignored with --resume"
+        ),
+    ] = None,
     threads: Annotated[int | None, typer.Option(help=THREADS_HELP)] = None,
     nproc: Annotated[
         int | None,
@@ -261,6 +268,7 @@ def train(
         warm_start=warm_start,
         warm_start_epochs=warm_start_epochs,
         warm_start_keep_prior=warm_start_keep_prior,
+        init_from=init_from,
     )
     if os.environ.get("RANK", "0") == "0":  # one line, from rank 0, under torchrun
         console.print(f"[green]trained[/green] {run_dir}")

@@ -40,6 +40,11 @@ MAX_INPUT_ECHO = 80  # [chars] longest piece of user input repeated in an error 
 SEED_LIMIT = 2**28  # seeds of a scenario (and --seed) lie in 0 … SEED_LIMIT - 1 (docs/protocol.md)
 
 
+# top-level scenario keys a training variant (``train.variants``) may not change: they describe
+# the run, not the env it trains on
+VARIANT_FORBIDDEN_KEYS = ("name", "domain", "seed", "train", "controllers", "window")
+
+
 class StrictModel(BaseModel):
     """Base for every config model: unknown keys are errors, values are validated on assignment,
     and no float is NaN or ±inf (``allow_inf_nan=False``: every float field of every model
@@ -176,7 +181,7 @@ class TrainBase(StrictModel):
     Domains subclass it to set their own defaults and add keys (energy: ``episode_days``).
     """
 
-    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("controller", "controller_options")
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("controller", "controller_options", "variants")
 
     steps: int = Field(2_000_000, ge=1, description="agent-steps budget (env steps x agents)")
     num_envs: int = Field(64, ge=1, description="parallel episodes B")
@@ -198,12 +203,35 @@ class TrainBase(StrictModel):
     es: ESConfig = Field(
         default_factory=ESConfig, description="ES fine-tuning of a trained policy (finetune)"
     )
+    variants: list[dict[str, Any]] | None = Field(
+        None,
+        description="more training envs: each a mapping of dotted scenario keys to values "
+        "(as --set), e.g. {community.prosumers: 80}; rollouts cycle over the scenario and "
+        "each variant, and validation scores the mean over all of them (learners that can "
+        "mix envs only: gridmarl/train.py)",
+    )
 
     @field_validator("controller")
     @classmethod
     def _known_controller(cls, v: str | None) -> str | None:
         if v is not None:
             _check_learner_name(v)
+        return v
+
+    @field_validator("variants")
+    @classmethod
+    def _variant_keys(cls, v: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        for i, variant in enumerate(v or []):
+            if not variant:
+                raise ValueError(f"variants[{i}] is empty: give dotted keys and their values")
+            for key in variant:
+                top = str(key).split(".", 1)[0]
+                if top in VARIANT_FORBIDDEN_KEYS or not str(key).strip("."):
+                    raise ValueError(
+                        f"variants[{i}]: key {key!r} cannot vary between training envs "
+                        f"(not allowed: {', '.join(VARIANT_FORBIDDEN_KEYS)}); a variant "
+                        "changes what the env simulates, e.g. community.prosumers"
+                    )
         return v
 
     @field_validator("controller_options")
@@ -604,6 +632,31 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None):
     data = read_yaml(path)
     data = apply_overrides(data, overrides or [])
     return validate_scenario(data, source=str(path), base_dir=Path(path).resolve().parent)
+
+
+def variant_label(variant: dict[str, Any]) -> str:
+    """``key=value,key=value`` of a training variant (its label in logs and validation)."""
+    return ",".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in variant.items())
+
+
+def variant_scenarios(scenario: Any) -> list[tuple[str, Any]]:
+    """The scenarios of ``scenario.train.variants``: the scenario with each variant's keys
+    applied (as ``--set``) and validated again, labelled by :func:`variant_label`.
+
+    Raises:
+        ScenarioError: a variant whose keys do not validate, naming the variant.
+    """
+    out = []
+    for i, variant in enumerate(scenario.train.variants or []):
+        label = variant_label(variant)
+        data = scenario.model_dump(mode="json")
+        data["train"].pop("variants", None)
+        items = [f"{k}={json.dumps(v)}" for k, v in variant.items()]
+        source = f"{scenario.source} (train.variants[{i}]: {label})"
+        out.append(
+            (label, validate_scenario(apply_overrides(data, items), source, scenario._base_dir))
+        )
+    return out
 
 
 def scenario_hash(scenario: BaseModel, exclude: tuple[str, ...] = ()) -> str:

@@ -58,12 +58,17 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gridmarl.config import load_scenario, scenario_hash
+from gridmarl.config import file_stem, load_scenario, scenario_hash
 from gridmarl.core.errors import ScenarioError
 from gridmarl.core.io import new_run_dir, write_json
 from gridmarl.core.learner import Learner
 from gridmarl.core.seeding import resolve_device, seed_everything, stream_seed
-from gridmarl.core.training import ValidationResult, Validator, set_torch_threads
+from gridmarl.core.training import (
+    MixedValidator,
+    ValidationResult,
+    Validator,
+    set_torch_threads,
+)
 from gridmarl.run_folder import (
     best_score,
     check_train_settings,
@@ -331,6 +336,80 @@ def check_keep_prior(keep_prior: bool, teacher: str | None, spec: Any) -> None:
         )
 
 
+# spec fields every training env of a run must share (the networks' shapes and meaning)
+SHARED_SPEC_FIELDS = (
+    "local_dim",
+    "forecast_len",
+    "forecast_dim",
+    "state_dim",
+    "global_dim",
+    "n_discrete",
+    "n_continuous",
+    "action_prior",
+    "local_features",
+)
+
+
+def variant_envs(
+    scenario: Any, dom: Domain, dev: torch.device, seed: int, spec: Any, learner_cls: type
+) -> list[tuple[str, Any, Any]]:
+    """``(label, scenario, env factory)`` of each of ``train.variants`` (none without).
+
+    Raises:
+        ScenarioError: the learner cannot alternate between envs, or a variant's env differs
+            from the scenario's in what the networks read (naming the variant and the field).
+    """
+    from gridmarl.config import variant_scenarios
+
+    variants = variant_scenarios(scenario)
+    if variants and not getattr(learner_cls, "mixes_envs", False):
+        raise ScenarioError(
+            f"train.variants: {learner_cls.__name__} cannot train on several envs (its "
+            "experience store holds one env's agents); remove train.variants or train a "
+            "learner whose mixes_envs is true (docs/architecture.md)"
+        )
+    out = []
+    for label, sc in variants:
+        make = dom.train_env_factory(sc, dev, seed)
+        other = env_spec(make)
+        diff = [
+            f"{f}: {getattr(other, f)} vs {getattr(spec, f)}"
+            for f in SHARED_SPEC_FIELDS
+            if getattr(other, f) != getattr(spec, f)
+        ]
+        if diff:
+            raise ScenarioError(
+                f"train.variants ({label}): its env does not fit the scenario's networks ("
+                + "; ".join(diff)
+                + "); a variant may change the size of the system, not what an agent observes"
+            )
+        out.append((label, sc, make))
+    return out
+
+
+def init_from_checkpoint(learner: Learner, path: Path, say: Any) -> None:
+    """Start ``learner`` from another run's weights (``--init-from``): its own
+    ``init_from(path)``, which maps the weights by feature name (new features start with zero
+    weight, so the policy starts as the source's) and records the source in ``meta``.
+
+    Raises:
+        ScenarioError: the learner cannot, or the checkpoint does not fit.
+    """
+    init = getattr(learner, "init_from", None)
+    if not callable(init):
+        raise ScenarioError(
+            f"--init-from {path}: {type(learner).__name__} cannot start from another "
+            "checkpoint's weights"
+        )
+    if not path.is_file():
+        raise ScenarioError(f"--init-from {path}: file not found")
+    added = init(path)
+    say(
+        f"initialised from {path}"
+        + (f" (new features with zero weight: {', '.join(added)})" if added else "")
+    )
+
+
 def build_learner(
     info: ControllerInfo,
     spec: Any,
@@ -462,6 +541,7 @@ def drive(
     validate_every: int,
     writer: Any,
     console: Any,
+    more_envs: list[Any] | None = None,
 ) -> tuple[_DriverLogger, bool]:
     """Collect and update until ``steps`` agent-steps, validating and checkpointing every
     ``validate_every`` updates and at the end; returns the logger and whether the run was
@@ -475,7 +555,7 @@ def drive(
         task = progress.add_task(name, total=steps, completed=done, rate="—", ret="—", share="—")
         logger = _DriverLogger(learner, run_dir, validator, validate_every, progress, task, writer)
         try:
-            run(learner, make_env, steps, logger)
+            run(learner, make_env, steps, logger, more_envs or ())
         except KeyboardInterrupt:
             console.print("[yellow]interrupted: writing checkpoints/last.pt …[/yellow]")
             logger.checkpoint(learner.progress().agent_steps)
@@ -501,6 +581,7 @@ def train(
     warm_start: str | None = None,
     warm_start_epochs: int = 4,
     warm_start_keep_prior: bool = False,
+    init_from: str | Path | None = None,
 ) -> Path:
     """Train ``controller`` on the scenario's training window; returns the run folder.
 
@@ -528,6 +609,8 @@ def train(
         warm_start_keep_prior: on the action dimensions where the env declares a default
             action (``spec.action_prior``), the warm start keeps that default instead of the
             teacher's action.
+        init_from: a checkpoint of the same learner to start from (``init_from_checkpoint``;
+            another scenario's too, e.g. with fewer local features); ignored on resume.
 
     Raises:
         ScenarioError: unknown controller, a controller the domain does not fit, or a
@@ -568,6 +651,7 @@ def train(
             warm_start,
             warm_start_epochs,
             warm_start_keep_prior,
+            Path(init_from) if init_from is not None else None,
         )
     finally:
         if dp is not None:
@@ -589,6 +673,7 @@ def _train(
     warm_start: str | None,
     warm_start_epochs: int,
     warm_start_keep_prior: bool,
+    init_from: Path | None = None,
 ) -> Path:
     """The body of :func:`train` once the device and the process group are known; with
     ``dp`` only rank 0 writes the run folder, validates and logs."""
@@ -609,7 +694,11 @@ def _train(
     make_env = dom.train_env_factory(scenario, dev, seed)
     spec = env_spec(make_env)
     check_keep_prior(warm_start_keep_prior, warm_start, spec)
+    variants = variant_envs(scenario, dom, dev, seed, spec, info.load_class())
+    more_envs = [make for _, _, make in variants]
     learner = build_learner(info, spec, scenario, dev, seed, p_hash, resume)
+    if init_from is not None and resume is None:
+        init_from_checkpoint(learner, init_from, console.print)
     check_data_parallel(dp, learner, warm_start)
     main = dp is None or dp.is_main
     if resume is None and main:
@@ -627,6 +716,8 @@ def _train(
         )
         if dp is not None:
             manifest["processes"] = dp.world
+        if init_from is not None:
+            manifest["init_from"] = {"path": str(init_from), **learner.meta.get("init_from", {})}
         write_json(run_dir / "train_manifest.json", manifest)
     elif resume is not None:
         run_dir = resume
@@ -634,7 +725,7 @@ def _train(
         # the other ranks learn where rank 0 writes; they write nothing themselves
         run_dir = Path(dp.broadcast_object(str(run_dir) if main else None))
         if not main:
-            run(learner, make_env, steps)
+            run(learner, make_env, steps, more_envs=more_envs)
             return run_dir
     learner.meta.update(run_meta(scenario, p_hash, dev))
     done = learner.progress().agent_steps
@@ -644,6 +735,16 @@ def _train(
         + (f" (resuming at {done:,})" if resume is not None else "")
     )
     validator = dom.make_validator(scenario, run_dir, say=console.print)
+    if variants:
+        per_variant = [
+            (label, dom.make_validator(sc, run_dir / "variants" / file_stem(label), console.print))
+            for label, sc, _ in variants
+        ]
+        validator = MixedValidator(validator, per_variant)
+        console.print(
+            f"training envs: the scenario and {', '.join(label for label, _, _ in variants)}, "
+            "one rollout each in turn"
+        )
     console.print(validator.describe())
 
     warm: dict[str, float] = {}
@@ -666,7 +767,7 @@ def _train(
     t0 = time.perf_counter()
     every = validate_every or DEFAULT_VALIDATE_EVERY
     logger, interrupted = drive(
-        learner, make_env, steps, controller, run_dir, validator, every, writer, console
+        learner, make_env, steps, controller, run_dir, validator, every, writer, console, more_envs
     )
     writer.close()
     if interrupted:

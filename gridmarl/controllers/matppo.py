@@ -92,6 +92,17 @@ from gridmarl.core.seeding import make_generator, stream_seed
 from gridmarl.core.types import Action, AgentSpec, Observation
 
 CHECKPOINT_FORMAT = "gridmarl.matppo/1"
+MAX_FLIGHTS = 8  # envs whose episodes collect() keeps in flight (train.variants) [-]
+#: hyper-parameters that fix the networks' shapes: init_from needs them equal
+ARCHITECTURE_FIELDS = (
+    "lstm_hidden",
+    "feat_dim",
+    "actor_hidden",
+    "critic_dim",
+    "critic_heads",
+    "critic_layers",
+    "value_target",
+)
 #: spec fields whose value fixes a weight shape (``n_agents`` and ``forecast_len`` do not; a
 #: checkpoint records ``forecast_len`` too and is refused on an env with another window).
 SHAPE_FIELDS = (
@@ -316,6 +327,9 @@ class MATPPO(CheckpointedLearner, Trainable):
 
     name = "matppo"
     config_class: ClassVar[type[MATPPOConfig]] = MATPPOConfig
+    # collect() keeps one rollout buffer and episodes per env, and the networks read any
+    # number of agents: train.variants may mix community sizes (gridmarl/train.py)
+    mixes_envs: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -340,8 +354,13 @@ class MATPPO(CheckpointedLearner, Trainable):
         self.agent_steps = 0
         self.updates = 0
         self.meta: dict[str, Any] = {}  # written to the checkpoint's sidecar JSON
-        self._episodes = 0  # episodes begun since collection started on the current env
-        self._flight: _Episodes | None = None
+        self._episodes = 0  # episodes begun since collection started
+        # the episodes in flight on each env collected from (several with train.variants)
+        self._flights: list[_Episodes] = []
+        # local / state feature columns whose normaliser statistics the next rollout sets
+        # outright (features new to a policy started with init_from)
+        self._fresh_local: list[int] = []
+        self._fresh_state: list[int] = []
         # the minibatch loss over both networks; under DistributedDataParallel when
         # set_data_parallel is called (controllers/common/distributed.py)
         self._loss_module = LossModule(self._minibatch_loss, actor=self.actor, critic=self.critic)
@@ -424,19 +443,22 @@ class MATPPO(CheckpointedLearner, Trainable):
         episodes continue across calls), sampled with this update's schedules: the learning
         rate and the ceiling on log σ fall linearly over ``budget`` [agent-steps]."""
         cfg = self.cfg
-        if self._flight is None or self._flight.env is not env:
+        fl = next((f for f in self._flights if f.env is env), None)
+        if fl is None:
             team = cfg.value_target == "team"
             n = env.spec.n_agents
             buffer = RolloutBuffer(
                 env.spec, cfg.rollout_steps, env.num_envs, 1 if team else n, self.device
             )
             # a resumed run starts fresh episodes, seeded by how far training had come
-            self._episodes = 0
+            if not self._flights:
+                self._episodes = 0
             obs = env.reset(seed=self._next_reset_seed())
             running = torch.zeros(env.num_envs, dtype=torch.float64, device=self.device)
             scale = cfg.reward_scale / (n if team else 1)
-            self._flight = _Episodes(env, buffer, obs, running, team, scale)
-        fl = self._flight
+            fl = _Episodes(env, buffer, obs, running, team, scale)
+            # keep the envs of train.variants; forget envs collected from long ago
+            self._flights = [*self._flights[-(MAX_FLIGHTS - 1) :], fl]
         frac = min(1.0, self.agent_steps / max(budget, 1))
         lr = cfg.lr * (1.0 - (1.0 - cfg.lr_final_frac) * frac)  # linear decay
         for group in self.optimizer.param_groups:
@@ -569,10 +591,22 @@ class MATPPO(CheckpointedLearner, Trainable):
         Called after the PPO update, so the update sees the statistics the rollout was
         collected with (otherwise the ratio would not start at 1).
         """
-        self.actor.local_norm.update(self._gather(buffer.local, dim=1))
+        local, state = self._gather(buffer.local, dim=1), self._gather(buffer.state, dim=1)
+        self.actor.local_norm.update(local)
         self.actor.forecast_norm.update(self._gather(buffer.forecast, dim=1))
-        self.critic.state_norm.update(self._gather(buffer.state, dim=1))
+        self.critic.state_norm.update(state)
         self.critic.global_norm.update(self._gather(buffer.global_, dim=1))
+        # features new to the policy (init_from): their statistics are this rollout's own,
+        # not merged into the source's counts (which would leave them at mean 0, variance 1)
+        for norm, x, cols in (
+            (self.actor.local_norm, local, self._fresh_local),
+            (self.critic.state_norm, state, self._fresh_state),
+        ):
+            if cols:
+                flat = x.detach().reshape(-1, x.shape[-1])[:, cols].to(torch.float64)
+                norm.mean[cols] = flat.mean(0)
+                norm.var[cols] = flat.var(0, unbiased=False)
+        self._fresh_local, self._fresh_state = [], []
 
     def warm_start(
         self, env: MultiAgentEnv, teacher: Any, epochs: int, seed: int, keep_prior: bool
@@ -635,6 +669,85 @@ class MATPPO(CheckpointedLearner, Trainable):
         self.shuffle_gen.set_state(state["rng"]["shuffle"].cpu())
         self.seed = int(state["seed"])
         restore_progress(self, state)
+
+    def init_from(self, path: str | Path) -> list[str]:
+        """Start from another MATPPO run's weights (``gridmarl train --init-from``), keeping
+        this run's hyper-parameters, seed, optimiser (fresh) and progress (none).
+
+        The checkpoint may have been trained on fewer local features (e.g. before an
+        observation option was switched on): every feature it knows is mapped by name, and a
+        feature it lacks gets zero weight in the actor's feature layer and the critic's agent
+        token, so the policy and the values start exactly as the source's; the normaliser
+        statistics of those features are set from the first rollout.
+
+        Returns:
+            The names of the features new to the policy.
+
+        Raises:
+            ScenarioError: not a MATPPO checkpoint, other network sizes, other forecast,
+                global or action shapes, features without names, or features it has that
+                this env lacks.
+        """
+        from gridmarl.core.errors import ScenarioError
+
+        state = read_checkpoint(path, CHECKPOINT_FORMAT, "MATPPO")
+        src_cfg = MATPPOConfig(**state["config"])
+        problems = [
+            f"{f}={getattr(src_cfg, f)!r} in the checkpoint but {getattr(self.cfg, f)!r} here"
+            for f in ARCHITECTURE_FIELDS
+            if getattr(src_cfg, f) != getattr(self.cfg, f)
+        ]
+        shapes = state["shapes"]
+        for f in ("forecast_dim", "global_dim", "n_discrete", "n_continuous"):
+            if int(shapes[f]) != int(getattr(self.spec, f)):
+                problems.append(f"{f}={shapes[f]} in the checkpoint but {getattr(self.spec, f)}")
+        names = list(state.get("local_features", ()))
+        mine = list(self.spec.local_features)
+        if not names or not mine:
+            problems.append("the checkpoint or the env does not name its local features")
+        missing = [f for f in names if f not in mine]
+        if missing:
+            problems.append(f"the env lacks the checkpoint's features {missing}")
+        prior_src = [names[i] if i >= 0 else None for i in state.get("action_prior", [])]
+        prior_new = [mine[i] if i >= 0 else None for i in self.spec.action_prior]
+        if names and mine and prior_src != prior_new:
+            problems.append(f"default actions differ ({prior_src} vs {prior_new})")
+        if problems:
+            raise ScenarioError(f"--init-from {path}: " + "; ".join(problems))
+        cols = [mine.index(f) for f in names]  # new column of each source feature
+        added = [f for f in mine if f not in names]
+        k_src, k_new = len(names), len(mine)
+
+        def widen(t: Tensor, dim: int, fill: float) -> Tensor:
+            """``t`` with its first ``k_src`` entries along ``dim`` moved to ``cols`` of a
+            tensor with ``k_new`` there (``fill`` in the new ones), the rest kept after them."""
+            shape = list(t.shape)
+            shape[dim] = shape[dim] - k_src + k_new
+            out = torch.full(shape, fill, dtype=t.dtype)
+            idx = torch.tensor(cols + list(range(k_new, shape[dim])))
+            out.index_copy_(dim, idx, t)
+            return out
+
+        actor, critic = dict(state["actor"]), dict(state["critic"])
+        actor["to_feature.weight"] = widen(actor["to_feature.weight"], 1, 0.0)
+        critic["agent_token.weight"] = widen(critic["agent_token.weight"], 1, 0.0)
+        for sd, key in ((actor, "local_norm"), (critic, "state_norm")):
+            sd[f"{key}.mean"] = widen(sd[f"{key}.mean"], 0, 0.0)
+            sd[f"{key}.var"] = widen(sd[f"{key}.var"], 0, 1.0)
+        self.actor.load_state_dict(actor)
+        self.critic.load_state_dict(critic)
+        self.value_norm.load_state_dict(state["value_norm"])
+        self._fresh_local = [mine.index(f) for f in added]
+        self._fresh_state = list(self._fresh_local)
+        meta = state.get("meta", {})
+        self.meta["init_from"] = {
+            "file": str(path),
+            "agent_steps": int(state["agent_steps"]),
+            "seed": int(state["seed"]),
+            "policy_hash": meta.get("policy_hash"),
+            "new_features": added,
+        }
+        return added
 
     @classmethod
     def checkpoint_checks(cls) -> dict[str, Any]:

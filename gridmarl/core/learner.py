@@ -21,11 +21,13 @@ that loop too.
 | ``act(obs, deterministic)`` | the ``Controller`` interface (validation runs it) |
 | ``state()``, ``save(path)`` | the checkpoint's content; write it atomically (+ sidecar) |
 | ``warm_start(env, teacher, epochs, seed, keep_prior)`` | clone a teacher before learning |
+| ``mixes_envs`` (optional) | true: ``collect`` may alternate envs of other sizes (variants) |
+| ``init_from(path)`` (optional) | start from another run's weights (``train --init-from``) |
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -142,6 +144,7 @@ def run(
     env_factory: Callable[[int], MultiAgentEnv],
     budget: int,
     logger: TrainingLogger | None = None,
+    more_envs: Sequence[Callable[[int], MultiAgentEnv]] = (),
 ) -> dict[str, float]:
     """Collect and update until ``learner.progress().agent_steps >= budget``.
 
@@ -150,17 +153,26 @@ def run(
         env_factory: ``num_envs -> env``; called once with ``learner.cfg.num_envs``.
         budget: total agent-steps, counting those already done.
         logger: gets ``log(agent_steps, metrics)`` after every update.
+        more_envs: factories of further training envs (``train.variants``): update ``u``
+            collects from env ``u mod (1 + len(more_envs))``, the scenario's own first; only
+            for a learner whose ``mixes_envs`` is true (its networks serve every env's spec).
 
     Returns:
         The metrics of the last update (empty when the budget was already spent).
     """
-    env = env_factory(learner.cfg.num_envs)
+    if more_envs and not getattr(learner, "mixes_envs", False):
+        raise ValueError(f"{type(learner).__name__} cannot train on several envs")
+    envs: list[MultiAgentEnv] = []
     metrics: dict[str, float] = {}
     try:
+        for make in (env_factory, *more_envs):
+            envs.append(make(learner.cfg.num_envs))
         while learner.progress().agent_steps < budget:
+            env = envs[learner.progress().updates % len(envs)]
             metrics = learner.update(learner.collect(env, budget))
             if logger is not None:
                 logger.log(learner.progress().agent_steps, metrics)
     finally:
-        env.close()
+        for env in envs:
+            env.close()
     return metrics

@@ -120,3 +120,59 @@ def cached_json(path: Path) -> dict[str, Any] | None:
     import json
 
     return json.loads(path.read_text()) if path.exists() else None
+
+
+class MixedValidator:
+    """The validator of a run that trains on several envs (``train.variants``): the scenario's
+    own validator and one per variant, each on its own validation episodes and references.
+
+    The score (``best.pt``) is the mean of their scores; ``validation.csv`` holds the
+    scenario's columns, then each variant's, prefixed ``<label>/``.  The sidecar keeps the
+    scenario's keys, ``validation_variants`` (each variant's) and ``validation_mixed_score``.
+
+    Args:
+        base: the scenario's validator.
+        variants: ``(label, validator)`` per variant.
+    """
+
+    score_name = "mixed_score"
+
+    def __init__(self, base: Validator, variants: list[tuple[str, Validator]]) -> None:
+        self.base, self.variants = base, variants
+        self.ref = {"scenario": base.ref, **{label: v.ref for label, v in variants}}
+        self.label = f"{base.label} (mean of {1 + len(variants)})"
+        self.return_unit = base.return_unit
+
+    def evaluate(self, controller: Controller) -> ValidationResult:
+        """Every validator on ``controller``; the score is the mean of their scores."""
+        first = self.base.evaluate(controller)
+        row, scalars = dict(first.row), dict(first.scalars)
+        meta: dict[str, Any] = dict(first.meta)
+        scores, shown = [first.score], [first.display]
+        per_variant: dict[str, Any] = {}
+        for label, validator in self.variants:
+            res = validator.evaluate(controller)
+            row.update({f"{label}/{k}": v for k, v in res.row.items()})
+            scalars.update({f"{label}/{k}": v for k, v in res.scalars.items()})
+            per_variant[label] = res.meta
+            scores.append(res.score)
+            shown.append(res.display)
+        score = sum(scores) / len(scores)
+        row["mixed_score"] = score
+        if math.isfinite(score):
+            scalars["mixed_score"] = score
+        meta["validation_variants"] = per_variant
+        meta["validation_mixed_score"] = score if math.isfinite(score) else None
+        return ValidationResult(
+            row=row, scalars=scalars, meta=meta, score=score, display=" | ".join(shown)
+        )
+
+    def describe(self) -> str:
+        """The scenario's line and each variant's."""
+        return "\n".join(
+            [self.base.describe(), *(f"{label}: {v.describe()}" for label, v in self.variants)]
+        )
+
+    def score_from_meta(self, meta: dict[str, Any]) -> float:
+        """``validation_mixed_score`` of a sidecar (−inf when absent)."""
+        return meta_score(meta, "validation_mixed_score")
