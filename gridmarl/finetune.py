@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from gridmarl.config import load_scenario, scenario_hash
+from gridmarl.config import file_stem, load_scenario, scenario_hash
 from gridmarl.core.errors import ScenarioError
 from gridmarl.core.io import atomic_write, new_run_dir, write_json
 from gridmarl.core.seeding import resolve_device, seed_everything
@@ -108,7 +108,7 @@ class _Checkpointer:
         tuner: Any,
         validator: Any,
         writer: Any,
-        per_gen: int,
+        per_gen: list[int],
         source: Path,
         source_meta: dict[str, Any],
         es_settings: dict[str, Any],
@@ -123,6 +123,11 @@ class _Checkpointer:
         self.shown = "—"
         self.t_start = time.perf_counter()
 
+    def agent_steps(self, g: int) -> int:
+        """Agent-steps of the first ``g`` generations (generation i runs env i mod envs)."""
+        k = len(self.per_gen)
+        return sum(self.per_gen[i % k] for i in range(g))
+
     def __call__(self) -> None:
         from gridmarl.run_folder import prune_checkpoints, record_validation
 
@@ -131,7 +136,7 @@ class _Checkpointer:
         g = self.tuner.progress().updates
         row = {
             "generation": g,
-            "es_agent_steps": g * self.per_gen,
+            "es_agent_steps": self.agent_steps(g),
             "wall_s": round(time.perf_counter() - self.t_start, 1),
         }
         record_validation(self.run_dir, self.writer, res, row, g)
@@ -143,7 +148,7 @@ class _Checkpointer:
                     "generations": g,
                     "source": str(self.source),
                     "source_meta": self.source_meta,
-                    "es_agent_steps": g * self.per_gen,
+                    "es_agent_steps": self.agent_steps(g),
                     "es": self.es_settings,
                 },
                 "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -160,11 +165,12 @@ class _Checkpointer:
 
 
 def run_generations(
-    tuner: Any, env: Any, generations: int, every: int, save: _Checkpointer, console: Any
+    tuner: Any, envs: list[Any], generations: int, every: int, save: _Checkpointer, console: Any
 ) -> bool:
     """Run generations until ``generations``, checkpointing every ``every`` and at the end;
-    returns whether the run was interrupted (Ctrl-C: the interrupted generation is dropped
-    and ``last.pt`` written)."""
+    generation g runs on ``envs[g mod len(envs)]`` (the scenario's env, then
+    ``train.variants``'); returns whether the run was interrupted (Ctrl-C: the interrupted
+    generation is dropped and ``last.pt`` written)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = [
@@ -185,6 +191,7 @@ def run_generations(
             while tuner.progress().updates < generations:
                 tg = time.perf_counter()
                 before = tuner.state()  # a copy: an interrupted generation is dropped
+                env = envs[tuner.progress().updates % len(envs)]
                 stats = tuner.update(tuner.collect(env, generations))
                 stats["time/generation_s"] = time.perf_counter() - tg
                 g = tuner.progress().updates
@@ -243,9 +250,9 @@ def finetune(
     from rich.console import Console
     from torch.utils.tensorboard import SummaryWriter
 
-    from gridmarl.core.training import set_torch_threads
+    from gridmarl.core.training import MixedValidator, set_torch_threads
     from gridmarl.run_folder import policy_hash, run_meta, versions
-    from gridmarl.train import check_flags, domain_training
+    from gridmarl.train import check_flags, domain_training, variant_envs
 
     console = console or Console()
     check_flags(seed=seed, threads=threads, validate_every=validate_every)
@@ -288,6 +295,7 @@ def finetune(
             "keys added since); ES adapts it to this scenario"
         )
     tuner = info.load_finetuner()(policy, cfg, seed)
+    variants = variant_envs(scenario, dom, dev, seed, spec, type(tuner))
     set_torch_threads(threads, dom, scenario, tuner.num_envs())
     # the source's notes (its training command, evaluation figures) describe other weights
     source_meta = dict(policy.meta)
@@ -319,15 +327,24 @@ def finetune(
             "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         write_json(run_dir / "finetune_manifest.json", manifest)
-    env = make_env(tuner.num_envs())
-    per_gen = tuner.agent_steps_per_generation(env)
+    envs = [make(tuner.num_envs()) for make in (make_env, *(m for _, _, m in variants))]
+    per_gen = [tuner.agent_steps_per_generation(e) for e in envs]
     validator = dom.make_validator(scenario, run_dir, say=console.print)
+    if variants:
+        validator = MixedValidator(
+            validator,
+            [
+                (label, dom.make_validator(sc, run_dir / "variants" / file_stem(label)))
+                for label, sc, _ in variants
+            ],
+        )
     done = tuner.progress().updates
     console.print(
         f"[bold]finetune[/bold] {info.name} on {scenario.name} by ES from {source}: "
         f"{tuner.dim:,} weights, {tuner.copies()} copies × {cfg.episodes} episodes = "
-        f"{env.num_envs} envs ({per_gen:,} agent-steps) per generation, {generations} "
+        f"{envs[0].num_envs} envs ({per_gen[0]:,} agent-steps) per generation, {generations} "
         f"generations, seed {seed} → {run_dir}"
+        + (f"; generations alternate with {', '.join(v[0] for v in variants)}" if variants else "")
         + (f" (resuming at generation {done})" if resume else "")
     )
     console.print(validator.describe())
@@ -339,9 +356,12 @@ def finetune(
     if resume is None:
         save()  # generation 0: the source policy, so best.pt is never worse than it
     t0 = time.perf_counter()
-    interrupted = run_generations(tuner, env, generations, every, save, console)
-    writer.close()
-    env.close()
+    try:
+        interrupted = run_generations(tuner, envs, generations, every, save, console)
+    finally:
+        writer.close()
+        for env in envs:
+            env.close()
     if interrupted:
         console.print(f"resume with: gridmarl finetune {scenario.source} --resume {run_dir}")
         return run_dir
@@ -351,13 +371,13 @@ def finetune(
         **manifest,
         "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "generations_done": g,
-        "es_agent_steps": g * per_gen,
+        "es_agent_steps": save.agent_steps(g),
         "wall_s_last_session": round(wall, 1),
         f"best_validation_{validator.score_name}": save.best,
     }
     write_json(run_dir / "finetune_manifest.json", final)
     console.print(
-        f"done: {g} generations ({g * per_gen:,} agent-steps) in {wall:.0f} s; last "
+        f"done: {g} generations ({save.agent_steps(g):,} agent-steps) in {wall:.0f} s; last "
         f"validation ({validator.label}) {save.shown}; checkpoints in {save.ck}"
     )
     return run_dir

@@ -75,11 +75,17 @@ class ESBatch:
 class ESFinetuner:
     """Evolution strategies on the tail of a MATPPO actor (see the module docstring).
 
+    A generation runs on the env it is given, and nothing carries over to the next one but
+    the weights and Adam's moments, so generations may alternate between envs of other sizes
+    (``train.variants``: the ranks of a generation compare copies on the same episodes).
+
     Args:
         policy: a trained ``MATPPO`` (its actor's weights are updated in place).
         config: ES hyper-parameters (``scenario.train.es``).
         seed: seeds the perturbations and the episodes of every generation.
     """
+
+    mixes_envs = True
 
     def __init__(self, policy: Any, config: ESConfig, seed: int) -> None:
         self.policy = policy

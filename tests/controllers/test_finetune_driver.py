@@ -119,3 +119,21 @@ def test_refusals(source, tmp_path):
     with pytest.raises(ScenarioError, match="runs copies of its episodes"):
         finetune(routing, checkpoint=source, console=QUIET, out=tmp_path)
     assert not any(tmp_path.rglob("finetune_manifest.json"))
+
+
+def test_generations_alternate_over_train_variants(source, tmp_path):
+    from gridmarl.finetune import finetune
+
+    sc = load_scenario(SCENARIO, [*ES, "train.variants=[{community.prosumers: 5}]"])
+    run = finetune(
+        sc, checkpoint=source, generations=3, out=tmp_path, validate_every=1, console=QUIET
+    )
+    rows = [r.split(",") for r in (run / "validation.csv").read_text().splitlines()]
+    head = rows[0]
+    assert "community.prosumers=5/share_of_optimal_savings" in head and "mixed_score" in head
+    steps = [int(r[head.index("es_agent_steps")]) for r in rows[1:]]
+    # (2·2 + 1) copies × 2 episodes × 24 steps × 3 prosumers, then × 5 prosumers, then × 3
+    one = 5 * 2 * 24
+    assert steps == [0, one * 3, one * 3 + one * 5, one * 3 + one * 5 + one * 3]
+    side = json.loads((run / "checkpoints" / "last.json").read_text())
+    assert "community.prosumers=5" in side["validation_variants"]
