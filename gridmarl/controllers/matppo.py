@@ -450,9 +450,9 @@ class MATPPO(CheckpointedLearner, Trainable):
             buffer = RolloutBuffer(
                 env.spec, cfg.rollout_steps, env.num_envs, 1 if team else n, self.device
             )
-            # a resumed run starts fresh episodes, seeded by how far training had come
-            if not self._flights:
-                self._episodes = 0
+            # a resumed run starts fresh episodes, seeded by how far training had come (with
+            # train.variants, each env's first episodes start at another update)
+            self._episodes = 0
             obs = env.reset(seed=self._next_reset_seed())
             running = torch.zeros(env.num_envs, dtype=torch.float64, device=self.device)
             scale = cfg.reward_scale / (n if team else 1)
