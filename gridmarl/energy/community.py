@@ -106,7 +106,8 @@ class Community:
     broadcast_loading: bool = False  # observation only: |G_prev| / limit shown to every prosumer
     ev_rate_feature: bool = False  # observation only: EV charging share needed until departure
     ev_action_prior: bool = False  # observation only: even-spread EV action, the policy's prior
-    congestion_signal: str | None = None  # observation only: None, "headroom" or "price"
+    # observation only: None, "headroom", "envelope" or "price"
+    congestion_signal: str | None = None
     carbon_kg_per_kwh: np.ndarray | None = None  # [S] grid carbon intensity [kg CO2/kWh]
     names: tuple[str, ...] = field(default=())  # prosumer names
     sources: tuple[str, ...] = field(default=())  # dataset building each prosumer's load is from

@@ -346,13 +346,15 @@ class CommunityConfig(StrictModel):
         "physics); default: one feeder per 10 prosumers in index order",
     )
 
-    congestion_signal: Literal["none", "headroom", "price"] | None = Field(
+    congestion_signal: Literal["none", "headroom", "envelope", "price"] | None = Field(
         None,
         description=(
             "what the trading platform publishes to every home each step about the "
             "transformer (local features; gridmarl/energy/env.py): 'headroom' (the import and "
             "export headroom per home [kW] the transformer has left if the homes' devices draw "
-            "what they drew in the previous step), 'price' (a congestion price [$/kWh] that "
+            "what they drew in the previous step), 'envelope' (each home's fair share of what the "
+            "transformer leaves after the homes' inflexible net load, for import and export "
+            "[kW]: a dynamic operating envelope), 'price' (a congestion price [$/kWh] that "
             "rises from 0 at 80 % to the over-limit charge at 100 % of that expected loading; "
             "a signal, not billed) or 'none' (default); policies trained without it do not "
             "load with it, and vice versa"

@@ -60,6 +60,7 @@ action; scales are the class constants below):
 | next | ev_rate_needed | only with ``community.ev.rate_feature`` (****) |
 | next | ev_prior_u | only with ``community.ev.action_prior`` (*****) |
 | last | headroom_import, headroom_export | with ``community.congestion_signal: headroom`` (†) |
+| last | envelope_import, envelope_export | with ``community.congestion_signal: envelope`` (§) |
 | last | congestion_price | with ``community.congestion_signal: price`` (‡) |
 
 (**) full-power charging time still needed to reach the target (0 when absent).
@@ -80,6 +81,12 @@ smart-meter data the platform clears on) plus the power the devices drew in the 
 for more import, (limit − G_exp) / N, and for more export, (limit + G_exp) / N [kW] /
 POWER_SCALE_KW; negative = the transformer is expected over its limit in that direction.
 Per home, so a community of another size behind the same transformer reads the same scale.
+(§) a dynamic operating envelope per home: (limit − G_inf) / N and (limit + G_inf) / N [kW] /
+POWER_SCALE_KW with G_inf = Σ_n (L − P_pv)[t], the community's inflexible net load alone.  Unlike
+the headroom it does not depend on what the devices drew before, so it does not move with the
+homes' own response: a home whose flexible import stays within its envelope (and every home
+doing so) keeps the transformer within its limit.  Negative = the inflexible load alone
+overloads it; the homes' batteries must then cover the difference.
 (‡) a congestion price ρ [$/kWh] / PRICE_SCALE_USD_PER_KWH on the same G_exp: c_over ·
 clip((G_exp / limit − θ) / (1 − θ), 0, 1) for import, minus the same for export (−G_exp),
 θ = CONGESTION_FROM = 0.8: 0 below 80 % loading, the over-limit charge at 100 %, negative when
@@ -166,6 +173,7 @@ def counter_normal(*keys: Tensor | int) -> Tensor:
 
 CONGESTION_FEATURES: dict[str, tuple[str, ...]] = {
     "headroom": ("headroom_import", "headroom_export"),
+    "envelope": ("envelope_import", "envelope_export"),
     "price": ("congestion_price",),
 }
 
@@ -335,6 +343,7 @@ class CommunityEnv(MultiAgentEnv):
         self._rate_idx = idx_of.get("ev_rate_needed")
         self._prior_idx = idx_of.get("ev_prior_u")
         self._headroom_idx = idx_of.get("headroom_import")  # and the next row: export
+        self._envelope_idx = idx_of.get("envelope_import")  # and the next row: export
         self._congestion_price_idx = idx_of.get("congestion_price")
         self.step_h = float(community.step_h)
         self.max_start = s - self.episode_len - self.forecast_steps - 1
@@ -703,6 +712,11 @@ class CommunityEnv(MultiAgentEnv):
         lim = self.community.transformer_kw
         if self._loading_idx is not None:
             buf[self._loading_idx] = (self._g_prev.abs() / lim)[:, None]
+        if self._envelope_idx is not None:
+            # the fair share per home of what the limit leaves after the inflexible net load
+            g_inf, i = (load - pv).sum(-1), self._envelope_idx
+            buf[i] = ((lim - g_inf) / (n * ps))[:, None]
+            buf[i + 1] = ((lim + g_inf) / (n * ps))[:, None]
         if self._headroom_idx is not None or self._congestion_price_idx is not None:
             # the loading the platform expects: this step's inflexible net load (smart-meter
             # data it clears on) plus what the devices drew in the previous step [kW]

@@ -23,7 +23,7 @@ SMALL = MATPPOConfig(
 
 def test_scenario_key_sets_the_features():
     base = load_scenario(ROOT / "scenarios" / "community_50.yaml")
-    for signal, extra in (("headroom", 2), ("price", 1), ("none", 0)):
+    for signal, extra in (("headroom", 2), ("envelope", 2), ("price", 1), ("none", 0)):
         sc = load_scenario(
             ROOT / "scenarios" / "community_50.yaml", [f"community.congestion_signal={signal}"]
         )

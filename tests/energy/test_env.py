@@ -374,7 +374,7 @@ def test_ev_action_prior_spreads_the_need_evenly() -> None:
     assert stays >= 4
 
 
-@pytest.mark.parametrize("signal", ["headroom", "price"])
+@pytest.mark.parametrize("signal", ["headroom", "envelope", "price"])
 def test_congestion_signal_features(signal: str) -> None:
     """community.congestion_signal appends what the platform publishes, computed by hand here
     from the previous step's device power and this step's inflexible net load."""
@@ -400,6 +400,8 @@ def test_congestion_signal_features(signal: str) -> None:
         assert torch.allclose(got, got[:1].expand_as(got))  # the same for every home
         if signal == "headroom":
             want = [(6.0 - g_exp) / (4 * ps), (6.0 + g_exp) / (4 * ps)]
+        elif signal == "envelope":  # the inflexible net load only: not what the devices drew
+            want = [(6.0 - base) / (4 * ps), (6.0 + base) / (4 * ps)]
         else:
             load = g_exp / 6.0
             up = min(max((load - 0.8) / 0.2, 0.0), 1.0)
