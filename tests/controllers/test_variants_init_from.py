@@ -18,18 +18,10 @@ from gridmarl.core.learner import run
 from gridmarl.energy.env import CommunityEnv
 from tests.energy.conftest import make_community
 
+from .test_train_driver import TINY
+
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "scenarios" / "community_50.yaml"
-TINY = [
-    "community.prosumers=3",
-    "window.train.days=3",
-    "window.validate.days=1",
-    "train.episode_days=1",
-    "train.num_envs=2",
-    "train.options={rollout_steps: 6, epochs: 1, minibatches: 1, lstm_hidden: 4, feat_dim: 8,"
-    " actor_hidden: 8, critic_dim: 8, critic_heads: 1, critic_layers: 1}",
-    "controllers=[{name: milp, time_limit_s: 20}]",
-]
 SMALL = MATPPOConfig(
     num_envs=2, rollout_steps=4, epochs=1, minibatches=1, lstm_hidden=8, feat_dim=16
 )

@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
 
 import baselines_opt.community as milp
 from gridmarl.config import ScenarioError, load_scenario
@@ -75,3 +76,26 @@ def test_policy_trained_with_the_signal_is_refused_without_it(tmp_path):
         ScenarioError, match=r"adds \['grid_loading_prev'\] and lacks \['congestion_price'\]"
     ):
         MATPPO.from_checkpoint(path, loading)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "data/checkpoints/community_50_matppo_headroom.pt",
+        "data/checkpoints/seeds/community_50_matppo_headroom_s7.pt",
+        "data/checkpoints/seeds/community_50_matppo_headroom_s9.pt",
+    ],
+)
+def test_shipped_headroom_policies_run_with_the_signal_only(path: str):
+    """The policies fine-tuned with the headroom signal (docs/domains/energy.md) act on a
+    community of another size with the signal, and are refused without it."""
+    from gridmarl.controllers.registry import load_policy
+
+    c = make_community(n=7, days=2)
+    env = CommunityEnv(dataclasses.replace(c, congestion_signal="headroom"), episode_steps=12)
+    policy = load_policy("matppo", ROOT / path, env)
+    act = policy.act(env.reset(seed=0), deterministic=True)
+    assert act.discrete.shape == (1, 7) and act.continuous.shape == (1, 7, 2)
+    assert torch.all(act.continuous.abs() <= 1)
+    with pytest.raises(ScenarioError, match=r"lacks \['headroom_import', 'headroom_export'\]"):
+        load_policy("matppo", ROOT / path, CommunityEnv(c, episode_steps=12))
