@@ -206,7 +206,7 @@ class TrainBase(StrictModel):
     variants: list[dict[str, Any]] | None = Field(
         None,
         description="more training envs: each a mapping of dotted scenario keys to values "
-        "(as --set), e.g. {community.prosumers: 80}; rollouts cycle over the scenario and "
+        "(as --set; energy: {community.prosumers: 80}); rollouts cycle over the scenario and "
         "each variant, and validation scores the mean over all of them (learners that can "
         "mix envs only: gridmarl/train.py)",
     )
@@ -230,7 +230,7 @@ class TrainBase(StrictModel):
                     raise ValueError(
                         f"variants[{i}]: key {key!r} cannot vary between training envs "
                         f"(not allowed: {', '.join(VARIANT_FORBIDDEN_KEYS)}); a variant "
-                        "changes what the env simulates, e.g. community.prosumers"
+                        "changes what the env simulates (energy: community.prosumers)"
                     )
         return v
 
