@@ -52,8 +52,8 @@ from gridmarl.controllers.common.checkpoint import (
     CheckpointedLearner,
     check_same_config,
     learner_state,
+    load_parts,
     plain_meta,
-    restore_progress,
     save_learner,
 )
 from gridmarl.controllers.common.hgat import (
@@ -631,17 +631,10 @@ class HAMA(CheckpointedLearner, Trainable):
                 f"({self._extra_shapes()}): the number of agent groups or the view differs"
             )
         check_same_config(path, state, self)
-        try:
-            for name in ("actor", "critic", "target_actor", "target_critic"):
-                getattr(self, name).load_state_dict(state[name])
-        except RuntimeError as exc:
-            raise ScenarioError(f"{path}: weights do not fit this env ({str(exc)[:200]})") from None
-        self.view.load_state_dict(state["view"])
-        self.actor_opt.load_state_dict(state["actor_opt"])
-        self.critic_opt.load_state_dict(state["critic_opt"])
-        self.explore_gen.set_state(state["rng"]["explore"].cpu())
-        self.sample_gen.set_state(state["rng"]["sample"].cpu())
-        restore_progress(self, state)
+        names = ("actor", "critic", "target_actor", "target_critic", "view")
+        parts = {name: getattr(self, name) for name in (*names, "actor_opt", "critic_opt")}
+        gens = {"explore": self.explore_gen, "sample": self.sample_gen}
+        load_parts(path, state, self, parts, gens)
 
     @classmethod
     def checkpoint_checks(cls) -> dict[str, Any]:

@@ -69,9 +69,9 @@ from gridmarl.controllers.common.checkpoint import (
     check_compatible,
     check_same_config,
     learner_state,
+    load_parts,
     plain_meta,
     read_checkpoint,
-    restore_progress,
     save_learner,
 )
 from gridmarl.controllers.common.distributed import DataParallel, LossModule
@@ -661,14 +661,15 @@ class MATPPO(CheckpointedLearner, Trainable):
         state = read_checkpoint(path, CHECKPOINT_FORMAT, "MATPPO")
         check_compatible(state, self.spec, SHAPE_FIELDS, path, scenario_hash)
         check_same_config(path, state, self)
-        self.actor.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
-        self.value_norm.load_state_dict(state["value_norm"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.sample_gen.set_state(state["rng"]["sample"].cpu())
-        self.shuffle_gen.set_state(state["rng"]["shuffle"].cpu())
+        parts = {
+            "actor": self.actor,
+            "critic": self.critic,
+            "value_norm": self.value_norm,
+            "optimizer": self.optimizer,
+        }
+        gens = {"sample": self.sample_gen, "shuffle": self.shuffle_gen}
+        load_parts(path, state, self, parts, gens)
         self.seed = int(state["seed"])
-        restore_progress(self, state)
 
     def init_from(self, path: str | Path) -> list[str]:
         """Start from another MATPPO run's weights (``gridmarl train --init-from``), keeping

@@ -130,3 +130,51 @@ def test_unknown_options_are_named_with_the_allowed_ones() -> None:
     with pytest.raises(ScenarioError) as err:
         reject_unknown_options(Cfg, {"zz": 1, "aa": 2}, "Toy")
     assert str(err.value) == "train.options: unknown Toy option(s) aa, zz; allowed: head, hidden"
+
+
+def test_load_parts_restores_modules_generators_and_progress(tmp_path: Path) -> None:
+    from gridmarl.controllers.common.checkpoint import load_parts
+
+    class Holder:
+        agent_steps = updates = 0
+        meta: dict = {}
+
+    net, gen = torch.nn.Linear(3, 2), torch.Generator().manual_seed(5)
+    state = {
+        "net": torch.nn.Linear(3, 2).state_dict(),
+        "rng": {"g": torch.Generator().manual_seed(9).get_state()},
+        "agent_steps": 12,
+        "updates": 3,
+        "meta": {"a": 1},
+    }
+    holder = Holder()
+    load_parts(tmp_path / "ck.pt", state, holder, {"net": net}, {"g": gen})
+    assert torch.equal(net.weight, state["net"]["weight"])
+    assert torch.equal(gen.get_state(), state["rng"]["g"])
+    assert (holder.agent_steps, holder.updates, holder.meta) == (12, 3, {"a": 1})
+    # weights of another size: the file is named, not a bare RuntimeError
+    state["net"] = torch.nn.Linear(4, 2).state_dict()
+    with pytest.raises(ScenarioError, match=r"ck\.pt: weights do not fit this env"):
+        load_parts(tmp_path / "ck.pt", state, holder, {"net": net}, {"g": gen})
+
+
+def test_every_learner_names_the_file_when_its_weights_do_not_fit(tmp_path: Path) -> None:
+    """A checkpoint whose recorded shapes fit but whose weights do not (edited, or written by
+    another version) is refused with the file named, by every learner family."""
+    from gridmarl.controllers.dqn import DQN
+    from gridmarl.controllers.matppo import MATPPO, MATPPOConfig
+
+    spec = ToyEnv(n_agents=2, num_envs=1).spec
+    for cls, cfg, key in (
+        (MATPPO, MATPPOConfig(num_envs=1, lstm_hidden=4, feat_dim=8), "actor"),
+        (DQN, DQN.config_class(), "actor"),
+    ):
+        path = tmp_path / f"{cls.__name__}.pt"
+        learner = cls(spec, cfg, seed=0)
+        learner.save(path)
+        state = torch.load(path, weights_only=True)
+        first = next(iter(state[key]))
+        state[key][first] = torch.zeros(7, 7, 7)
+        torch.save(state, path)
+        with pytest.raises(ScenarioError, match=rf"{cls.__name__}\.pt: weights do not fit"):
+            cls.from_checkpoint(path, spec)

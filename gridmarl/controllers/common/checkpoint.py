@@ -294,6 +294,33 @@ def restore_progress(learner: Any, state: dict[str, Any]) -> None:
     learner.meta = dict(state.get("meta", {}))
 
 
+def load_parts(
+    path: str | Path,
+    state: dict[str, Any],
+    learner: Any,
+    parts: dict[str, Any],
+    generators: dict[str, torch.Generator],
+) -> None:
+    """Load a checkpoint's content into a learner: each of ``parts`` (``state`` key ->
+    module or optimiser, ``load_state_dict``), each of ``generators`` (``state["rng"]`` key ->
+    generator), then its progress (:func:`restore_progress`).
+
+    Raises:
+        ScenarioError: naming the file, when a part's weights or optimiser state do not fit
+            (another network size that the recorded shapes did not catch).
+    """
+    try:
+        for key, part in parts.items():
+            part.load_state_dict(state[key])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise ScenarioError(
+            f"{path}: weights do not fit this env ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from None
+    for key, gen in generators.items():
+        gen.set_state(state["rng"][key].cpu())
+    restore_progress(learner, state)
+
+
 class CheckpointedLearner:
     """``progress``, ``check_checkpoint`` and ``from_checkpoint`` (``core.learner.Learner``) for
     a learner whose ``__init__`` takes ``(spec, config, device, seed, ...)`` and that keeps

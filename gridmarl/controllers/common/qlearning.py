@@ -40,8 +40,8 @@ from gridmarl.controllers.common.checkpoint import (
     CheckpointedLearner,
     check_same_config,
     learner_state,
+    load_parts,
     plain_meta,
-    restore_progress,
     save_learner,
 )
 from gridmarl.controllers.common.discrete import DiscretizedAction
@@ -509,13 +509,14 @@ class QLearner(CheckpointedLearner, Trainable):
         """
         state = type(self).check_checkpoint(path, self.spec, scenario_hash)
         check_same_config(path, state, self)
-        self.qnet.load_state_dict(state["actor"])
-        self.target.load_state_dict(state["target"])
-        self.obs_norm.load_state_dict(state["obs_norm"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.explore_gen.set_state(state["rng"]["explore"].cpu())
-        self.replay_gen.set_state(state["rng"]["replay"].cpu())
-        restore_progress(self, state)
+        parts = {
+            "actor": self.qnet,
+            "target": self.target,
+            "obs_norm": self.obs_norm,
+            "optimizer": self.optimizer,
+        }
+        gens = {"explore": self.explore_gen, "replay": self.replay_gen}
+        load_parts(path, state, self, parts, gens)
         self.episodes = int(state["episodes"])
         self.load_extra_state(state["extra"])
 

@@ -40,8 +40,8 @@ from gridmarl.controllers.common.checkpoint import (
     CheckpointedLearner,
     check_same_config,
     learner_state,
+    load_parts,
     plain_meta,
-    restore_progress,
     save_learner,
 )
 from gridmarl.controllers.common.discrete import DiscretizedAction
@@ -443,17 +443,15 @@ class ValueLearner(CheckpointedLearner, Trainable):
         """
         state = self.check_checkpoint(path, self.spec, scenario_hash)
         check_same_config(path, state, self)
-        try:
-            self.nets.load_state_dict(state["nets"])
-            self.target.load_state_dict(state["target"])
-        except RuntimeError as exc:
-            raise ScenarioError(f"{path}: weights do not fit: {str(exc)[:300]}") from None
-        self.local_norm.load_state_dict(state["local_norm"])
-        self.fc_norm.load_state_dict(state["fc_norm"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.explore_gen.set_state(state["rng"]["explore"].cpu())
-        self.sample_gen.set_state(state["rng"]["sample"].cpu())
-        restore_progress(self, state)
+        parts = {
+            "nets": self.nets,
+            "target": self.target,
+            "local_norm": self.local_norm,
+            "fc_norm": self.fc_norm,
+            "optimizer": self.optimizer,
+        }
+        gens = {"explore": self.explore_gen, "sample": self.sample_gen}
+        load_parts(path, state, self, parts, gens)
 
     @classmethod
     def checkpoint_checks(cls) -> dict[str, Any]:
