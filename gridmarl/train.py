@@ -631,6 +631,10 @@ def train(
                 f"[yellow]note[/yellow]: train.options are {t.controller}'s; {info.name} trains "
                 f"with its own defaults (set train.controller_options.{info.name} to change them)"
             )
+    if warm_start is not None and init_from is not None:
+        raise ScenarioError(
+            "--warm-start and --init-from both set where training starts: give one of them"
+        )
     if warm_start is not None and warm_start not in (teachers := dom.teachers()):
         raise ScenarioError(f"--warm-start {warm_start!r}; allowed: {', '.join(teachers)}")
     set_torch_threads(threads, dom, scenario, int(train_options(scenario, info.name)["num_envs"]))

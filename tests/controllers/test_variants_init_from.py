@@ -184,6 +184,16 @@ def test_train_with_variants_and_init_from_writes_a_mixed_validation(tmp_path):
     best = max(float(r["mixed_score"]) for r in rows)
     assert side["validation_mixed_score"] == pytest.approx(best)
     assert "community.prosumers=4" in side["validation_variants"]
+    with pytest.raises(ScenarioError, match="--warm-start and --init-from"):
+        train(
+            sc,
+            device="cpu",
+            steps=1,
+            out=tmp_path / "both",
+            warm_start="rule_based",
+            init_from=src_run / "checkpoints" / "last.pt",
+            console=Console(quiet=True),
+        )
     # a learner that cannot start from other weights says so
     with pytest.raises(ScenarioError, match="cannot start from another checkpoint"):
         train(
