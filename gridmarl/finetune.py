@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from gridmarl.config import file_stem, load_scenario, scenario_hash
+from gridmarl.config import load_scenario, scenario_hash
 from gridmarl.core.errors import ScenarioError
 from gridmarl.core.io import atomic_write, new_run_dir, write_json
 from gridmarl.core.seeding import resolve_device, seed_everything
@@ -250,9 +250,9 @@ def finetune(
     from rich.console import Console
     from torch.utils.tensorboard import SummaryWriter
 
-    from gridmarl.core.training import MixedValidator, set_torch_threads
+    from gridmarl.core.training import set_torch_threads
     from gridmarl.run_folder import policy_hash, run_meta, versions
-    from gridmarl.train import check_flags, domain_training, variant_envs
+    from gridmarl.train import check_flags, domain_training, run_validator, variant_envs
 
     console = console or Console()
     check_flags(seed=seed, threads=threads, validate_every=validate_every)
@@ -329,15 +329,7 @@ def finetune(
         write_json(run_dir / "finetune_manifest.json", manifest)
     envs = [make(tuner.num_envs()) for make in (make_env, *(m for _, _, m in variants))]
     per_gen = [tuner.agent_steps_per_generation(e) for e in envs]
-    validator = dom.make_validator(scenario, run_dir, say=console.print)
-    if variants:
-        validator = MixedValidator(
-            validator,
-            [
-                (label, dom.make_validator(sc, run_dir / "variants" / file_stem(label)))
-                for label, sc, _ in variants
-            ],
-        )
+    validator = run_validator(dom, scenario, run_dir, variants, console.print)
     done = tuner.progress().updates
     console.print(
         f"[bold]finetune[/bold] {info.name} on {scenario.name} by ES from {source}: "

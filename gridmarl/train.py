@@ -387,6 +387,22 @@ def variant_envs(
     return out
 
 
+def run_validator(
+    dom: Domain, scenario: Any, run_dir: Path, variants: list[tuple[str, Any, Any]], say: Any
+) -> Validator:
+    """The domain's validator of a run; with ``train.variants`` (:func:`variant_envs`) a
+    :class:`MixedValidator` over the scenario and each variant, whose references live in
+    ``run_dir/variants/<label>/``."""
+    validator = dom.make_validator(scenario, run_dir, say=say)
+    if not variants:
+        return validator
+    per_variant = [
+        (label, dom.make_validator(sc, run_dir / "variants" / file_stem(label), say=say))
+        for label, sc, _ in variants
+    ]
+    return MixedValidator(validator, per_variant)
+
+
 def init_from_checkpoint(learner: Learner, path: Path, say: Any) -> None:
     """Start ``learner`` from another run's weights (``--init-from``): its own
     ``init_from(path)``, which maps the weights by feature name (new features start with zero
@@ -738,13 +754,8 @@ def _train(
         f"{steps:,} agent-steps, device {dev}, seed {seed} → {run_dir}"
         + (f" (resuming at {done:,})" if resume is not None else "")
     )
-    validator = dom.make_validator(scenario, run_dir, say=console.print)
+    validator = run_validator(dom, scenario, run_dir, variants, console.print)
     if variants:
-        per_variant = [
-            (label, dom.make_validator(sc, run_dir / "variants" / file_stem(label), console.print))
-            for label, sc, _ in variants
-        ]
-        validator = MixedValidator(validator, per_variant)
         console.print(
             f"training envs: the scenario and {', '.join(label for label, _, _ in variants)}, "
             "one rollout each in turn"

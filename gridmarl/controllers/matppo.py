@@ -357,10 +357,9 @@ class MATPPO(CheckpointedLearner, Trainable):
         self._episodes = 0  # episodes begun since collection started
         # the episodes in flight on each env collected from (several with train.variants)
         self._flights: list[_Episodes] = []
-        # local / state feature columns whose normaliser statistics the next rollout sets
-        # outright (features new to a policy started with init_from)
-        self._fresh_local: list[int] = []
-        self._fresh_state: list[int] = []
+        # local feature columns (the same columns of state) whose normaliser statistics the
+        # next rollout sets outright (features new to a policy started with init_from)
+        self._fresh_cols: list[int] = []
         # the minibatch loss over both networks; under DistributedDataParallel when
         # set_data_parallel is called (controllers/common/distributed.py)
         self._loss_module = LossModule(self._minibatch_loss, actor=self.actor, critic=self.critic)
@@ -598,15 +597,12 @@ class MATPPO(CheckpointedLearner, Trainable):
         self.critic.global_norm.update(self._gather(buffer.global_, dim=1))
         # features new to the policy (init_from): their statistics are this rollout's own,
         # not merged into the source's counts (which would leave them at mean 0, variance 1)
-        for norm, x, cols in (
-            (self.actor.local_norm, local, self._fresh_local),
-            (self.critic.state_norm, state, self._fresh_state),
-        ):
-            if cols:
+        cols, self._fresh_cols = self._fresh_cols, []
+        if cols:
+            for norm, x in ((self.actor.local_norm, local), (self.critic.state_norm, state)):
                 flat = x.detach().reshape(-1, x.shape[-1])[:, cols].to(torch.float64)
                 norm.mean[cols] = flat.mean(0)
                 norm.var[cols] = flat.var(0, unbiased=False)
-        self._fresh_local, self._fresh_state = [], []
 
     def warm_start(
         self, env: MultiAgentEnv, teacher: Any, epochs: int, seed: int, keep_prior: bool
@@ -738,8 +734,7 @@ class MATPPO(CheckpointedLearner, Trainable):
         self.actor.load_state_dict(actor)
         self.critic.load_state_dict(critic)
         self.value_norm.load_state_dict(state["value_norm"])
-        self._fresh_local = [mine.index(f) for f in added]
-        self._fresh_state = list(self._fresh_local)
+        self._fresh_cols = [mine.index(f) for f in added]
         meta = state.get("meta", {})
         self.meta["init_from"] = {
             "file": str(path),
