@@ -80,32 +80,41 @@ def test_kind_runs_are_the_slices_of_equal_kinds() -> None:
     assert kind_runs(torch.tensor([2])) == [(2, 0, 1)]
 
 
+def _spec_and_obs(
+    groups: list[int], nb: torch.Tensor, forecast: tuple[int, int], b: int
+) -> tuple[AgentSpec, Observation]:
+    """A spec with 4 local features, 3 modes and 2 continuous actions over ``groups`` and the
+    neighbour table ``nb``, and a random observation of ``b`` envs (``forecast``: length, dim)."""
+    n, (h, f) = len(groups), forecast
+    spec = AgentSpec(
+        n_agents=n,
+        local_dim=4,
+        forecast_len=h,
+        forecast_dim=f,
+        state_dim=1,
+        global_dim=1,
+        n_discrete=3,
+        n_continuous=2,
+        groups=torch.tensor(groups),
+        neighbors=nb,
+    )
+    obs = Observation(
+        local=torch.randn(b, n, 4),
+        forecast=torch.randn(b, n, h, f),
+        state=torch.zeros(b, n, 1),
+        global_=torch.zeros(b, 1),
+        action_mask=torch.ones(b, n, 3, dtype=torch.bool),
+    )
+    return spec, obs
+
+
 def test_grouped_actor_equals_each_group_on_its_own_agents() -> None:
     """``GroupNets`` with agents of three policy groups interleaved: each agent's output is
     its own group's encoder and head applied to its view alone."""
     n = 7
     nb = torch.tensor([[(i + 1) % n, (i + 3) % n, -1] for i in range(n)])
-    spec = AgentSpec(
-        n_agents=n,
-        local_dim=4,
-        forecast_len=0,
-        forecast_dim=0,
-        state_dim=1,
-        global_dim=1,
-        n_discrete=3,
-        n_continuous=2,
-        groups=torch.tensor([2, 0, 1, 0, 2, 1, 0]),
-        neighbors=nb,
-    )
+    spec, obs = _spec_and_obs([2, 0, 1, 0, 2, 1, 0], nb, forecast=(0, 0), b=3)
     ctrl = HAMA(spec, HAMAConfig(hidden=16), "cpu", 0)
-    b = 3
-    obs = Observation(
-        local=torch.randn(b, n, 4),
-        forecast=torch.zeros(b, n, 0, 0),
-        state=torch.zeros(b, n, 1),
-        global_=torch.zeros(b, 1),
-        action_mask=torch.ones(b, n, 3, dtype=torch.bool),
-    )
     with torch.no_grad():
         view = ctrl.view(obs)
         out, att = ctrl.actor(view, ctrl.view.policy_groups)
@@ -130,27 +139,9 @@ def test_decision_time_stacks_the_groups_with_the_same_result() -> None:
     n = 8
     nb = torch.tensor([[(i + 1) % n, (i + 2) % n, (i + 5) % n] for i in range(n)])
     nb[3, 2] = -1  # one agent sees fewer
-    spec = AgentSpec(
-        n_agents=n,
-        local_dim=4,
-        forecast_len=2,
-        forecast_dim=1,
-        state_dim=1,
-        global_dim=1,
-        n_discrete=3,
-        n_continuous=2,
-        groups=torch.tensor([1, 0, 2, 0, 1, 2, 0, 1]),  # sizes 3, 3, 2: padded to 3
-        neighbors=nb,
-    )
+    # group sizes 3, 3, 2: padded to 3
+    spec, obs = _spec_and_obs([1, 0, 2, 0, 1, 2, 0, 1], nb, forecast=(2, 1), b=2)
     ctrl = HAMA(spec, HAMAConfig(hidden=32), "cpu", 0)
-    b = 2
-    obs = Observation(
-        local=torch.randn(b, n, 4),
-        forecast=torch.randn(b, n, 2, 1),
-        state=torch.zeros(b, n, 1),
-        global_=torch.zeros(b, 1),
-        action_mask=torch.ones(b, n, 3, dtype=torch.bool),
-    )
     assert ctrl.actor._can_stack(ctrl.view.policy_groups)
     with torch.no_grad():
         ref, ref_att = ctrl.actor(ctrl.view(obs), ctrl.view.policy_groups)
