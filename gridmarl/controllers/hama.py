@@ -437,15 +437,18 @@ class HAMA(CheckpointedLearner, Trainable):
         assert self._obs is not None and self._buffer is not None and self._returns is not None
         steps = max(1, math.ceil(cfg.update_every / env.num_envs))
         t0 = time.perf_counter()
-        env_s = 0.0
+        env_s = act_s = replay_s = 0.0
         finished: list[float] = []
         for _ in range(steps):
             obs = self._obs
-            action = self.act(obs, deterministic=False)
             t1 = time.perf_counter()
+            action = self.act(obs, deterministic=False)
+            t2 = time.perf_counter()
             step = env.step(action)
-            env_s += time.perf_counter() - t1
+            t3 = time.perf_counter()
             self._buffer.add(obs, action, step)
+            replay_s += time.perf_counter() - t3
+            act_s, env_s = act_s + t2 - t1, env_s + t3 - t2
             self.view.update(obs)
             self._returns += step.team_reward.detach().cpu().double()
             self._obs = step.obs
@@ -461,6 +464,8 @@ class HAMA(CheckpointedLearner, Trainable):
             "env_steps": steps * env.num_envs,
             "returns": finished,
             "env_s": env_s,
+            "act_s": act_s,
+            "replay_s": replay_s,
             "t0": t0,
         }
 
@@ -471,14 +476,19 @@ class HAMA(CheckpointedLearner, Trainable):
         t1 = time.perf_counter()
         self.agent_steps += int(batch["agent_steps"])
         metrics: dict[str, float] = {}
+        sample_s = 0.0
         warm = max(1, int(self.cfg.warmup_frac * self._buffer.capacity))
         if len(self._buffer) >= warm:
-            metrics = self.gradient_step(self._buffer.sample(self.cfg.batch_size, self.sample_gen))
+            rows = self._buffer.sample(self.cfg.batch_size, self.sample_gen)
+            sample_s = time.perf_counter() - t1
+            metrics = self.gradient_step(rows)
             self.updates += 1
         t2 = time.perf_counter()
         metrics.update(
             {
                 "time/env_s": float(batch["env_s"]),
+                "time/policy_forward_s": float(batch["act_s"]),
+                "time/replay_s": float(batch["replay_s"]) + sample_s,
                 "time/update_s": t2 - t1,
                 "perf/agent_steps_per_s": batch["agent_steps"] / max(t2 - batch["t0"], 1e-9),
                 "replay/rows": float(len(self._buffer)),
@@ -502,6 +512,7 @@ class HAMA(CheckpointedLearner, Trainable):
         """Critic ([HAMA] Eq. 1), actor ([HAMA] Eq. 2) and target updates on ``t``."""
         cfg = self.cfg
         k = self.spec.n_discrete
+        t0 = time.perf_counter()
         view, next_view = self.view(t.obs), self.view(t.next_obs)
         a_buf = action_vector(t.action, k).float()
         with torch.no_grad():
@@ -518,10 +529,12 @@ class HAMA(CheckpointedLearner, Trainable):
             y = self._reward(t) + cfg.gamma * alive * q_next
         q = self._q(self.critic, view, a_buf, a_buf)
         critic_loss = (q - y).pow(2).mean()
+        t1 = time.perf_counter()
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         c_norm = nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
         self.critic_opt.step()
+        t2 = time.perf_counter()
 
         logits, pre, _ = self._policy(t.obs)
         parts = []
@@ -544,6 +557,7 @@ class HAMA(CheckpointedLearner, Trainable):
             if k:
                 reg = reg + allowed.pow(2).mean()
             actor_loss = -q_pi.mean() + 1e-3 * reg  # MADDPG reference: 1e-3 · pre-activation²
+            t3 = time.perf_counter()
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
         finally:
@@ -555,7 +569,11 @@ class HAMA(CheckpointedLearner, Trainable):
             for net, target in ((self.actor, self.target_actor), (self.critic, self.target_critic)):
                 for p, tp in zip(net.parameters(), target.parameters(), strict=True):
                     tp.lerp_(p, cfg.tau)
+        t4 = time.perf_counter()
         return {
+            # forward: targets, critic and actor losses; backward: gradients, Adam, soft update
+            "time/update_forward_s": (t1 - t0) + (t3 - t2),
+            "time/update_backward_s": (t2 - t1) + (t4 - t3),
             "loss/critic": float(critic_loss.detach()),
             "loss/actor": float(actor_loss.detach()),
             "value/q_mean": float(q.detach().mean()),

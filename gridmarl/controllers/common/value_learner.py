@@ -142,6 +142,8 @@ class CollectBatch:
         episode_returns: team returns of the episodes that ended.
         t_start: ``time.perf_counter()`` when the collection began [s].
         env_s: time spent in ``env.step`` [s].
+        act_s: time spent choosing actions [s].
+        replay_s: time spent writing the replay buffer [s].
     """
 
     agent_steps: int
@@ -150,6 +152,8 @@ class CollectBatch:
     episode_returns: list[float]
     t_start: float
     env_s: float
+    act_s: float = 0.0
+    replay_s: float = 0.0
 
 
 def features(obs: Observation, local_norm: RunningMeanStd, fc_norm: RunningMeanStd) -> Tensor:
@@ -311,15 +315,17 @@ class ValueLearner(CheckpointedLearner, Trainable):
         eps = self.epsilon(budget)
         returns: list[float] = []
         rewards = 0.0
-        env_s = 0.0
+        env_s = act_s = replay_s = 0.0
         for _ in range(self.cfg.train_every):
             obs = self._obs
+            t_act = time.perf_counter()
             idx = self._choose(obs, eps)
             extras = self.extras_for(obs)
             action = self.actions.to_action(idx)
             t_env = time.perf_counter()
             step = env.step(action)
             env_s += time.perf_counter() - t_env
+            act_s += t_env - t_act
             step_obs = _cast(step.obs.to(self.device))
             step = type(step)(
                 obs=step_obs,
@@ -329,7 +335,9 @@ class ValueLearner(CheckpointedLearner, Trainable):
                 truncated=step.truncated.to(self.device),
                 info={},
             )
+            t_rep = time.perf_counter()
             self.replay.add(obs, action, step, extras)
+            replay_s += time.perf_counter() - t_rep
             rewards += float(step.reward.mean())
             self._running += step.team_reward.to(torch.float64)
             done = step.done
@@ -344,7 +352,9 @@ class ValueLearner(CheckpointedLearner, Trainable):
             self._update_norms(nxt)
             self._obs = nxt
         steps = self.cfg.train_every * env.num_envs * env.spec.n_agents
-        return CollectBatch(steps, eps, rewards / self.cfg.train_every, returns, t0, env_s)
+        return CollectBatch(
+            steps, eps, rewards / self.cfg.train_every, returns, t0, env_s, act_s, replay_s
+        )
 
     def _update_norms(self, obs: Observation) -> None:
         b, n = obs.batch_shape
@@ -359,17 +369,23 @@ class ValueLearner(CheckpointedLearner, Trainable):
         cfg = self.cfg
         sums: dict[str, float] = {}
         steps = 0
+        sample_s = fwd_s = bwd_s = 0.0
         assert self.replay is not None
         if len(self.replay) >= cfg.learning_starts:
             for _ in range(cfg.gradient_steps):
+                ts = time.perf_counter()
                 tr = self.replay.sample(cfg.batch_size, self.sample_gen)
+                tf = time.perf_counter()
                 a = self.actions.index_of(tr.action)
                 loss, stats = self.loss(tr, a, self.actions.mask(tr.next_obs))
+                tb = time.perf_counter()
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 grad = nn.utils.clip_grad_norm_(self.nets.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
                 soft_update(self.target, self.nets, cfg.tau)
+                sample_s, fwd_s = sample_s + tf - ts, fwd_s + tb - tf
+                bwd_s += time.perf_counter() - tb
                 stats = {**stats, "loss/total": loss.detach(), "train/grad_norm": grad}
                 for k, v in stats.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
@@ -383,6 +399,10 @@ class ValueLearner(CheckpointedLearner, Trainable):
                 "train/epsilon": batch.epsilon,
                 "train/reward_per_step": batch.reward_per_step,
                 "time/env_s": batch.env_s,
+                "time/policy_forward_s": batch.act_s,
+                "time/replay_s": batch.replay_s + sample_s,
+                "time/update_forward_s": fwd_s,
+                "time/update_backward_s": bwd_s,
                 "time/update_s": t2 - t1,
                 "perf/agent_steps_per_s": batch.agent_steps / max(t2 - batch.t_start, 1e-9),
             }

@@ -1,13 +1,17 @@
-"""Training speed of the value learners (DQN, DGN, LToS) per scenario, on the CPU, and where the
-time goes: env stepping, choosing actions (forward), writing / sampling the replay buffer, the
-TD loss forward, backward + optimiser step, and the rest (LToS's high level, bookkeeping).
+"""Training speed of the off-policy learners (DQN, DGN, LToS, HAMA, MADDPG, HMF, MFQ, ...) per
+scenario, on the CPU, and where the time goes: env stepping, choosing actions (forward), writing /
+sampling the replay buffer, the loss forward (TD targets, critic and actor losses), backward +
+optimiser step (+ soft target update), and the rest (LToS's high level, bookkeeping, and for a
+learner that does not time a part, that part).
 
-Each controller trains ``--rounds`` collect + update rounds after a warm-up that fills the
-buffer past ``learning_starts`` (so every timed round learns); the scenario's ``train.options``
-apply, ``--set`` overrides them.  Single thread (``torch.set_num_threads(1)``).
+Each controller trains ``--rounds`` collect + update rounds after a warm-up that runs until an
+update returns a loss (the buffer is past ``learning_starts`` / HAMA's warm-up, so every timed
+round learns); the scenario's ``train.options`` and ``train.controller_options`` apply, ``--set``
+overrides them.  Single thread (``torch.set_num_threads(1)``).  A part the learner does not time
+prints as ``–`` and falls into ``other``.
 
-    python benchmarks/ltos_speed.py scenarios/routing_ltos_ibm.yaml [--controllers dqn dgn ltos]
-        [--num-envs 4] [--rounds 30] [--set key=value ...]
+    python benchmarks/offpolicy_speed.py scenarios/routing_ltos_ibm.yaml
+        [--controllers dqn dgn ltos] [--num-envs 4] [--rounds 30] [--set key=value ...]
 """
 
 from __future__ import annotations
@@ -42,24 +46,27 @@ def measure(scenario, name: str, num_envs: int, rounds: int) -> dict[str, float]
     env = make_env(num_envs)
     learner = cls(env.spec, cfg, device="cpu", seed=scenario.seed)
     try:
-        per_row = num_envs  # rows per env step
-        while learner.replay is None or len(learner.replay) < cfg.learning_starts + per_row:
-            learner.update(learner.collect(env, 10**12))
+        m: dict[str, float] = {}
+        while not any(k.startswith("loss/") for k in m):  # until an update learns
+            m = learner.update(learner.collect(env, 10**12))
         sums = dict.fromkeys([k for _, k in PARTS], 0.0)
-        steps = 0
+        seen: set[str] = set()
+        steps0 = learner.agent_steps
         t0 = time.perf_counter()
         for _ in range(rounds):
             m = learner.update(learner.collect(env, 10**12))
             for k in sums:
-                sums[k] += m[k]
-            steps += cfg.steps_per_collect * num_envs * env.spec.n_agents
+                if k in m:
+                    sums[k] += m[k]
+                    seen.add(k)
         wall = time.perf_counter() - t0
+        steps = learner.agent_steps - steps0
     finally:
         env.close()
     out = {"agent_steps_per_s": steps / wall, "wall_s": wall}
     for label, key in PARTS:
-        out[label] = 100.0 * sums[key] / wall
-    out["other"] = 100.0 - sum(out[label] for label, _ in PARTS)
+        out[label] = 100.0 * sums[key] / wall if key in seen else float("nan")
+    out["other"] = 100.0 - sum(out[label] for label, key in PARTS if key in seen)
     return out
 
 
@@ -79,7 +86,10 @@ def main() -> None:
     print("|---" * (len(cols) + 1) + "|")
     for name in args.controllers:
         r = measure(scenario, name, args.num_envs, args.rounds)
-        cells = [f"{r['agent_steps_per_s']:,.0f}", *(f"{r[c]:.0f}" for c in cols[1:])]
+        cells = [
+            f"{r['agent_steps_per_s']:,.0f}",
+            *("–" if r[c] != r[c] else f"{r[c]:.0f}" for c in cols[1:]),
+        ]
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
 
 
