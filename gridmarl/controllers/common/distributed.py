@@ -131,8 +131,19 @@ class DataParallel:
         dist.barrier()
 
     def close(self) -> None:
-        """Leave the process group."""
+        """Leave the process group, once nothing uses it.
+
+        A learner and its ``DistributedDataParallel`` wrapper form a reference cycle (the loss
+        module holds the learner's bound loss), so they would otherwise live until the
+        interpreter shuts down, and with them the gloo group and its worker threads; a worker
+        thread that drops the last reference to a finished collective during interpreter
+        finalisation aborts the process (SIGABRT, exit code -6 under ``torchrun``).  Collecting
+        the cycles first lets ``destroy_process_group`` drop the group's last reference and
+        join its threads while Python is fully alive."""
+        import gc
+
         import torch.distributed as dist
 
+        gc.collect()
         if dist.is_initialized():
             dist.destroy_process_group()
