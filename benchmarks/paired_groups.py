@@ -1,13 +1,16 @@
 """Paired comparison of controllers (or groups of training seeds) over the episodes of one run.
 
-Reads ``kpis_per_episode.csv`` of a ``gridmarl simulate --split ...`` run folder.  A name ``A``
+Reads ``kpis_per_episode.csv`` of one or more ``gridmarl simulate --split ...`` run folders of
+the same scenario and split (a controller that ran in several, such as a rule run again beside
+new checkpoints, counts once: its first folder's rows).  A name ``A``
 stands for the controller labelled ``A`` or, when entries are labelled ``A@TAG`` (one per
 training seed), for the mean over its tags on each episode.  For each ``A:B`` it prints, over
 the episodes both ran (the same demand / data seeds, so episode-to-episode spread cancels), the
 mean difference ``A − B`` and the mean ratio ``A / B`` of the KPI with their 95 % t-intervals,
 the episodes where ``A`` is lower, and per tag of ``A`` the same ratio against ``B``.
 
-    python benchmarks/paired_groups.py RUN_DIR --kpi avg_travel_time_s --pairs ltos:dgn dgn:dqn
+    python benchmarks/paired_groups.py RUN_DIR [RUN_DIR ...] --kpi avg_travel_time_s \
+        --pairs ltos:dgn dgn:dqn
 """
 
 from __future__ import annotations
@@ -36,17 +39,22 @@ def fmt(r: dict[str, float], digits: int) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("run_dirs", type=Path, nargs="+")
     ap.add_argument("--kpi", required=True)
     ap.add_argument("--pairs", nargs="+", required=True, help="A:B, compared as A − B and A / B")
     args = ap.parse_args()
-    path = args.run_dir / "kpis_per_episode.csv"
-    if not path.is_file():
-        raise SystemExit(f"{path}: not found (a run folder of gridmarl simulate --split ...)")
-    df = pd.read_csv(path)
-    if args.kpi not in df:
-        raise SystemExit(f"{path}: no column {args.kpi!r}")
-    print(f"{path}, KPI {args.kpi}; mean over episodes [95 % t-interval]")
+    frames = []
+    for run in args.run_dirs:
+        path = run / "kpis_per_episode.csv"
+        if not path.is_file():
+            raise SystemExit(f"{path}: not found (a run folder of gridmarl simulate --split ...)")
+        frame = pd.read_csv(path)
+        if args.kpi not in frame:
+            raise SystemExit(f"{path}: no column {args.kpi!r}")
+        frames.append(frame)
+    df = pd.concat(frames).drop_duplicates(["controller", "part", "episode"], keep="first")
+    names = ", ".join(str(r) for r in args.run_dirs)
+    print(f"{names}: KPI {args.kpi}; mean over episodes [95 % t-interval]")
     print("| A : B | episodes | A − B | A / B | episodes with A < B | A / B per tag of A |")
     print("|---|---|---|---|---|---|")
     for pair in args.pairs:
