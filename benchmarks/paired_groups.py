@@ -2,9 +2,9 @@
 
 Reads ``kpis_per_episode.csv`` of one or more ``gridmarl simulate --split ...`` run folders of
 the same scenario and split (a controller that ran in several, such as a rule run again beside
-new checkpoints, counts once: its first folder's rows).  A name ``A``
-stands for the controller labelled ``A`` or, when entries are labelled ``A@TAG`` (one per
-training seed), for the mean over its tags on each episode.  For each ``A:B`` it prints, over
+new checkpoints, counts once: its first folder's rows).  A name ``A`` stands for the
+controller labelled ``A`` or, when entries are labelled ``A@TAG`` (one per training seed), for
+the mean over its tags on each episode.  For each ``A:B`` it prints, over
 the episodes both ran (the same demand / data seeds, so episode-to-episode spread cancels), the
 mean difference ``A − B`` and the mean ratio ``A / B`` of the KPI with their 95 % t-intervals,
 the episodes where ``A`` is lower, and per tag of ``A`` the same ratio against ``B``.
