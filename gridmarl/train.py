@@ -518,18 +518,44 @@ def run_warm_start(
     finally:
         env.close()
     learner.meta["warm_start"] = teacher + (" (env prior kept)" if keep_prior else "")
+    losses = ", ".join(
+        f"{k.removeprefix('warm/').replace('_', ' ')} {v:.4g}"
+        for k, v in warm.items()
+        if k not in ("warm/teacher_return", "warm/gradient_steps")
+    )
     say(
         f"warm start from {teacher}: teacher return {warm['warm/teacher_return']:.1f} {unit} "
-        f"per episode; CE {warm['warm/actor_ce']:.3f}, MSE {warm['warm/actor_mse']:.4f}, "
-        f"value loss {warm['warm/value_loss']:.3f} after {warm['warm/gradient_steps']:.0f} "
-        "gradient steps"
+        f"per episode; {losses} after {warm['warm/gradient_steps']:.0f} gradient steps"
         + (
-            " (few: a high CE means the clone is unfinished; raise --warm-start-epochs)"
+            " (few: the clone may be unfinished; raise --warm-start-epochs)"
             if warm["warm/gradient_steps"] < 50
             else ""
         )
     )
     return warm
+
+
+def redemonstrate(
+    learner: Any,
+    make_env: Any,
+    manifest: dict[str, Any],
+    domain: Domain,
+    scenario: Any,
+    seed: int,
+    say: Any,
+) -> None:
+    """On ``--resume``: store the run's warm-start demonstrations in the learner's fresh
+    replay buffer again (``learner.demonstrate``; the learner's weights are not touched)."""
+    teacher = str(manifest["warm_start"])
+    teach = domain.teachers()[teacher](scenario)
+    env = make_env(min(learner.cfg.num_envs, getattr(teach, "episodes", learner.cfg.num_envs)))
+    try:
+        out = learner.demonstrate(
+            env, teach, seed, bool(manifest.get("warm_start_keep_prior", False))
+        )
+    finally:
+        env.close()
+    say(f"demonstrations of {teacher} stored again: {out['warm/rows']:.0f} rows")
 
 
 def progress_columns(validator: Validator) -> list[Any]:
@@ -558,10 +584,12 @@ def drive(
     writer: Any,
     console: Any,
     more_envs: list[Any] | None = None,
+    validate_first: bool = False,
 ) -> tuple[_DriverLogger, bool]:
     """Collect and update until ``steps`` agent-steps, validating and checkpointing every
-    ``validate_every`` updates and at the end; returns the logger and whether the run was
-    interrupted (Ctrl-C: ``last.pt`` is written first)."""
+    ``validate_every`` updates and at the end (and before the first update when
+    ``validate_first``: a warm-started policy is a candidate for ``best.pt`` too); returns the
+    logger and whether the run was interrupted (Ctrl-C: ``last.pt`` is written first)."""
     from rich.progress import Progress
 
     from gridmarl.core.learner import run
@@ -570,6 +598,8 @@ def drive(
         done = learner.progress().agent_steps
         task = progress.add_task(name, total=steps, completed=done, rate="—", ret="—", share="—")
         logger = _DriverLogger(learner, run_dir, validator, validate_every, progress, task, writer)
+        if validate_first and done == 0:
+            logger.checkpoint(0)
         try:
             run(learner, make_env, steps, logger, more_envs or ())
         except KeyboardInterrupt:
@@ -776,13 +806,27 @@ def _train(
             console.print,
             validator.return_unit,
         )
+    elif resume is not None and manifest.get("warm_start") and hasattr(learner, "demonstrate"):
+        # a learner that keeps its teacher's demonstrations (not in the checkpoint) shows them
+        # again: the same teacher and warm-start seed stream give the same rows
+        redemonstrate(learner, make_env, manifest, dom, scenario, seed, console.print)
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=done or None)
     for k, v in warm.items():
         writer.add_scalar(k, v, 0)
     t0 = time.perf_counter()
     every = validate_every or DEFAULT_VALIDATE_EVERY
     logger, interrupted = drive(
-        learner, make_env, steps, controller, run_dir, validator, every, writer, console, more_envs
+        learner,
+        make_env,
+        steps,
+        controller,
+        run_dir,
+        validator,
+        every,
+        writer,
+        console,
+        more_envs,
+        validate_first=bool(warm),
     )
     writer.close()
     if interrupted:

@@ -86,6 +86,32 @@ def test_ring_wraps_around_and_keeps_the_newest_rows() -> None:
         buf.add(*_transition(torch.arange(6)))
 
 
+def test_kept_rows_are_never_overwritten() -> None:
+    buf = ReplayBuffer(_spec(), capacity=7, extras={"share": (K,)})
+    _fill(buf, 0, 1, 3)  # ids 0-2: the kept rows (demonstrations)
+    buf.keep_first(3)
+    _fill(buf, 3, 2, 2)  # ids 3-6 fill rows 3-6
+    assert len(buf) == 7 and buf.ptr == 3 and _ids(buf) == [0, 1, 2, 3, 4, 5, 6]
+    _fill(buf, 7, 3, 2)  # ids 7-12 cycle through rows 3-6 only
+    assert _ids(buf) == [0, 1, 2, 11, 12, 9, 10] and buf.ptr == 5
+    with pytest.raises(ValueError, match="kept"):
+        buf.add(*_transition(torch.arange(5)))  # more rows than the ring's 4
+    restored = ReplayBuffer(_spec(), capacity=7, extras={"share": (K,)})
+    restored.load_state_dict(buf.state_dict())
+    _fill(restored, 13, 1, 2)
+    assert _ids(restored)[:3] == [0, 1, 2] and restored.kept == 3
+
+
+def test_keep_first_needs_the_unwrapped_rows_of_an_empty_buffer() -> None:
+    buf = ReplayBuffer(_spec(), capacity=4, extras={"share": (K,)})
+    _fill(buf, 0, 1, 2)
+    with pytest.raises(ValueError, match="exactly 3 rows"):
+        buf.keep_first(3)
+    _fill(buf, 2, 1, 2)
+    with pytest.raises(ValueError, match="no room"):
+        buf.keep_first(4)
+
+
 def test_sampled_rows_hold_every_agent_at_the_same_step() -> None:
     buf = ReplayBuffer(_spec(), capacity=64, extras={"share": (K,)})
     _fill(buf, 0, 30, 4)  # 120 rows through 64 slots

@@ -84,7 +84,8 @@ def test_routing_train_writes_checkpoints_and_validation(routing_run):
     assert side["agent_steps"] == 2 * PER_UPDATE and side["validation_avg_delay_steps"] > 0
     rows = (routing_run / "validation.csv").read_text().splitlines()
     assert rows[0].startswith("agent_steps,updates,wall_s,avg_delay_steps,throughput_pkt")
-    assert len(rows) == 3
+    assert len(rows) == 4  # the warm-started clone (step 0), then both updates
+    assert rows[1].startswith("0,0,")
     ref = json.loads((routing_run / "validation_reference.json").read_text())
     assert ref["shortest_path_distance_avg_delay_steps"] > 0
     # discrete-only, no forecast: what the MATPPO docs promise to handle

@@ -28,6 +28,7 @@ refills the buffer from new episodes.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,13 @@ class QConfig:
             env's discrete choice ``k`` is neighbour slot ``k`` of ``AgentSpec.neighbors``,
             scored from the pair (own features, that neighbour's features), so the weights do
             not depend on the number of neighbours: a policy runs on another graph).
+        demo_margin: the large-margin ``l(a_E, a)`` of a warm start from demonstrations
+            (DQfD, Hester et al. 2018, Eq. 2: 0.8 for every ``a ≠ a_E``) [scaled reward units].
+        demo_weight: the weight ``λ₂`` of the large-margin loss ``J_E`` beside the TD loss on
+            demonstrated rows (DQfD: 1.0) [-].
+        demo_share: after a warm start, demonstration minibatches (TD + margin loss) per
+            update round, as a share of its learning minibatches (rounded up; 0 = none after
+            the pre-training) [-].
     """
 
     num_envs: int = 8
@@ -125,6 +133,9 @@ class QConfig:
     max_grad_norm: float = 10.0
     norm_rows: int = 2_000
     action_head: Literal["table", "neighbours"] = "table"
+    demo_margin: float = 0.8
+    demo_weight: float = 1.0
+    demo_share: float = 0.25
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> QConfig:
@@ -135,6 +146,11 @@ class QConfig:
             raise ScenarioError(
                 f"train.options: batch_size ({cfg.batch_size}) must be ≤ sample_size "
                 f"({cfg.sample_size}) and sample_size ≥ 1"
+            )
+        if min(cfg.demo_margin, cfg.demo_weight, cfg.demo_share) < 0:
+            raise ScenarioError(
+                f"train.options: demo_margin ({cfg.demo_margin}), demo_weight "
+                f"({cfg.demo_weight}) and demo_share ({cfg.demo_share}) must be ≥ 0"
             )
         return cfg
 
@@ -429,6 +445,20 @@ class QLearner(CheckpointedLearner, Trainable):
                 for k, v in stats.items():
                     sums[k] = sums.get(k, 0.0) + v
                 count += 1
+            if self.replay.kept and cfg.demo_share > 0:
+                # DQfD: demonstrations stay in every update's data, with the margin loss
+                for _ in range(math.ceil(cfg.demo_share * count)):
+                    tf = time.perf_counter()
+                    loss, margin = self.demo_loss(self.demo_rows())
+                    tb = time.perf_counter()
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(self.qnet.parameters(), cfg.max_grad_norm)
+                    self.optimizer.step()
+                    fwd_s, bwd_s = fwd_s + tb - tf, bwd_s + time.perf_counter() - tb
+                    sums["loss/demo_margin"] = sums.get("loss/demo_margin", 0.0) + float(
+                        margin.detach()
+                    ) * count / math.ceil(cfg.demo_share * count)
             soft_update(self.target, self.qnet, cfg.tau)
             metrics = {k: v / count for k, v in sums.items()}
         metrics.update(self.after_update(batch))
@@ -453,14 +483,165 @@ class QLearner(CheckpointedLearner, Trainable):
             )
         return metrics
 
+    def margin_loss(self, rows: Transitions) -> Tensor:
+        """DQfD's supervised large-margin loss (Hester et al. 2018, Eq. 2) on demonstration rows:
+        ``J_E = mean_i [max_{a allowed} (Q_i(o, a) + l(a_E, a)) − Q_i(o, a_E)]`` with
+        ``l = demo_margin`` for ``a ≠ a_E`` and 0 for the demonstrated ``a_E``: zero once the
+        demonstrated action's value exceeds every other allowed action's by the margin."""
+        x = self._x(rows.obs)
+        extra = {k: rows.extras[k] for k in self.extra_shapes()}
+        q = self.q_values(self.qnet, x, extra)
+        a_e = rows.action.discrete.unsqueeze(-1)
+        margin = torch.full_like(q, self.cfg.demo_margin).scatter(-1, a_e, 0.0)
+        mask = self.actions.mask(rows.obs).to(q.device)
+        best = masked_max(q + margin, mask)[0]
+        return (best - q.gather(-1, a_e).squeeze(-1)).mean()
+
+    def demonstrate(
+        self, env: MultiAgentEnv, teacher: Any, seed: int, keep_prior: bool
+    ) -> dict[str, float]:
+        """Store one episode of every env of ``env`` acted by ``teacher`` as the first rows of
+        an empty replay buffer, kept for the whole run (DQfD keeps its demonstrations; Hester
+        et al. 2018 §3), and from then on mix them into every update (``demo_share``).
+
+        The envs reset from the run's warm-start seed stream (docs/protocol.md), so the same
+        seed and teacher demonstrate the same rows (``--resume`` demonstrates again).  The
+        teacher's action is mapped to the nearest combined action
+        (``DiscretizedAction.index_of``) and that action is what the env executes, so every row
+        is a transition of this learner's own action set.  The observation statistics are fed
+        from the rows as collection would.
+
+        Args:
+            env: a training env.
+            teacher: a controller acting on the same observations.
+            seed: the run seed.
+            keep_prior: on the continuous dimensions where the env declares a default action
+                (``spec.action_prior``) the teacher's value is replaced by that default.
+
+        Returns:
+            ``warm/teacher_return``: the demonstrated episodes' mean team return with the
+            discretised actions [reward units]; ``warm/rows``: rows stored.
+
+        Raises:
+            ScenarioError: the rows would not fit ``capacity`` beside one collection of
+                learning, or the teacher chose an action the observation's mask forbids.
+        """
+        cfg = self.cfg
+        need = env.num_envs * env.episode_len
+        if need + env.num_envs > cfg.capacity:
+            raise ScenarioError(
+                f"--warm-start: the demonstrations ({env.num_envs} envs × {env.episode_len} "
+                f"steps = {need} rows) leave no room in train.options.capacity "
+                f"({cfg.capacity} rows); raise it or use fewer envs"
+            )
+        self.reset(env)
+        teacher.reset(env)
+        self.replay = ReplayBuffer(env.spec, cfg.capacity, self.device, extras=self.extra_shapes())
+        obs = env.reset(seed=stream_seed(seed, "warm_start", 0))
+        ret = torch.zeros(env.num_envs, dtype=torch.float64, device=self.device)
+        prior = env.spec.action_prior
+        prior_dims = [d for d, i in enumerate(prior) if i >= 0]
+        prior_cols = [i for i in prior if i >= 0]
+        with torch.no_grad():
+            for t in range(env.episode_len):
+                if len(self.replay) < cfg.norm_rows:
+                    self.obs_norm.update(features(obs).to(self.device))
+                act = teacher.act(obs, deterministic=True)
+                if keep_prior and prior_dims:
+                    cont = act.continuous.clone()
+                    cont[..., prior_dims] = obs.local[..., prior_cols].to(cont.dtype)
+                    act = Action(discrete=act.discrete, continuous=cont)
+                idx = self.actions.index_of(_on(act, self.device))
+                allowed = self.actions.mask(obs).to(self.device).gather(-1, idx.unsqueeze(-1))
+                if not bool(allowed.all()):
+                    raise ScenarioError(
+                        f"--warm-start: the teacher chose a mode the observation's action mask "
+                        f"forbids (step {t}); it cannot be demonstrated"
+                    )
+                tt = torch.full((env.num_envs,), t, device=self.device)
+                extra = self.extras_for_step(obs, tt, explore=False)
+                action = self.actions.to_action(idx)
+                step = env.step(action)
+                self.replay.add(
+                    obs, Action(discrete=idx, continuous=action.continuous), step, extra
+                )
+                ret += step.team_reward.to(ret.dtype)
+                obs = step.obs
+                if bool(step.done.all()):
+                    break
+        self.replay.keep_first(len(self.replay))
+        return {"warm/teacher_return": float(ret.mean()), "warm/rows": float(len(self.replay))}
+
+    def demo_loss(self, rows: Transitions) -> tuple[Tensor, Tensor]:
+        """TD loss and ``demo_weight`` × :meth:`margin_loss` of demonstrated rows (DQfD's
+        ``J(Q) = J_DQ + λ₂ J_E``, Hester et al. 2018 Eq. 3, without the n-step and L2 terms)."""
+        td, _ = self.td_loss(rows)
+        margin = self.margin_loss(rows)
+        return td + self.cfg.demo_weight * margin, margin
+
+    def demo_rows(self) -> Transitions:
+        """``batch_size`` demonstrated rows drawn uniformly (the learner's replay generator)."""
+        assert self.replay is not None and self.replay.kept
+        idx = torch.randint(
+            0,
+            self.replay.kept,
+            (self.cfg.batch_size,),
+            generator=self.replay_gen,
+            device=self.replay_gen.device,
+        )
+        return self.replay.rows(idx.to(self.device))
+
     def warm_start(
         self, env: MultiAgentEnv, teacher: Any, epochs: int, seed: int, keep_prior: bool
     ) -> dict[str, float]:
-        """Not available for value learners (their Q-values have no teacher to clone)."""
-        raise ScenarioError(
-            f"--warm-start is not available for {self.name} (a value learner; it clones no "
-            "teacher); train without it"
-        )
+        """Learn from the teacher's demonstrations before learning from its own (DQfD's
+        pre-training phase, Hester et al. 2018 §3): :meth:`demonstrate`, then ``epochs``
+        shuffled passes over the demonstrated rows in minibatches of ``batch_size`` on
+        :meth:`demo_loss`, with the soft target update after every ``sample_size`` rows as in
+        :meth:`update`.  ε and the counters start from zero after it.
+
+        Returns:
+            what :meth:`demonstrate` returns, ``warm/td_loss`` and ``warm/margin_loss`` of the
+            last minibatch, ``warm/agreement`` (share of the demonstrated actions the greedy Q
+            picks afterwards) [-] and ``warm/gradient_steps``.
+        """
+        cfg = self.cfg
+        out = self.demonstrate(env, teacher, seed, keep_prior)
+        assert self.replay is not None
+        rows = self.replay.kept
+        steps = since_target = 0
+        td = margin = torch.zeros(())
+        gen = self.replay_gen
+        for _ in range(epochs):
+            perm = torch.randperm(rows, generator=gen, device=gen.device).to(self.device)
+            for lo in range(0, rows, cfg.batch_size):
+                part = self.replay.rows(perm[lo : lo + cfg.batch_size])
+                loss, margin = self.demo_loss(part)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.qnet.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                td = loss - cfg.demo_weight * margin
+                steps += 1
+                since_target += int(part.reward.shape[0])
+                if since_target >= cfg.sample_size:
+                    soft_update(self.target, self.qnet, cfg.tau)
+                    since_target = 0
+        agree = 0.0
+        with torch.no_grad():
+            for lo in range(0, rows, cfg.sample_size):
+                part = self.replay.rows(torch.arange(lo, min(lo + cfg.sample_size, rows)))
+                extra = {k: part.extras[k] for k in self.extra_shapes()}
+                q = self.q_values(self.qnet, self._x(part.obs), extra)
+                pick = masked_max(q, self.actions.mask(part.obs).to(q.device))[1]
+                agree += float((pick == part.action.discrete).float().sum())
+        return {
+            **out,
+            "warm/td_loss": float(td.detach()),
+            "warm/margin_loss": float(margin.detach()),
+            "warm/agreement": agree / (rows * env.spec.n_agents),
+            "warm/gradient_steps": float(steps),
+        }
 
     # -- checkpoints ------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -530,6 +711,11 @@ class QLearner(CheckpointedLearner, Trainable):
             # the shape fields depend on the action head: the hyper-parameters are read first
             "shape_fields": lambda cfg: shape_fields(cfg.action_head),
         }
+
+
+def _on(action: Action, device: torch.device) -> Action:
+    """``action`` on ``device`` (a teacher may answer on the CPU)."""
+    return Action(discrete=action.discrete.to(device), continuous=action.continuous.to(device))
 
 
 def _slice(rows: Transitions, lo: int, hi: int) -> Transitions:

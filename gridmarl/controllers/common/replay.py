@@ -123,6 +123,7 @@ class ReplayBuffer:
             self._storage[f"extras.{name}"] = torch.zeros(c, n, *shape, **fkw)
         self.ptr = 0  # the row the next add writes first
         self.size = 0  # rows filled
+        self.kept = 0  # rows 0 … kept − 1 are never overwritten (:meth:`keep_first`)
 
     def __len__(self) -> int:
         """Rows stored (at most ``capacity``)."""
@@ -151,10 +152,11 @@ class ReplayBuffer:
             extras: every declared extra, ``name -> [B, N, *shape]``.
         """
         b, n = obs.batch_shape
-        if n != self.spec.n_agents or b > self.capacity:
+        span = self.capacity - self.kept  # the rows the ring cycles through
+        if n != self.spec.n_agents or b > span:
             raise ValueError(
                 f"add takes [B, {self.spec.n_agents}] rows with B <= capacity "
-                f"{self.capacity}, got [{b}, {n}]"
+                f"{self.capacity} (less {self.kept} kept rows), got [{b}, {n}]"
             )
         extras = dict(extras or {})
         if set(extras) != set(self.extra_shapes):
@@ -181,7 +183,8 @@ class ReplayBuffer:
                 )
         for name, value in extras.items():
             values[f"extras.{name}"] = value
-        rows = (self.ptr + torch.arange(b, device=self.device)) % self.capacity
+        start = self.ptr - self.kept
+        rows = self.kept + (start + torch.arange(b, device=self.device)) % span
         for key, value in values.items():
             store = self._storage[key]
             if tuple(value.shape) != (b, *store.shape[1:]):
@@ -189,8 +192,26 @@ class ReplayBuffer:
                     f"{key} has shape {tuple(value.shape)}, expected {(b, *store.shape[1:])}"
                 )
             store[rows] = value.to(self.device, store.dtype)
-        self.ptr = (self.ptr + b) % self.capacity
+        self.ptr = self.kept + (start + b) % span
         self.size = min(self.size + b, self.capacity)
+
+    def keep_first(self, rows: int) -> None:
+        """Never overwrite the rows stored so far (``rows`` of them, written from an empty
+        buffer without wrapping): later adds cycle through the rest of the capacity
+        (demonstrations kept for the whole run, as DQfD keeps them).
+
+        Raises:
+            ValueError: the buffer does not hold exactly ``rows`` unwrapped rows, or they leave
+                no room for learning.
+        """
+        if self.kept or self.size != rows or self.ptr != rows % self.capacity:
+            raise ValueError(
+                f"keep_first({rows}) needs exactly {rows} rows written from an empty buffer; it "
+                f"holds {self.size} (write position {self.ptr}, {self.kept} kept)"
+            )
+        if rows >= self.capacity:
+            raise ValueError(f"keep_first({rows}) leaves no room in a capacity of {self.capacity}")
+        self.kept = int(rows)
 
     # -- reading --------------------------------------------------------------------------------
     def sample(self, batch_size: int, generator: torch.Generator) -> Transitions:
@@ -237,6 +258,7 @@ class ReplayBuffer:
             "capacity": self.capacity,
             "ptr": self.ptr,
             "size": self.size,
+            "kept": self.kept,
             "rows": {k: v[: self.size].clone() for k, v in self._storage.items()},
         }
 
@@ -262,3 +284,4 @@ class ReplayBuffer:
         for key, value in rows.items():
             self._storage[key][:size] = value.to(self.device)
         self.ptr, self.size = int(state["ptr"]), size
+        self.kept = int(state.get("kept", 0))
