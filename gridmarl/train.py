@@ -677,6 +677,11 @@ def train(
                 f"[yellow]note[/yellow]: train.options are {t.controller}'s; {info.name} trains "
                 f"with its own defaults (set train.controller_options.{info.name} to change them)"
             )
+        elif any(o.split("=", 1)[0].startswith("train.options") for o in overrides or []):
+            console.print(
+                f"[yellow]note[/yellow]: train.options are {t.controller}'s and --set changed "
+                f"them; {info.name} reads train.controller_options.{info.name} (set that)"
+            )
     if warm_start is not None and init_from is not None:
         raise ScenarioError(
             "--warm-start and --init-from both set where training starts: give one of them"

@@ -126,3 +126,24 @@ def test_train_options_go_to_the_learner_they_are_written_for() -> None:
     # a scenario that names no learner hands its options to whichever one is trained
     sc = load_scenario(SCENARIO, ["train.controller=null"])
     assert train_options(sc, "dqn")["lr"] == 0.001
+
+
+def test_a_set_on_options_another_learner_never_reads_is_pointed_out(tmp_path) -> None:
+    """``routing_ltos_ibm`` writes ``train.options`` for LToS and gives DQN its own entry: a
+    ``--set train.options.…`` for a DQN run changes nothing, and the run says where to set it."""
+    from rich.console import Console
+
+    from gridmarl.train import train
+
+    said = Console(record=True, width=200)
+    train(
+        "scenarios/routing_ltos_ibm.yaml",
+        controller="dqn",
+        steps=720,  # one update: 10 steps x 4 envs x 18 routers
+        out=tmp_path,
+        threads=1,
+        overrides=["train.options.demo_share=0"],
+        console=said,
+    )
+    text = said.export_text()
+    assert "dqn reads train.controller_options.dqn (set that)" in text
