@@ -146,3 +146,50 @@ def test_train_warm_starts_a_value_learner_from_shortest_path(tmp_path, name) ->
         console=said,
     )
     assert "demonstrations of shortest_path_distance stored again: 24 rows" in said.export_text()
+
+
+@pytest.mark.parametrize("grouping", ["spec", "ipc"])
+def test_hmf_and_mfq_warm_start_clone_the_teacher_and_keep_learning_from_it(grouping) -> None:
+    from gridmarl.controllers.hmf import HMF, HMFConfig
+    from gridmarl.controllers.mfq import MFQ, MFQConfig
+
+    torch.set_num_threads(1)
+    common = {"num_envs": 16, "batch_size": 32, "hidden": 16, "lr": 3e-3, "learning_starts": 1}
+    learners = [
+        HMF(PairGame().spec, HMFConfig(**common, grouping=grouping, n_groups=2), seed=0),
+        MFQ(PairGame().spec, MFQConfig(**common), seed=0),
+    ]
+    for learner in learners:
+        out = learner.warm_start(PairGame(num_envs=64, seed=5), OwnBit(), 30, 11, False)
+        assert out["warm/agreement"] == pytest.approx(1.0)
+        assert out["warm/gradient_steps"] == 30 * 2 and learner.replay.kept == 64
+        fresh = PairGame(num_envs=128, seed=99)
+        obs = fresh.reset(seed=1234)
+        assert torch.equal(learner.act(obs).discrete, OwnBit().act(obs).discrete)
+        env = PairGame(num_envs=16, seed=6)
+        metrics = learner.update(learner.collect(env, 10**6))
+        assert "loss/demo_margin" in metrics  # the kept rows are learned from after it too
+        kept = learner.replay.rows(torch.arange(64))
+        assert torch.equal(kept.action.discrete, kept.obs.local[..., 0].long())
+
+
+def test_train_warm_starts_hmf_from_shortest_path(tmp_path) -> None:
+    from gridmarl.train import train
+
+    torch.set_num_threads(1)
+    scenario = _tiny_routing([{"name": "shortest_path_distance"}])
+    scenario.train.options = {"batch_size": 8, "hidden": 8, "learning_starts": 1}
+    folder = train(
+        scenario,
+        controller="hmf",
+        device="cpu",
+        steps=200,
+        out=tmp_path,
+        validate_every=5,
+        warm_start="shortest_path_distance",
+        warm_start_epochs=5,
+        console=QUIET,
+    )
+    assert json.loads((folder / "checkpoints" / "step_000000000000.json").read_text())
+    meta = json.loads((folder / "checkpoints" / "last.json").read_text())
+    assert "shortest_path_distance" in json.dumps(meta)

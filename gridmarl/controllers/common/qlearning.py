@@ -45,6 +45,10 @@ from gridmarl.controllers.common.checkpoint import (
     plain_meta,
     save_learner,
 )
+from gridmarl.controllers.common.demonstrations import (
+    collect_demonstrations,
+    large_margin_loss,
+)
 from gridmarl.controllers.common.discrete import DiscretizedAction
 from gridmarl.controllers.common.neighbourhood import Neighbourhood
 from gridmarl.controllers.common.normalizers import RunningMeanStd
@@ -484,93 +488,52 @@ class QLearner(CheckpointedLearner, Trainable):
         return metrics
 
     def margin_loss(self, rows: Transitions) -> Tensor:
-        """DQfD's supervised large-margin loss (Hester et al. 2018, Eq. 2) on demonstration rows:
-        ``J_E = mean_i [max_{a allowed} (Q_i(o, a) + l(a_E, a)) − Q_i(o, a_E)]`` with
-        ``l = demo_margin`` for ``a ≠ a_E`` and 0 for the demonstrated ``a_E``: zero once the
-        demonstrated action's value exceeds every other allowed action's by the margin."""
+        """DQfD's large-margin loss ``J_E`` (``common/demonstrations.large_margin_loss``,
+        margin ``demo_margin``) of the Q-network on demonstrated rows."""
         x = self._x(rows.obs)
         extra = {k: rows.extras[k] for k in self.extra_shapes()}
         q = self.q_values(self.qnet, x, extra)
-        a_e = rows.action.discrete.unsqueeze(-1)
-        margin = torch.full_like(q, self.cfg.demo_margin).scatter(-1, a_e, 0.0)
         mask = self.actions.mask(rows.obs).to(q.device)
-        best = masked_max(q + margin, mask)[0]
-        return (best - q.gather(-1, a_e).squeeze(-1)).mean()
+        return large_margin_loss(q, rows.action.discrete, mask, self.cfg.demo_margin)
 
     def demonstrate(
         self, env: MultiAgentEnv, teacher: Any, seed: int, keep_prior: bool
     ) -> dict[str, float]:
-        """Store one episode of every env of ``env`` acted by ``teacher`` as the first rows of
-        an empty replay buffer, kept for the whole run (DQfD keeps its demonstrations; Hester
-        et al. 2018 §3), and from then on mix them into every update (``demo_share``).
-
-        The envs reset from the run's warm-start seed stream (docs/protocol.md), so the same
-        seed and teacher demonstrate the same rows (``--resume`` demonstrates again).  The
-        teacher's action is mapped to the nearest combined action
-        (``DiscretizedAction.index_of``) and that action is what the env executes, so every row
-        is a transition of this learner's own action set.  The observation statistics are fed
-        from the rows as collection would.
-
-        Args:
-            env: a training env.
-            teacher: a controller acting on the same observations.
-            seed: the run seed.
-            keep_prior: on the continuous dimensions where the env declares a default action
-                (``spec.action_prior``) the teacher's value is replaced by that default.
+        """Store one teacher episode of every env of ``env`` as the kept first rows of a new
+        replay buffer (``common/demonstrations.collect_demonstrations``); from then on every
+        update mixes them in (``demo_share``).  The same seed and teacher give the same rows
+        (``--resume`` demonstrates again); the observation statistics are fed from them as
+        collection would.
 
         Returns:
-            ``warm/teacher_return``: the demonstrated episodes' mean team return with the
-            discretised actions [reward units]; ``warm/rows``: rows stored.
-
-        Raises:
-            ScenarioError: the rows would not fit ``capacity`` beside one collection of
-                learning, or the teacher chose an action the observation's mask forbids.
+            ``warm/teacher_return`` (the demonstrated episodes' mean team return with the
+            discretised actions) [reward units] and ``warm/rows``.
         """
         cfg = self.cfg
-        need = env.num_envs * env.episode_len
-        if need + env.num_envs > cfg.capacity:
-            raise ScenarioError(
-                f"--warm-start: the demonstrations ({env.num_envs} envs × {env.episode_len} "
-                f"steps = {need} rows) leave no room in train.options.capacity "
-                f"({cfg.capacity} rows); raise it or use fewer envs"
-            )
         self.reset(env)
-        teacher.reset(env)
         self.replay = ReplayBuffer(env.spec, cfg.capacity, self.device, extras=self.extra_shapes())
-        obs = env.reset(seed=stream_seed(seed, "warm_start", 0))
-        ret = torch.zeros(env.num_envs, dtype=torch.float64, device=self.device)
-        prior = env.spec.action_prior
-        prior_dims = [d for d, i in enumerate(prior) if i >= 0]
-        prior_cols = [i for i in prior if i >= 0]
-        with torch.no_grad():
-            for t in range(env.episode_len):
-                if len(self.replay) < cfg.norm_rows:
-                    self.obs_norm.update(features(obs).to(self.device))
-                act = teacher.act(obs, deterministic=True)
-                if keep_prior and prior_dims:
-                    cont = act.continuous.clone()
-                    cont[..., prior_dims] = obs.local[..., prior_cols].to(cont.dtype)
-                    act = Action(discrete=act.discrete, continuous=cont)
-                idx = self.actions.index_of(_on(act, self.device))
-                allowed = self.actions.mask(obs).to(self.device).gather(-1, idx.unsqueeze(-1))
-                if not bool(allowed.all()):
-                    raise ScenarioError(
-                        f"--warm-start: the teacher chose a mode the observation's action mask "
-                        f"forbids (step {t}); it cannot be demonstrated"
-                    )
-                tt = torch.full((env.num_envs,), t, device=self.device)
-                extra = self.extras_for_step(obs, tt, explore=False)
-                action = self.actions.to_action(idx)
-                step = env.step(action)
-                self.replay.add(
-                    obs, Action(discrete=idx, continuous=action.continuous), step, extra
-                )
-                ret += step.team_reward.to(ret.dtype)
-                obs = step.obs
-                if bool(step.done.all()):
-                    break
-        self.replay.keep_first(len(self.replay))
-        return {"warm/teacher_return": float(ret.mean()), "warm/rows": float(len(self.replay))}
+
+        def observe(obs: Observation) -> Observation:
+            if len(self.replay) < cfg.norm_rows:
+                self.obs_norm.update(features(obs).to(self.device))
+            return obs
+
+        def extras(obs: Observation, t: int) -> dict[str, Tensor]:
+            tt = torch.full((env.num_envs,), t, device=self.device)
+            return self.extras_for_step(obs, tt, explore=False)
+
+        ret = collect_demonstrations(
+            env,
+            teacher,
+            self.actions,
+            self.replay,
+            seed,
+            keep_prior,
+            stored=lambda idx, action: Action(discrete=idx, continuous=action.continuous),
+            extras=extras,
+            observe=observe,
+        )
+        return {"warm/teacher_return": ret, "warm/rows": float(len(self.replay))}
 
     def demo_loss(self, rows: Transitions) -> tuple[Tensor, Tensor]:
         """TD loss and ``demo_weight`` × :meth:`margin_loss` of demonstrated rows (DQfD's
@@ -711,11 +674,6 @@ class QLearner(CheckpointedLearner, Trainable):
             # the shape fields depend on the action head: the hyper-parameters are read first
             "shape_fields": lambda cfg: shape_fields(cfg.action_head),
         }
-
-
-def _on(action: Action, device: torch.device) -> Action:
-    """``action`` on ``device`` (a teacher may answer on the CPU)."""
-    return Action(discrete=action.discrete.to(device), continuous=action.continuous.to(device))
 
 
 def _slice(rows: Transitions, lo: int, hi: int) -> Transitions:

@@ -28,6 +28,7 @@ uninterrupted one; the weights, optimiser, normalisers, generators and progress 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,10 @@ from gridmarl.controllers.common.checkpoint import (
     load_parts,
     plain_meta,
     save_learner,
+)
+from gridmarl.controllers.common.demonstrations import (
+    collect_demonstrations,
+    large_margin_loss,
 )
 from gridmarl.controllers.common.discrete import DiscretizedAction
 from gridmarl.controllers.common.normalizers import RunningMeanStd
@@ -90,6 +95,11 @@ class ValueConfig:
         levels: levels per continuous action dimension (``DiscretizedAction``).
         max_grad_norm: global gradient-norm clip.
         reward_scale: multiplier on the rewards used for learning [-].
+        demo_margin: the large-margin ``l(a_E, a)`` of learning from demonstrations after
+            ``--warm-start`` (DQfD, Hester et al. 2018, Eq. 2: 0.8) [Q units].
+        demo_weight: the weight ``λ₂`` of that loss beside the learner's own (DQfD: 1.0) [-].
+        demo_share: after a warm start, demonstration minibatches per update as a share of
+            its ``gradient_steps`` (rounded up; 0 = none after the pre-training) [-].
     """
 
     num_envs: int = 8
@@ -108,6 +118,9 @@ class ValueConfig:
     levels: int = 5
     max_grad_norm: float = 10.0
     reward_scale: float = 1.0
+    demo_margin: float = 0.8
+    demo_weight: float = 1.0
+    demo_share: float = 0.25
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> ValueConfig:
@@ -129,6 +142,9 @@ class ValueConfig:
         for name in ("gamma", "tau", "eps_start", "eps_end", "eps_fraction"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("demo_margin", "demo_weight", "demo_share"):
+            if float(getattr(self, name)) < 0.0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass
@@ -390,6 +406,20 @@ class ValueLearner(CheckpointedLearner, Trainable):
                 for k, v in stats.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
                 steps += 1
+            n_demo = math.ceil(cfg.demo_share * steps) if self.replay.kept else 0
+            for _ in range(n_demo):  # DQfD: the demonstrations stay in every update's data
+                tf = time.perf_counter()
+                loss, margin = self.demo_loss(self.demo_rows(cfg.batch_size))
+                tb = time.perf_counter()
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.nets.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                soft_update(self.target, self.nets, cfg.tau)
+                fwd_s, bwd_s = fwd_s + tb - tf, bwd_s + time.perf_counter() - tb
+                sums["loss/demo_margin"] = (
+                    sums.get("loss/demo_margin", 0.0) + float(margin.detach()) * steps / n_demo
+                )
         t2 = time.perf_counter()
         self.agent_steps += batch.agent_steps
         self.updates += 1
@@ -411,14 +441,103 @@ class ValueLearner(CheckpointedLearner, Trainable):
             out["train/episode_return"] = sum(batch.episode_returns) / len(batch.episode_returns)
         return out
 
+    # -- learning from demonstrations (common/demonstrations.py) --------------------------------
+    def demonstrate(
+        self, env: MultiAgentEnv, teacher: Any, seed: int, keep_prior: bool
+    ) -> dict[str, float]:
+        """Store one teacher episode of every env of ``env`` as the kept first rows of a new
+        replay buffer (``common/demonstrations.collect_demonstrations``; IPC groups and other
+        extras as in ``collect``); from then on every update mixes them in (``demo_share``).
+        The same seed and teacher give the same rows (``--resume`` demonstrates again).
+
+        Returns:
+            ``warm/teacher_return`` [reward units] and ``warm/rows``.
+        """
+        self.replay = ReplayBuffer(
+            env.spec, self.cfg.buffer_size, self.device, extras=self.replay_extras()
+        )
+        self._env = None  # learning starts its own episodes
+
+        def observe(obs: Observation) -> Observation:
+            o = _cast(obs.to(self.device))
+            self._update_norms(o)
+            return o
+
+        def extras(obs: Observation, t: int) -> dict[str, Tensor]:
+            if t == 0:
+                self.on_episode_start(obs, torch.ones(env.num_envs, dtype=torch.bool))
+            return self.extras_for(obs)
+
+        ret = collect_demonstrations(
+            env,
+            teacher,
+            self.actions,
+            self.replay,
+            seed,
+            keep_prior,
+            stored=lambda idx, action: action,
+            extras=extras,
+            observe=observe,
+        )
+        return {"warm/teacher_return": ret, "warm/rows": float(len(self.replay))}
+
+    def demo_rows(self, size: int) -> Transitions:
+        """``size`` demonstrated rows drawn uniformly (the learner's minibatch generator)."""
+        assert self.replay is not None and self.replay.kept
+        g = self.sample_gen
+        idx = torch.randint(0, self.replay.kept, (size,), generator=g, device=g.device)
+        return self.replay.rows(idx.to(self.device))
+
+    def demo_loss(self, tr: Transitions) -> tuple[Tensor, Tensor]:
+        """The learner's loss plus ``demo_weight`` × DQfD's large-margin loss on the Q-values
+        each agent acts on (Hester et al. 2018, Eq. 3 without the n-step and L2 terms)."""
+        a = self.actions.index_of(tr.action)
+        loss, _ = self.loss(tr, a, self.actions.mask(tr.next_obs))
+        q = self.q_values(tr.obs)
+        margin = large_margin_loss(q, a, self.actions.mask(tr.obs), self.cfg.demo_margin)
+        return loss + self.cfg.demo_weight * margin, margin
+
     def warm_start(
         self, env: MultiAgentEnv, teacher: Any, epochs: int, seed: int, keep_prior: bool
     ) -> dict[str, float]:
-        """Not offered: a value learner starts from scratch."""
-        raise ScenarioError(
-            f"--warm-start: {self.name} has no warm start (behaviour cloning is offered for "
-            "policy-gradient controllers); train without --warm-start"
-        )
+        """DQfD's pre-training (Hester et al. 2018 §3): :meth:`demonstrate`, then ``epochs``
+        shuffled passes over the demonstrated rows in minibatches of ``batch_size`` on
+        :meth:`demo_loss`, each step followed by the soft target update as in :meth:`update`.
+
+        Returns:
+            what :meth:`demonstrate` returns, ``warm/margin_loss`` of the last minibatch,
+            ``warm/agreement`` (share of the demonstrated actions the greedy Q picks
+            afterwards) [-] and ``warm/gradient_steps``.
+        """
+        cfg = self.cfg
+        out = self.demonstrate(env, teacher, seed, keep_prior)
+        assert self.replay is not None
+        rows = self.replay.kept
+        steps = 0
+        margin = torch.zeros(())
+        g = self.sample_gen
+        for _ in range(epochs):
+            perm = torch.randperm(rows, generator=g, device=g.device).to(self.device)
+            for lo in range(0, rows, cfg.batch_size):
+                loss, margin = self.demo_loss(self.replay.rows(perm[lo : lo + cfg.batch_size]))
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.nets.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                soft_update(self.target, self.nets, cfg.tau)
+                steps += 1
+        agree = 0.0
+        with torch.no_grad():
+            for lo in range(0, rows, cfg.batch_size):
+                tr = self.replay.rows(torch.arange(lo, min(lo + cfg.batch_size, rows)))
+                pick = masked_argmax(self.q_values(tr.obs), self.actions.mask(tr.obs))
+                agree += float((pick == self.actions.index_of(tr.action)).float().sum())
+        return {
+            **out,
+            "warm/margin_loss": float(margin.detach()),
+            "warm/agreement": agree / (rows * env.spec.n_agents),
+            "warm/gradient_steps": float(steps),
+        }
 
     # -- checkpoints ----------------------------------------------------------------------------
     def extra_state(self) -> dict[str, Any]:
