@@ -427,16 +427,15 @@ def simulate(
 
 
 def _figures(scenario: Any, runs: list, community: Any) -> dict[str, Any]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # figures outside pyplot's registry: they live as long as the result, never accumulate
+    from matplotlib.figure import Figure
 
     runs = [(e, s, r) for e, s, r in runs if "comm" in r]
     shown = [(e, r) for e, s, r in runs if s]
     if not runs:
         return {}
-    fig, ax = plt.subplots(figsize=(11, 4.5))
+    fig = Figure(figsize=(11, 4.5))
+    ax = fig.subplots()
     for e, r in shown:
         comm = r["comm"]
         ax.plot(pd.to_datetime(comm["time"]), comm["grid_kw"], label=e.display_name, lw=1.2)
@@ -457,7 +456,8 @@ def _figures(scenario: Any, runs: list, community: Any) -> dict[str, Any]:
     ax.set_title(f"{scenario.name}: community net load vs price")
     fig.autofmt_xdate()
 
-    fig2, ax3 = plt.subplots(figsize=(11, 4))
+    fig2 = Figure(figsize=(11, 4))
+    ax3 = fig2.subplots()
     for e, r in shown:
         rec = r["records"]
         soc = rec.groupby("step")["soc_kwh"].sum()

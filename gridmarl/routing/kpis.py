@@ -66,16 +66,12 @@ def link_load_figure(topology: Topology, loads: dict[str, np.ndarray]):
         topology: the router network.
         loads: controller label -> ``[L]`` mean packets per step sent over each directed link.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib import cm, colors
+    from matplotlib import cm, colormaps, colors
+    from matplotlib.figure import Figure
 
     names = list(loads)
-    fig, axes = plt.subplots(
-        1, max(len(names), 1), figsize=(5.0 * max(len(names), 1), 4.2), squeeze=False
-    )
+    fig = Figure(figsize=(5.0 * max(len(names), 1), 4.2))  # outside pyplot's registry
+    axes = fig.subplots(1, max(len(names), 1), squeeze=False)
     und = topology.link_src < topology.link_dst
     pair = {
         (int(s), int(d)): i
@@ -83,7 +79,7 @@ def link_load_figure(topology: Topology, loads: dict[str, np.ndarray]):
     }
     vmax = max([1e-9] + [float(np.max(v)) * 2 for v in loads.values()])
     norm = colors.Normalize(0.0, min(vmax, 2.0))
-    cmap = plt.get_cmap("viridis")
+    cmap = colormaps["viridis"]
     pos = topology.pos
     for ax, name in zip(axes[0], names, strict=False):
         load = loads[name]

@@ -114,12 +114,10 @@ def _learned() -> list[str]:
 
 
 def _queue_figure(series: dict[str, pd.Series]):
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig = Figure(figsize=(8, 4))  # outside pyplot's registry
+    ax = fig.subplots()
     for label, s in series.items():
         ax.plot(s.index / 60.0, s.values, label=label)
     ax.set_xlabel("time [min]")
