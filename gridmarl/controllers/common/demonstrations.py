@@ -43,7 +43,8 @@ def large_margin_loss(q: Tensor, a_e: Tensor, mask: Tensor, margin: float) -> Te
     """
     idx = a_e.unsqueeze(-1)
     bonus = torch.full_like(q, margin).scatter(-1, idx, 0.0)
-    best = (q + bonus).masked_fill(~mask, float("-inf")).amax(-1)
+    # ``max`` sends a tie's gradient to one action (``amax`` would split it)
+    best = (q + bonus).masked_fill(~mask, float("-inf")).max(dim=-1).values
     return (best - q.gather(-1, idx).squeeze(-1)).mean()
 
 
