@@ -161,11 +161,12 @@ class EnvOptions(StrictModel):
         "hides the neighbours its head packet has visited (all real neighbours stay allowed "
         "when it has visited every one); only learners that follow the mask are affected",
     )
-    reward: Literal["queue", "queue_and_flight"] = Field(
+    reward: Literal["queue", "queue_and_flight", "network"] = Field(
         "queue",
         description="reward of a router: -(its queue) [pkt], or -(its queue + packets in flight "
         "on its outgoing links) [pkt] (the team's sum over an episode is then -(total delay) "
-        "[steps])",
+        "[steps]), or network: -(all packets in the network) / N [pkt], the same for every "
+        "router",
     )
 
 

@@ -50,6 +50,8 @@ and is counted in ``info["invalid_actions"]``.  Reward of router ``r`` = −(its
 step) [pkt]; team reward = −(all queued packets) [pkt].  With ``reward="queue_and_flight"`` the
 packets in flight on the router's outgoing links count too, so the team reward is −(all packets
 in the network) [pkt] and its sum over an episode is −(total delay of all packets) [steps].
+With ``reward="network"`` every router gets the same −(all packets in the network) / N [pkt]
+(the team's objective, shared: not the LToS seed's reward).
 
 Graph: ``spec.neighbors`` is the neighbour-slot table (the links, ``Topology.neighbors``);
 ``spec.groups`` is ``groups`` (default: edge routers 0, core routers 1, by degree,
@@ -274,7 +276,7 @@ class RoutingEnv(MultiAgentEnv):
             it costs a host synchronisation per step.
         path_features: append the per-slot path delay to ``local`` and ``state`` (module
             docstring).
-        reward: ``queue`` (default) or ``queue_and_flight`` (module docstring).
+        reward: ``queue`` (default), ``queue_and_flight`` or ``network`` (module docstring).
         groups: ``[N]`` group of each router in ``spec.groups`` (default: core and edge
             routers, ``topology.core_edge_groups``).
         observation: None (the slot layout) or ``neighbourhood`` (module docstring).
@@ -297,8 +299,8 @@ class RoutingEnv(MultiAgentEnv):
         observation: str | None = None,
         loop_mask: bool = False,
     ) -> None:
-        if reward not in ("queue", "queue_and_flight"):
-            raise ValueError(f"reward: {reward!r}; allowed: queue, queue_and_flight")
+        if reward not in ("queue", "queue_and_flight", "network"):
+            raise ValueError(f"reward: {reward!r}; allowed: queue, queue_and_flight, network")
         self.path_features = bool(path_features)
         self.reward_kind = reward
         self.topology = topology
@@ -625,8 +627,10 @@ class RoutingEnv(MultiAgentEnv):
         obs = self._observe()
         q = self._counts[:, :n]
         reward = -q
-        if self.reward_kind == "queue_and_flight":
+        if self.reward_kind != "queue":
             reward = reward - self._out_load(obs.state)
+        if self.reward_kind == "network":  # every router: the network's mean, shared
+            reward = reward.mean(1, keepdim=True).expand_as(reward)
         out0 = self._out_load(obs.state[:1])[0]
         torch.stack(
             [

@@ -187,3 +187,30 @@ def test_results_do_not_depend_on_the_pool_size(ibm: Topology) -> None:
     assert 8 < pa < pb == 512
     assert ra.equals(rb) and la.equals(lb) and torch.equal(lka, lkb)
     assert all(torch.equal(ka[k], kb[k]) for k in ka if k != "avg_delay_steps")
+
+
+def test_reward_kinds_by_hand(ibm: Topology) -> None:
+    """``queue``: −(own queue); ``queue_and_flight``: − also the packets on the router's own
+    links; ``network``: every router −(all packets in the network) / N; the team reward of the
+    last two is −(all packets in the network)."""
+    ctrl = shortest_path_controller(ibm, "distance")
+    steps = {}
+    for kind in ("queue", "queue_and_flight", "network"):
+        env = RoutingEnv(ibm, LTOS, num_envs=2, seed=5, reward=kind)
+        ctrl.reset(env)
+        obs = env.reset(seed=5)
+        for _ in range(150):  # into the 10/3 peak
+            step = env.step(ctrl.act(obs))
+            obs = step.obs
+        steps[kind] = (step, env._counts[:, : env.n].clone(), env._out_load(step.obs.state))
+    step, q, flight = steps["queue"]
+    assert torch.equal(step.reward, -q.to(step.reward.dtype))
+    step, q, flight = steps["queue_and_flight"]
+    assert torch.equal(step.reward, -(q + flight).to(step.reward.dtype))
+    total = (q + flight).sum(1)
+    assert bool((flight.sum(1) > 0).all())  # the shortest paths are busy: a real check
+    step_n = steps["network"][0]
+    n = q.shape[1]
+    expected = (-total.to(step_n.reward.dtype) / n)[:, None].expand(-1, n)
+    torch.testing.assert_close(step_n.reward, expected)
+    torch.testing.assert_close(step_n.team_reward, -total.to(step_n.reward.dtype))
