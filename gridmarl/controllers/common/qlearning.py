@@ -593,7 +593,9 @@ class QLearner(CheckpointedLearner, Trainable):
         agree = 0.0
         with torch.no_grad():
             for lo in range(0, rows, cfg.sample_size):
-                part = self.replay.rows(torch.arange(lo, min(lo + cfg.sample_size, rows)))
+                part = self.replay.rows(
+                    torch.arange(lo, min(lo + cfg.sample_size, rows), device=self.device)
+                )
                 extra = {k: part.extras[k] for k in self.extra_shapes()}
                 q = self.q_values(self.qnet, self._x(part.obs), extra)
                 pick = masked_max(q, self.actions.mask(part.obs).to(q.device))[1]

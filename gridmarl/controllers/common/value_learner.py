@@ -529,7 +529,9 @@ class ValueLearner(CheckpointedLearner, Trainable):
         agree = 0.0
         with torch.no_grad():
             for lo in range(0, rows, cfg.batch_size):
-                tr = self.replay.rows(torch.arange(lo, min(lo + cfg.batch_size, rows)))
+                tr = self.replay.rows(
+                    torch.arange(lo, min(lo + cfg.batch_size, rows), device=self.device)
+                )
                 pick = masked_argmax(self.q_values(tr.obs), self.actions.mask(tr.obs))
                 agree += float((pick == self.actions.index_of(tr.action)).float().sum())
         return {
