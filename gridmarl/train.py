@@ -488,6 +488,23 @@ def new_manifest(
     }
 
 
+def teacher_and_env(
+    learner: Any, make_env: Any, teacher: str, domain: Domain, scenario: Any
+) -> tuple[Any, Any]:
+    """The domain's teacher ``teacher`` and a training env for it to act in (an expensive
+    teacher, the MILP, demonstrates fewer episodes than the learner has envs).
+
+    Raises:
+        ScenarioError: a teacher the domain does not have.
+    """
+    teachers = domain.teachers()
+    if teacher not in teachers:
+        raise ScenarioError(f"--warm-start {teacher!r}; allowed: {', '.join(teachers)}")
+    teach = teachers[teacher](scenario)
+    n_envs = learner.cfg.num_envs
+    return teach, make_env(min(n_envs, getattr(teach, "episodes", n_envs)))
+
+
 def run_warm_start(
     learner: Learner,
     make_env: Any,
@@ -506,13 +523,7 @@ def run_warm_start(
     Raises:
         ScenarioError: a teacher the domain does not have.
     """
-    teachers = domain.teachers()
-    if teacher not in teachers:
-        raise ScenarioError(f"--warm-start {teacher!r}; allowed: {', '.join(teachers)}")
-    teach = teachers[teacher](scenario)
-    # an expensive teacher (the MILP) demonstrates fewer episodes than the batch has envs
-    n_envs = learner.cfg.num_envs
-    env = make_env(min(n_envs, getattr(teach, "episodes", n_envs)))
+    teach, env = teacher_and_env(learner, make_env, teacher, domain, scenario)
     try:
         warm = learner.warm_start(env, teach, epochs, seed, keep_prior)
     finally:
@@ -547,8 +558,7 @@ def redemonstrate(
     """On ``--resume``: store the run's warm-start demonstrations in the learner's fresh
     replay buffer again (``learner.demonstrate``; the learner's weights are not touched)."""
     teacher = str(manifest["warm_start"])
-    teach = domain.teachers()[teacher](scenario)
-    env = make_env(min(learner.cfg.num_envs, getattr(teach, "episodes", learner.cfg.num_envs)))
+    teach, env = teacher_and_env(learner, make_env, teacher, domain, scenario)
     try:
         out = learner.demonstrate(
             env, teach, seed, bool(manifest.get("warm_start_keep_prior", False))

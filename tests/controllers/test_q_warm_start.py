@@ -111,22 +111,28 @@ def test_demonstrations_larger_than_the_buffer_are_refused() -> None:
         dqn.warm_start(PairGame(num_envs=32), OwnBit(), 1, seed=0, keep_prior=False)
 
 
-@pytest.mark.parametrize("name", ["dqn", "ltos"])
-def test_train_warm_starts_a_value_learner_from_shortest_path(tmp_path, name) -> None:
+def _train_tiny_routing(controller: str, options: dict | None = None, **kwargs):
+    """``gridmarl train`` on the tiny routing scenario (its options, or ``options``)."""
     from gridmarl.train import train
 
     torch.set_num_threads(1)
+    scenario = _tiny_routing([{"name": "shortest_path_distance"}])
+    if options is not None:
+        scenario.train.options = options
+    kwargs.setdefault("console", QUIET)
+    return train(scenario, controller=controller, device="cpu", **kwargs)
+
+
+@pytest.mark.parametrize("name", ["dqn", "ltos"])
+def test_train_warm_starts_a_value_learner_from_shortest_path(tmp_path, name) -> None:
     per = 4 * 2 * 5  # steps_per_collect x envs x routers
-    folder = train(
-        _tiny_routing([{"name": "shortest_path_distance"}]),
-        controller=name,
-        device="cpu",
+    folder = _train_tiny_routing(
+        name,
         steps=2 * per,
         out=tmp_path,
         validate_every=1,
         warm_start="shortest_path_distance",
         warm_start_epochs=20,
-        console=QUIET,
     )
     meta = json.loads((folder / "checkpoints" / "last.json").read_text())
     assert meta["agent_steps"] == 2 * per
@@ -136,15 +142,7 @@ def test_train_warm_starts_a_value_learner_from_shortest_path(tmp_path, name) ->
     assert "shortest_path_distance" in json.dumps(meta)
     # --resume shows the learner the same demonstrations again (they are not checkpointed)
     said = Console(record=True, width=200)
-    train(
-        _tiny_routing([{"name": "shortest_path_distance"}]),
-        controller=name,
-        device="cpu",
-        steps=3 * per,
-        resume=folder,
-        validate_every=1,
-        console=said,
-    )
+    _train_tiny_routing(name, steps=3 * per, resume=folder, validate_every=1, console=said)
     assert "demonstrations of shortest_path_distance stored again: 24 rows" in said.export_text()
 
 
@@ -174,21 +172,14 @@ def test_hmf_and_mfq_warm_start_clone_the_teacher_and_keep_learning_from_it(grou
 
 
 def test_train_warm_starts_hmf_from_shortest_path(tmp_path) -> None:
-    from gridmarl.train import train
-
-    torch.set_num_threads(1)
-    scenario = _tiny_routing([{"name": "shortest_path_distance"}])
-    scenario.train.options = {"batch_size": 8, "hidden": 8, "learning_starts": 1}
-    folder = train(
-        scenario,
-        controller="hmf",
-        device="cpu",
+    folder = _train_tiny_routing(
+        "hmf",
+        {"batch_size": 8, "hidden": 8, "learning_starts": 1},
         steps=200,
         out=tmp_path,
         validate_every=5,
         warm_start="shortest_path_distance",
         warm_start_epochs=5,
-        console=QUIET,
     )
     assert json.loads((folder / "checkpoints" / "step_000000000000.json").read_text())
     meta = json.loads((folder / "checkpoints" / "last.json").read_text())

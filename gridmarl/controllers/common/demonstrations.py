@@ -94,6 +94,7 @@ def collect_demonstrations(
     prior = env.spec.action_prior
     prior_dims = [d for d, i in enumerate(prior) if i >= 0]
     prior_cols = [i for i in prior if i >= 0]
+    dev = actions.grid.device
     with torch.no_grad():
         for t in range(env.episode_len):
             seen = observe(obs)
@@ -102,7 +103,6 @@ def collect_demonstrations(
                 cont = act.continuous.clone()
                 cont[..., prior_dims] = obs.local[..., prior_cols].to(cont.dtype)
                 act = Action(discrete=act.discrete, continuous=cont)
-            dev = actions.grid.device
             idx = actions.index_of(
                 Action(discrete=act.discrete.to(dev), continuous=act.continuous.to(dev))
             )

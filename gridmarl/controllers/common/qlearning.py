@@ -449,22 +449,16 @@ class QLearner(CheckpointedLearner, Trainable):
                 for k, v in stats.items():
                     sums[k] = sums.get(k, 0.0) + v
                 count += 1
-            if self.replay.kept and cfg.demo_share > 0:
-                # DQfD: demonstrations stay in every update's data, with the margin loss
-                for _ in range(math.ceil(cfg.demo_share * count)):
-                    tf = time.perf_counter()
-                    loss, margin = self.demo_loss(self.demo_rows())
-                    tb = time.perf_counter()
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    nn.utils.clip_grad_norm_(self.qnet.parameters(), cfg.max_grad_norm)
-                    self.optimizer.step()
-                    fwd_s, bwd_s = fwd_s + tb - tf, bwd_s + time.perf_counter() - tb
-                    sums["loss/demo_margin"] = sums.get("loss/demo_margin", 0.0) + float(
-                        margin.detach()
-                    ) * count / math.ceil(cfg.demo_share * count)
+            n_demo = math.ceil(cfg.demo_share * count) if self.replay.kept else 0
+            margins = []
+            for _ in range(n_demo):  # DQfD: the demonstrations stay in every update's data
+                done = self.demo_step(self.demo_rows())
+                fwd_s, bwd_s = fwd_s + done["fwd_s"], bwd_s + done["bwd_s"]
+                margins.append(done["margin"])
             soft_update(self.target, self.qnet, cfg.tau)
             metrics = {k: v / count for k, v in sums.items()}
+            if margins:
+                metrics["loss/demo_margin"] = sum(margins) / len(margins)
         metrics.update(self.after_update(batch))
         t1 = time.perf_counter()
         self.agent_steps += batch.agent_steps
@@ -535,12 +529,20 @@ class QLearner(CheckpointedLearner, Trainable):
         )
         return {"warm/teacher_return": ret, "warm/rows": float(len(self.replay))}
 
-    def demo_loss(self, rows: Transitions) -> tuple[Tensor, Tensor]:
-        """TD loss and ``demo_weight`` × :meth:`margin_loss` of demonstrated rows (DQfD's
-        ``J(Q) = J_DQ + λ₂ J_E``, Hester et al. 2018 Eq. 3, without the n-step and L2 terms)."""
+    def demo_step(self, rows: Transitions) -> dict[str, float]:
+        """One Adam step on demonstrated rows: the TD loss plus ``demo_weight`` ×
+        :meth:`margin_loss` (DQfD's ``J(Q) = J_DQ + λ₂ J_E``, Hester et al. 2018 Eq. 3, without
+        the n-step and L2 terms).  Returns both losses and the forward / backward times [s]."""
+        t0 = time.perf_counter()
         td, _ = self.td_loss(rows)
         margin = self.margin_loss(rows)
-        return td + self.cfg.demo_weight * margin, margin
+        t1 = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        (td + self.cfg.demo_weight * margin).backward()
+        nn.utils.clip_grad_norm_(self.qnet.parameters(), self.cfg.max_grad_norm)
+        self.optimizer.step()
+        t2 = time.perf_counter()
+        return {"td": float(td), "margin": float(margin), "fwd_s": t1 - t0, "bwd_s": t2 - t1}
 
     def demo_rows(self) -> Transitions:
         """``batch_size`` demonstrated rows drawn uniformly (the learner's replay generator)."""
@@ -560,7 +562,7 @@ class QLearner(CheckpointedLearner, Trainable):
         """Learn from the teacher's demonstrations before learning from its own (DQfD's
         pre-training phase, Hester et al. 2018 §3): :meth:`demonstrate`, then ``epochs``
         shuffled passes over the demonstrated rows in minibatches of ``batch_size`` on
-        :meth:`demo_loss`, with the soft target update after every ``sample_size`` rows as in
+        :meth:`demo_step`, with the soft target update after every ``sample_size`` rows as in
         :meth:`update`.  ε and the counters start from zero after it.
 
         Returns:
@@ -573,37 +575,29 @@ class QLearner(CheckpointedLearner, Trainable):
         assert self.replay is not None
         rows = self.replay.kept
         steps = since_target = 0
-        td = margin = torch.zeros(())
+        done = {"td": 0.0, "margin": 0.0}
         gen = self.replay_gen
         for _ in range(epochs):
             perm = torch.randperm(rows, generator=gen, device=gen.device).to(self.device)
             for lo in range(0, rows, cfg.batch_size):
                 part = self.replay.rows(perm[lo : lo + cfg.batch_size])
-                loss, margin = self.demo_loss(part)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(self.qnet.parameters(), cfg.max_grad_norm)
-                self.optimizer.step()
-                td = loss - cfg.demo_weight * margin
+                done = self.demo_step(part)
                 steps += 1
                 since_target += int(part.reward.shape[0])
                 if since_target >= cfg.sample_size:
                     soft_update(self.target, self.qnet, cfg.tau)
                     since_target = 0
         agree = 0.0
-        with torch.no_grad():
-            for lo in range(0, rows, cfg.sample_size):
-                part = self.replay.rows(
-                    torch.arange(lo, min(lo + cfg.sample_size, rows), device=self.device)
-                )
-                extra = {k: part.extras[k] for k in self.extra_shapes()}
-                q = self.q_values(self.qnet, self._x(part.obs), extra)
-                pick = masked_max(q, self.actions.mask(part.obs).to(q.device))[1]
-                agree += float((pick == part.action.discrete).float().sum())
+        for lo in range(0, rows, cfg.sample_size):
+            part = self.replay.rows(
+                torch.arange(lo, min(lo + cfg.sample_size, rows), device=self.device)
+            )
+            pick = self.greedy(part.obs, {k: part.extras[k] for k in self.extra_shapes()})
+            agree += float((pick == part.action.discrete).float().sum())
         return {
             **out,
-            "warm/td_loss": float(td.detach()),
-            "warm/margin_loss": float(margin.detach()),
+            "warm/td_loss": done["td"],
+            "warm/margin_loss": done["margin"],
             "warm/agreement": agree / (rows * env.spec.n_agents),
             "warm/gradient_steps": float(steps),
         }

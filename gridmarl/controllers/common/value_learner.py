@@ -386,6 +386,7 @@ class ValueLearner(CheckpointedLearner, Trainable):
         sums: dict[str, float] = {}
         steps = 0
         sample_s = fwd_s = bwd_s = 0.0
+        margins: list[float] = []
         assert self.replay is not None
         if len(self.replay) >= cfg.learning_starts:
             for _ in range(cfg.gradient_steps):
@@ -408,22 +409,15 @@ class ValueLearner(CheckpointedLearner, Trainable):
                 steps += 1
             n_demo = math.ceil(cfg.demo_share * steps) if self.replay.kept else 0
             for _ in range(n_demo):  # DQfD: the demonstrations stay in every update's data
-                tf = time.perf_counter()
-                loss, margin = self.demo_loss(self.demo_rows(cfg.batch_size))
-                tb = time.perf_counter()
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(self.nets.parameters(), cfg.max_grad_norm)
-                self.optimizer.step()
-                soft_update(self.target, self.nets, cfg.tau)
-                fwd_s, bwd_s = fwd_s + tb - tf, bwd_s + time.perf_counter() - tb
-                sums["loss/demo_margin"] = (
-                    sums.get("loss/demo_margin", 0.0) + float(margin.detach()) * steps / n_demo
-                )
+                done = self.demo_step(self.demo_rows(cfg.batch_size))
+                fwd_s, bwd_s = fwd_s + done["fwd_s"], bwd_s + done["bwd_s"]
+                margins.append(done["margin"])
         t2 = time.perf_counter()
         self.agent_steps += batch.agent_steps
         self.updates += 1
         out = {k: v / steps for k, v in sums.items()} if steps else {}
+        if margins:
+            out["loss/demo_margin"] = sum(margins) / len(margins)
         out.update(
             {
                 "train/epsilon": batch.epsilon,
@@ -488,21 +482,30 @@ class ValueLearner(CheckpointedLearner, Trainable):
         idx = torch.randint(0, self.replay.kept, (size,), generator=g, device=g.device)
         return self.replay.rows(idx.to(self.device))
 
-    def demo_loss(self, tr: Transitions) -> tuple[Tensor, Tensor]:
-        """The learner's loss plus ``demo_weight`` × DQfD's large-margin loss on the Q-values
-        each agent acts on (Hester et al. 2018, Eq. 3 without the n-step and L2 terms)."""
+    def demo_step(self, tr: Transitions) -> dict[str, float]:
+        """One Adam step and soft target update on demonstrated rows: the learner's loss plus
+        ``demo_weight`` × DQfD's large-margin loss on the Q-values each agent acts on (Hester
+        et al. 2018, Eq. 3 without the n-step and L2 terms).  Returns the margin loss and the
+        forward / backward times [s]."""
+        t0 = time.perf_counter()
         a = self.actions.index_of(tr.action)
         loss, _ = self.loss(tr, a, self.actions.mask(tr.next_obs))
         q = self.q_values(tr.obs)
         margin = large_margin_loss(q, a, self.actions.mask(tr.obs), self.cfg.demo_margin)
-        return loss + self.cfg.demo_weight * margin, margin
+        t1 = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss + self.cfg.demo_weight * margin).backward()
+        nn.utils.clip_grad_norm_(self.nets.parameters(), self.cfg.max_grad_norm)
+        self.optimizer.step()
+        soft_update(self.target, self.nets, self.cfg.tau)
+        return {"margin": float(margin), "fwd_s": t1 - t0, "bwd_s": time.perf_counter() - t1}
 
     def warm_start(
         self, env: MultiAgentEnv, teacher: Any, epochs: int, seed: int, keep_prior: bool
     ) -> dict[str, float]:
         """DQfD's pre-training (Hester et al. 2018 §3): :meth:`demonstrate`, then ``epochs``
         shuffled passes over the demonstrated rows in minibatches of ``batch_size`` on
-        :meth:`demo_loss`, each step followed by the soft target update as in :meth:`update`.
+        :meth:`demo_step` (each followed by the soft target update, as in :meth:`update`).
 
         Returns:
             what :meth:`demonstrate` returns, ``warm/margin_loss`` of the last minibatch,
@@ -514,17 +517,12 @@ class ValueLearner(CheckpointedLearner, Trainable):
         assert self.replay is not None
         rows = self.replay.kept
         steps = 0
-        margin = torch.zeros(())
+        done = {"margin": 0.0}
         g = self.sample_gen
         for _ in range(epochs):
             perm = torch.randperm(rows, generator=g, device=g.device).to(self.device)
             for lo in range(0, rows, cfg.batch_size):
-                loss, margin = self.demo_loss(self.replay.rows(perm[lo : lo + cfg.batch_size]))
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(self.nets.parameters(), cfg.max_grad_norm)
-                self.optimizer.step()
-                soft_update(self.target, self.nets, cfg.tau)
+                done = self.demo_step(self.replay.rows(perm[lo : lo + cfg.batch_size]))
                 steps += 1
         agree = 0.0
         with torch.no_grad():
@@ -536,7 +534,7 @@ class ValueLearner(CheckpointedLearner, Trainable):
                 agree += float((pick == self.actions.index_of(tr.action)).float().sum())
         return {
             **out,
-            "warm/margin_loss": float(margin.detach()),
+            "warm/margin_loss": done["margin"],
             "warm/agreement": agree / (rows * env.spec.n_agents),
             "warm/gradient_steps": float(steps),
         }
