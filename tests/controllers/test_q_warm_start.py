@@ -82,6 +82,24 @@ def test_warm_start_clones_the_teacher_and_keeps_its_rows(cls) -> None:
     assert torch.equal(learner.act(obs).discrete, OwnBit().act(obs).discrete)
 
 
+class PlannedOwnBit(OwnBit):
+    """A planning teacher (as the MILP): it reads the episode at ``reset`` and replays it."""
+
+    def reset(self, env: PairGame) -> None:
+        self.plan = env.bits.clone()
+
+    def act(self, obs: Observation, deterministic: bool = True) -> Action:
+        return Action(discrete=self.plan, continuous=torch.zeros(*self.plan.shape, 0))
+
+
+def test_a_planning_teacher_plans_the_episode_it_demonstrates() -> None:
+    learner = _learner(DQN)
+    env = PairGame(num_envs=32, seed=5)
+    learner.warm_start(env, PlannedOwnBit(), epochs=1, seed=11, keep_prior=False)
+    rows = learner.replay.rows(torch.arange(32))
+    assert torch.equal(rows.action.discrete, rows.obs.local[..., 0].long())
+
+
 def test_warm_start_is_reproducible_for_a_seed() -> None:
     a, b = _learner(DGN), _learner(DGN)
     for learner in (a, b):

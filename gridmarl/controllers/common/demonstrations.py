@@ -88,8 +88,8 @@ def collect_demonstrations(
             f"{need} rows) need an empty replay buffer with room to learn beside them; its "
             f"capacity is {replay.capacity} rows: raise it or use fewer envs"
         )
-    teacher.reset(env)
     obs = env.reset(seed=stream_seed(seed, "warm_start", 0))
+    teacher.reset(env)  # after the env's reset: a planning teacher (the MILP) reads its episodes
     ret = torch.zeros(env.num_envs, dtype=torch.float64)
     prior = env.spec.action_prior
     prior_dims = [d for d, i in enumerate(prior) if i >= 0]
