@@ -34,6 +34,7 @@ from gridmarl.config import load_scenario, scenario_hash
 from gridmarl.core.errors import ScenarioError
 from gridmarl.core.io import atomic_write, new_run_dir, write_json
 from gridmarl.core.seeding import resolve_device, seed_everything
+from gridmarl.report import git_revision
 
 DEFAULT_VALIDATE_EVERY = 10  # [generations] between validations (and checkpoints)
 KEEP_GEN_CHECKPOINTS = 5
@@ -323,6 +324,7 @@ def finetune(
             "device": str(dev),
             "threads": torch.get_num_threads(),
             "versions": versions(),
+            "git": git_revision(),
             "argv": sys.argv,
             "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }

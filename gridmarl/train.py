@@ -69,6 +69,7 @@ from gridmarl.core.training import (
     Validator,
     set_torch_threads,
 )
+from gridmarl.report import git_revision
 from gridmarl.run_folder import (
     best_score,
     check_train_settings,
@@ -481,6 +482,7 @@ def new_manifest(
         "threads": torch.get_num_threads(),
         "config": asdict(learner.cfg),
         "versions": versions(),
+        "git": git_revision(),
         "argv": sys.argv,
         "started_utc": utc_now(),
         "warm_start": warm_start,

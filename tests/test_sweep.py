@@ -139,6 +139,7 @@ def test_train_then_evaluate_cell(tmp_path: Path) -> None:
     assert ck.name == "best.pt" and ck.exists()
     man = json.loads((ck.parent.parent / "train_manifest.json").read_text())
     assert man["seed"] == 4 and man["agent_steps"] == 720  # 2 updates x 2 envs x 10 x 18
+    assert set(man["git"]) == {"commit", "dirty"}  # the source revision that trained it
     assert rec["kpis"]["avg_delay_steps"] > 0
     assert run_cell(cells[1], str(tmp_path / "out"))["status"] == "skipped"
 

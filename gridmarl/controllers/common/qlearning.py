@@ -542,7 +542,12 @@ class QLearner(CheckpointedLearner, Trainable):
         nn.utils.clip_grad_norm_(self.qnet.parameters(), self.cfg.max_grad_norm)
         self.optimizer.step()
         t2 = time.perf_counter()
-        return {"td": float(td.detach()), "margin": float(margin.detach()), "fwd_s": t1 - t0, "bwd_s": t2 - t1}
+        return {
+            "td": float(td.detach()),
+            "margin": float(margin.detach()),
+            "fwd_s": t1 - t0,
+            "bwd_s": t2 - t1,
+        }
 
     def demo_rows(self) -> Transitions:
         """``batch_size`` demonstrated rows drawn uniformly (the learner's replay generator)."""

@@ -498,7 +498,11 @@ class ValueLearner(CheckpointedLearner, Trainable):
         nn.utils.clip_grad_norm_(self.nets.parameters(), self.cfg.max_grad_norm)
         self.optimizer.step()
         soft_update(self.target, self.nets, self.cfg.tau)
-        return {"margin": float(margin.detach()), "fwd_s": t1 - t0, "bwd_s": time.perf_counter() - t1}
+        return {
+            "margin": float(margin.detach()),
+            "fwd_s": t1 - t0,
+            "bwd_s": time.perf_counter() - t1,
+        }
 
     def warm_start(
         self, env: MultiAgentEnv, teacher: Any, epochs: int, seed: int, keep_prior: bool
