@@ -6,7 +6,7 @@ and writes a run folder ``<out>/<scenario>/<UTC stamp>/`` like ``train``'s:
 
 | file | what |
 |---|---|
-| ``finetune_manifest.json`` | scenario, hashes, source checkpoint, seed, ES settings, versions |
+| ``finetune_manifest.json`` | scenario, hashes, source checkpoint, seed, ES, versions, git |
 | ``checkpoints/gen_<generation>.pt`` + ``.json`` | periodic MATPPO checkpoints (newest 5 kept) |
 | ``checkpoints/last.pt`` + ``.json`` + ``last.es.pt`` | the newest, and the ES state to resume |
 | ``checkpoints/best.pt`` + ``.json`` | the best on validation (generation 0 included) |

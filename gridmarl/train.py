@@ -11,7 +11,7 @@ Run folder ``<out>/<scenario>/<UTC stamp>/`` (``out`` defaults to ``runs``):
 
 | file | what |
 |---|---|
-| ``train_manifest.json`` | scenario (as validated), hashes, seed, device, budget, versions |
+| ``train_manifest.json`` | scenario (as validated), hashes, seed, device, budget, versions, git |
 | ``checkpoints/step_<agent-steps>.pt`` + ``.json`` | periodic checkpoints + JSON (newest 5 kept) |
 | ``checkpoints/last.pt`` + ``.json`` | the newest checkpoint (what ``resume`` reads) |
 | ``checkpoints/best.pt`` + ``.json`` | the best on the validation episodes so far |
