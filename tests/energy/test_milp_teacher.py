@@ -44,3 +44,38 @@ def test_milp_is_a_warm_start_teacher() -> None:
     assert {"rule_based", "no_control", "milp"} <= set(TEACHERS)
     with pytest.raises(RuntimeError, match="reset"):
         MilpTeacher().act(None)
+
+
+@pytest.mark.slow
+def test_a_value_learner_demonstrates_the_milp_schedule_of_its_own_episodes() -> None:
+    """``--warm-start milp`` for DQN / DGN / LToS / HMF: the demonstrated rows are the MILP's
+    optimum of the very episodes the env then runs (the teacher is reset after the env),
+    mapped onto the learner's discrete actions."""
+    from gridmarl.controllers.common.qlearning import QConfig
+    from gridmarl.controllers.dqn import DQN
+    from gridmarl.core.seeding import stream_seed
+    from gridmarl.core.types import Action
+
+    c = make_community(n=4, days=2, transformer_kw=5.0)
+
+    def make_env() -> CommunityEnv:
+        return CommunityEnv(c, num_envs=2, episode_steps=8, random_start=True)
+
+    env = make_env()
+    dqn = DQN(env.spec, QConfig.from_options({"capacity": 64, "action_levels": 5}), seed=0)
+    dqn.demonstrate(env, MilpTeacher(episodes=2, time_limit_s=30.0, mip_gap=1e-6), 3, False)
+    ref = make_env()
+    ref.reset(seed=stream_seed(3, "warm_start", 0))  # the demonstrated episodes' starts
+    starts = ref.start.tolist()
+    assert len(set(starts)) > 1
+    rows = dqn.replay.rows(torch.arange(len(dqn.replay)))  # row t·B + b: step t of env b
+    assert len(dqn.replay) == 2 * 8
+    for b, start in enumerate(starts):
+        res = solve_community_milp(c, start=start, steps=8, mip_gap=1e-6)
+        want = dqn.actions.index_of(
+            Action(
+                discrete=torch.from_numpy(res.discrete.copy()).long(),
+                continuous=torch.from_numpy(res.continuous.copy()).float(),
+            )
+        )  # [T, N]
+        assert torch.equal(rows.action.discrete[b::2], want)
