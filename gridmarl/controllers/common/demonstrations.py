@@ -13,11 +13,13 @@ What every value learner's ``--warm-start`` shares (``QLearner`` for DQN / DGN /
 * :func:`large_margin_loss`: DQfD's supervised loss (Eq. 2)
   ``J_E = mean [max_{a allowed} (Q(o, a) + l(a_E, a)) − Q(o, a_E)]``, ``l = margin`` for
   ``a ≠ a_E`` and 0 for the demonstrated ``a_E``; the learner adds it, weighted, to its own
-  TD loss on demonstrated rows (DQfD Eq. 3 without the n-step and L2 terms).
+  TD loss on demonstrated rows (DQfD Eq. 3 without the n-step and L2 terms);
+* :func:`demo_updates`: the demonstration steps every later update round adds.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +48,33 @@ def large_margin_loss(q: Tensor, a_e: Tensor, mask: Tensor, margin: float) -> Te
     # ``max`` sends a tie's gradient to one action (``amax`` would split it)
     best = (q + bonus).masked_fill(~mask, float("-inf")).max(dim=-1).values
     return (best - q.gather(-1, idx).squeeze(-1)).mean()
+
+
+def demo_updates(
+    step: Callable[[Any], dict[str, float]],
+    draw: Callable[[], Any],
+    share: float,
+    steps: int,
+    kept: int,
+) -> dict[str, float]:
+    """DQfD keeps the demonstrations in every update's data: after an update round of
+    ``steps`` learning minibatches, ``ceil(share × steps)`` steps of ``step`` (the learner's
+    ``demo_step``) on demonstrated rows from ``draw`` (none when no rows are ``kept``).
+
+    Returns:
+        ``fwd_s`` and ``bwd_s``, their summed forward / backward times [s], and
+        ``loss/demo_margin``, the mean margin loss (only when a step was taken).
+    """
+    fwd_s = bwd_s = 0.0
+    margins: list[float] = []
+    for _ in range(math.ceil(share * steps) if kept else 0):
+        done = step(draw())
+        fwd_s, bwd_s = fwd_s + done["fwd_s"], bwd_s + done["bwd_s"]
+        margins.append(done["margin"])
+    out = {"fwd_s": fwd_s, "bwd_s": bwd_s}
+    if margins:
+        out["loss/demo_margin"] = sum(margins) / len(margins)
+    return out
 
 
 def collect_demonstrations(

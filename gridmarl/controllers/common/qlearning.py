@@ -28,7 +28,6 @@ refills the buffer from new episodes.
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +46,7 @@ from gridmarl.controllers.common.checkpoint import (
 )
 from gridmarl.controllers.common.demonstrations import (
     collect_demonstrations,
+    demo_updates,
     large_margin_loss,
 )
 from gridmarl.controllers.common.discrete import DiscretizedAction
@@ -449,16 +449,12 @@ class QLearner(CheckpointedLearner, Trainable):
                 for k, v in stats.items():
                     sums[k] = sums.get(k, 0.0) + v
                 count += 1
-            n_demo = math.ceil(cfg.demo_share * count) if self.replay.kept else 0
-            margins = []
-            for _ in range(n_demo):  # DQfD: the demonstrations stay in every update's data
-                done = self.demo_step(self.demo_rows())
-                fwd_s, bwd_s = fwd_s + done["fwd_s"], bwd_s + done["bwd_s"]
-                margins.append(done["margin"])
+            demo = demo_updates(
+                self.demo_step, self.demo_rows, cfg.demo_share, count, self.replay.kept
+            )
+            fwd_s, bwd_s = fwd_s + demo.pop("fwd_s"), bwd_s + demo.pop("bwd_s")
             soft_update(self.target, self.qnet, cfg.tau)
-            metrics = {k: v / count for k, v in sums.items()}
-            if margins:
-                metrics["loss/demo_margin"] = sum(margins) / len(margins)
+            metrics = {k: v / count for k, v in sums.items()} | demo
         metrics.update(self.after_update(batch))
         t1 = time.perf_counter()
         self.agent_steps += batch.agent_steps

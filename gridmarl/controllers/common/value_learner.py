@@ -28,7 +28,6 @@ uninterrupted one; the weights, optimiser, normalisers, generators and progress 
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +46,7 @@ from gridmarl.controllers.common.checkpoint import (
 )
 from gridmarl.controllers.common.demonstrations import (
     collect_demonstrations,
+    demo_updates,
     large_margin_loss,
 )
 from gridmarl.controllers.common.discrete import DiscretizedAction
@@ -386,7 +386,7 @@ class ValueLearner(CheckpointedLearner, Trainable):
         sums: dict[str, float] = {}
         steps = 0
         sample_s = fwd_s = bwd_s = 0.0
-        margins: list[float] = []
+        demo: dict[str, float] = {}
         assert self.replay is not None
         if len(self.replay) >= cfg.learning_starts:
             for _ in range(cfg.gradient_steps):
@@ -407,17 +407,18 @@ class ValueLearner(CheckpointedLearner, Trainable):
                 for k, v in stats.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
                 steps += 1
-            n_demo = math.ceil(cfg.demo_share * steps) if self.replay.kept else 0
-            for _ in range(n_demo):  # DQfD: the demonstrations stay in every update's data
-                done = self.demo_step(self.demo_rows(cfg.batch_size))
-                fwd_s, bwd_s = fwd_s + done["fwd_s"], bwd_s + done["bwd_s"]
-                margins.append(done["margin"])
+            demo = demo_updates(
+                self.demo_step,
+                lambda: self.demo_rows(cfg.batch_size),
+                cfg.demo_share,
+                steps,
+                self.replay.kept,
+            )
+            fwd_s, bwd_s = fwd_s + demo.pop("fwd_s"), bwd_s + demo.pop("bwd_s")
         t2 = time.perf_counter()
         self.agent_steps += batch.agent_steps
         self.updates += 1
-        out = {k: v / steps for k, v in sums.items()} if steps else {}
-        if margins:
-            out["loss/demo_margin"] = sum(margins) / len(margins)
+        out = ({k: v / steps for k, v in sums.items()} if steps else {}) | demo
         out.update(
             {
                 "train/epsilon": batch.epsilon,
