@@ -161,12 +161,13 @@ class EnvOptions(StrictModel):
         "hides the neighbours its head packet has visited (all real neighbours stay allowed "
         "when it has visited every one); only learners that follow the mask are affected",
     )
-    reward: Literal["queue", "queue_and_flight", "network"] = Field(
+    reward: Literal["queue", "queue_and_flight", "network", "queue_and_hop"] = Field(
         "queue",
         description="reward of a router: -(its queue) [pkt], or -(its queue + packets in flight "
         "on its outgoing links) [pkt] (the team's sum over an episode is then -(total delay) "
         "[steps]), or network: -(all packets in the network) / N [pkt], the same for every "
-        "router",
+        "router, or queue_and_hop: -(its queue) [pkt] - the cost of its forwarding [steps] "
+        "(link delay + the next router's queue + the detour over the shortest path)",
     )
 
 

@@ -51,7 +51,12 @@ step) [pkt]; team reward = −(all queued packets) [pkt].  With ``reward="queue_
 packets in flight on the router's outgoing links count too, so the team reward is −(all packets
 in the network) [pkt] and its sum over an episode is −(total delay of all packets) [steps].
 With ``reward="network"`` every router gets the same −(all packets in the network) / N [pkt]
-(the team's objective, shared: not the LToS seed's reward).
+(the team's objective, shared: not the LToS seed's reward).  With ``reward="queue_and_hop"`` a
+router that forwards also pays the hop's cost [steps]: link delay + the next router's queue
+(its FIFO wait, one packet per step) + the next router's shortest-path delay to the destination
+− its own (the detour).  That prices, at the step it is taken, what a next hop costs the packet
+downstream (a one-step Q-routing cost, Boyan and Littman 1994, with the shortest-path delay for
+the bootstrap); the seed's −(own queue) cannot tell next hops apart.  Not the seed's reward.
 
 Graph: ``spec.neighbors`` is the neighbour-slot table (the links, ``Topology.neighbors``);
 ``spec.groups`` is ``groups`` (default: edge routers 0, core routers 1, by degree,
@@ -109,6 +114,8 @@ MAX_PACKETS = 1 << (_SLOT_BITS - 1)
 #: sources and again for the destinations, the delivery schedule, the per-step records
 #: ``[T, N, 7]``): 2**28 cells, 2 GiB as int64 [-]
 MAX_TABLE_CELLS = 1 << 28
+#: what ``reward`` may be (module docstring)
+REWARDS = ("queue", "queue_and_flight", "network", "queue_and_hop")
 RECORD_COLUMNS = (
     "queue_pkt",
     "next_hop",
@@ -276,7 +283,8 @@ class RoutingEnv(MultiAgentEnv):
             it costs a host synchronisation per step.
         path_features: append the per-slot path delay to ``local`` and ``state`` (module
             docstring).
-        reward: ``queue`` (default), ``queue_and_flight`` or ``network`` (module docstring).
+        reward: ``queue`` (default), ``queue_and_flight``, ``network`` or ``queue_and_hop``
+            (module docstring).
         groups: ``[N]`` group of each router in ``spec.groups`` (default: core and edge
             routers, ``topology.core_edge_groups``).
         observation: None (the slot layout) or ``neighbourhood`` (module docstring).
@@ -299,8 +307,8 @@ class RoutingEnv(MultiAgentEnv):
         observation: str | None = None,
         loop_mask: bool = False,
     ) -> None:
-        if reward not in ("queue", "queue_and_flight", "network"):
-            raise ValueError(f"reward: {reward!r}; allowed: queue, queue_and_flight, network")
+        if reward not in REWARDS:
+            raise ValueError(f"reward: {reward!r}; allowed: {', '.join(REWARDS)}")
         self.path_features = bool(path_features)
         self.reward_kind = reward
         self.topology = topology
@@ -366,6 +374,10 @@ class RoutingEnv(MultiAgentEnv):
                 topology.delay_matrix(), dtype=torch.float32, device=dev
             )  # [N, N] steps
         self.nbr_bin = torch.where(nb >= 0, nb, self.zero_bin).flatten().to(dev)  # [N*K]
+        if reward == "queue_and_hop":  # [N, N] shortest-path delay [steps], the hop's baseline
+            self.sp_steps = torch.as_tensor(
+                topology.delay_matrix(), dtype=torch.float32, device=dev
+            )
         if self.path_features:
             dist = topology.delay_matrix()  # [N, N] steps
             ld = topology.delay_steps[ol.clamp(min=0).numpy()].astype(np.float64)  # [N, K]
@@ -560,6 +572,8 @@ class RoutingEnv(MultiAgentEnv):
         hop = self._hop_table.index_select(0, (self.rk + choice).view(-1))  # [B*N, 6]
         nxt, lk, delay, bit, word_i, lbin = (c.view(b, n) for c in hop.unbind(1))
         arrive = delay + t  # [step] the packet arrives at time arrive
+        if self.reward_kind == "queue_and_hop":  # the hop's cost [steps], before anything moves
+            hop_cost = self._hop_cost(has, nxt, delay, hdst)
         final = has & (nxt == hdst)
         # routers without a packet write the dummy slot (send = p)
         if self.words == 1:
@@ -631,6 +645,8 @@ class RoutingEnv(MultiAgentEnv):
             reward = reward - self._out_load(obs.state)
         if self.reward_kind == "network":  # every router: the network's mean, shared
             reward = reward.mean(1, keepdim=True).expand_as(reward)
+        if self.reward_kind == "queue_and_hop":
+            reward = -q - hop_cost
         out0 = self._out_load(obs.state[:1])[0]
         torch.stack(
             [
@@ -665,6 +681,16 @@ class RoutingEnv(MultiAgentEnv):
             truncated=truncated,
             info=info,
         )
+
+    def _hop_cost(self, has: Tensor, nxt: Tensor, delay: Tensor, dst: Tensor) -> Tensor:
+        """``[B, N]`` cost of each router's forwarding [steps] (``reward="queue_and_hop"``): link
+        delay + the next router's queue (its FIFO wait at one packet per step, as seen now) +
+        the next router's shortest-path delay to the destination − the router's own; 0 without
+        a packet.  It is ≥ 0 and 0 only for an uncongested hop on a shortest path."""
+        rows = self.router_ids[None, :].expand_as(nxt)
+        detour = delay.float() + self.sp_steps[nxt, dst] - self.sp_steps[rows, dst]
+        wait = self._counts.gather(1, nxt)
+        return torch.where(has, detour + wait, torch.zeros_like(wait))
 
     def _out_load(self, local: Tensor) -> Tensor:
         """``[B, N]`` packets in flight on each router's outgoing links [pkt]."""

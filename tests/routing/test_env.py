@@ -214,3 +214,52 @@ def test_reward_kinds_by_hand(ibm: Topology) -> None:
     expected = (-total.to(step_n.reward.dtype) / n)[:, None].expand(-1, n)
     torch.testing.assert_close(step_n.reward, expected)
     torch.testing.assert_close(step_n.team_reward, -total.to(step_n.reward.dtype))
+
+
+def test_queue_and_hop_reward_by_hand(ibm: Topology) -> None:
+    """``queue_and_hop``: −(own queue after the step) − (link delay + the next router's queue
+    as observed + its shortest-path delay to the destination − the router's own); a shortest
+    path by distance makes (almost) no detour, a random next hop many."""
+    import networkx as nx
+
+    g = nx.DiGraph()
+    for s, d, w in zip(ibm.link_src, ibm.link_dst, ibm.delay_steps, strict=True):
+        g.add_edge(int(s), int(d), w=float(w))
+    dist = dict(nx.all_pairs_dijkstra_path_length(g, weight="w"))
+    nb, ol = ibm.neighbors, ibm.out_links
+    n = ibm.n_routers
+    rng = np.random.default_rng(3)
+    sp = shortest_path_controller(ibm, "distance")
+    env = RoutingEnv(ibm, LTOS, num_envs=2, seed=5, reward="queue_and_hop")
+    sp.reset(env)
+    obs = env.reset(seed=5)
+    detours = {"sp": 0.0, "random": 0.0}
+    for t in range(160):
+        kind = "sp" if t % 2 else "random"
+        if kind == "sp":
+            act = sp.act(obs).discrete
+        else:
+            act = torch.as_tensor(rng.integers(0, ibm.degree[None, :], (2, n)))
+        q_before = obs.local[..., 0].clone()  # [B, N] queues as observed [pkt]
+        dst = obs.local[..., 1 : 1 + n].argmax(-1)
+        has = obs.local[..., 1 : 1 + n].sum(-1) > 0
+        step = env.step(Action(discrete=act, continuous=torch.zeros(2, n, 0)))
+        q_after = env._counts[:, :n]
+        for b in range(2):
+            for r in range(n):
+                want = -float(q_after[b, r])
+                if has[b, r]:
+                    k = int(act[b, r])
+                    j, d = int(nb[r, k]), int(dst[b, r])
+                    detour = ibm.delay_steps[ol[r, k]] + dist[j][d] - dist[r][d]
+                    detours[kind] += detour
+                    want -= detour + float(q_before[b, j])
+                assert float(step.reward[b, r]) == pytest.approx(want), (t, b, r)
+        obs = step.obs
+    # shortest by km, priced by whole steps: a few rounding detours [steps]
+    assert detours["sp"] < 0.1 * detours["random"], detours
+
+
+def test_an_unknown_reward_is_refused(ibm: Topology) -> None:
+    with pytest.raises(ValueError, match="queue_and_hop"):
+        RoutingEnv(ibm, LTOS, reward="delay")
