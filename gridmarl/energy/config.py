@@ -195,6 +195,16 @@ class EVConfig(StrictModel):
             "learn; policies trained without it do not load with it)"
         ),
     )
+    deadline_guard: bool = Field(
+        False,
+        description=(
+            "action projection for every controller: an EV's charging is raised to the least "
+            "power that still reaches its target at departure with the full charger in the "
+            "hours left (0 while the target is reachable later); what it added is recorded as "
+            "clipped. A schedule that meets every reachable target never triggers it, so the "
+            "MILP's optimum is unchanged"
+        ),
+    )
     action_prior: bool = Field(
         False,
         description=(
@@ -396,6 +406,15 @@ class TrainConfig(TrainBase):
     )
     demo_time_limit_s: float = Field(
         20.0, gt=0, description="HiGHS limit per MILP demonstration episode [s]"
+    )
+    demo_comfort_margin_c: float = Field(
+        0.0,
+        ge=0,
+        description=(
+            "the MILP teacher plans with each heat pump's comfort band narrowed by this much on "
+            "both sides [C], so that its demonstrations keep a margin a clone's timing errors "
+            "can use; the bill is always scored on the real band (0 = the real band)"
+        ),
     )
     credit: Literal["share", "marginal", "marginal_excess"] = Field(
         "share",

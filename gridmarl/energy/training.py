@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from gridmarl.config import scenario_hash
@@ -238,6 +240,17 @@ def make_validator(scenario: Any, run_dir: Path, say: Any = print) -> EnergyVali
     )
 
 
+def narrowed_band(community: Any, margin_c: float) -> Any:
+    """``community`` with every comfort band narrowed by ``margin_c`` on both sides [C], at most
+    to its midpoint (the community itself when ``margin_c`` is 0)."""
+    if margin_c == 0.0:
+        return community
+    lo, hi = community.theta_lo_c, community.theta_hi_c
+    half = np.maximum(hi - lo, 0.0) / 2.0
+    m = np.minimum(margin_c, half)
+    return replace(community, theta_lo_c=lo + m, theta_hi_c=hi - m)
+
+
 class MilpTeacher(ScheduleController):
     """The perfect-foresight MILP's schedule of each training episode, replayed open loop.
 
@@ -253,27 +266,41 @@ class MilpTeacher(ScheduleController):
         time_limit_s: HiGHS limit per episode [s]; a demonstration need not be proven optimal.
         mip_gap: relative gap to stop at [-].
         say: prints one line per solved episode.
+        comfort_margin_c: the MILP plans with every comfort band ``[θ_lo, θ_hi]`` narrowed to
+            ``[θ_lo + m, θ_hi − m]`` [C] (at most to its midpoint).  The optimum rides the band's
+            edge, so a clone that copies its heating energy a few hours late leaves the band;
+            a margin gives the clone room.  The demonstration then costs a little more than the
+            optimum.
     """
 
     def __init__(
-        self, episodes: int = 16, time_limit_s: float = 20.0, mip_gap: float = 0.01, say=None
+        self,
+        episodes: int = 16,
+        time_limit_s: float = 20.0,
+        mip_gap: float = 0.01,
+        say=None,
+        comfort_margin_c: float = 0.0,
     ) -> None:
         super().__init__("milp", torch.zeros(0, 0, dtype=torch.long), torch.zeros(0, 0, 0))
+        if comfort_margin_c < 0:
+            raise ValueError(f"comfort_margin_c = {comfort_margin_c}; allowed: ≥ 0 [C]")
         self.episodes = int(episodes)
         self.time_limit_s = float(time_limit_s)
         self.mip_gap = float(mip_gap)
         self.say = say
+        self.comfort_margin_c = float(comfort_margin_c)
         self.gaps: list[float] = []
 
     def reset(self, env: Any) -> None:
         """Solve the MILP of every env's current episode (after ``env.reset``)."""
         from baselines_opt.community import solve_community_milp
 
+        community = narrowed_band(env.community, self.comfort_margin_c)
         disc, cont = [], []
         for b, start in enumerate(env.start.tolist()):
             t0 = time.perf_counter()
             res = solve_community_milp(
-                env.community,
+                community,
                 start=int(start),
                 steps=env.episode_len,
                 time_limit_s=self.time_limit_s,
@@ -307,7 +334,12 @@ def _teacher(name: str):
 
         if name == "milp":
             t = scenario.train
-            return MilpTeacher(t.demo_episodes, t.demo_time_limit_s, say=print)
+            return MilpTeacher(
+                t.demo_episodes,
+                t.demo_time_limit_s,
+                say=print,
+                comfort_margin_c=t.demo_comfort_margin_c,
+            )
         return {"rule_based": rules.RuleBased, "no_control": rules.NoControl}[name]()
 
     return make

@@ -79,3 +79,57 @@ def test_a_value_learner_demonstrates_the_milp_schedule_of_its_own_episodes() ->
             )
         )  # [T, N]
         assert torch.equal(rows.action.discrete[b::2], want)
+
+
+def test_the_comfort_margin_narrows_each_band_at_most_to_its_midpoint() -> None:
+    import numpy as np
+
+    from gridmarl.energy.training import narrowed_band
+
+    c = make_community(n=4, days=1)
+    assert narrowed_band(c, 0.0) is c
+    lo, hi = c.theta_lo_c, c.theta_hi_c
+    n = narrowed_band(c, 0.5)
+    np.testing.assert_allclose(n.theta_lo_c, lo + 0.5)
+    np.testing.assert_allclose(n.theta_hi_c, hi - 0.5)
+    wide = narrowed_band(c, 100.0)  # clamped: both bounds at the midpoint
+    np.testing.assert_allclose(wide.theta_lo_c, (lo + hi) / 2)
+    np.testing.assert_allclose(wide.theta_hi_c, (lo + hi) / 2)
+    with pytest.raises(ValueError, match="comfort_margin_c"):
+        MilpTeacher(comfort_margin_c=-1.0)
+
+
+def _replay(env: CommunityEnv, ctrl, seed: int) -> tuple[float, float, torch.Tensor]:
+    """Cost [$], comfort violation of the real band [C·h] and indoor temperatures [T, N] [C]."""
+    obs = env.reset(seed=seed)
+    ctrl.reset(env)
+    cost = comfort = 0.0
+    temps = []
+    for _ in range(env.episode_len):
+        step = env.step(ctrl.act(obs))
+        cost += float(step.info["cost_usd"].sum())
+        comfort += float(step.info["comfort_c_h"].sum())
+        temps.append(env._theta[0].clone())
+        obs = step.obs
+    return cost, comfort, torch.stack(temps)
+
+
+@pytest.mark.slow
+def test_a_teacher_with_a_comfort_margin_keeps_inside_the_narrowed_band() -> None:
+    """The optimum rides the band's edge; with a 0.5 C margin the replayed temperatures keep
+    (about) 0.5 C inside the real band, at a cost no lower than the optimum's."""
+    c = make_community(n=4, days=1, transformer_kw=5.0)
+    env = CommunityEnv(c, num_envs=1, dtype=torch.float64, episode_steps=20)
+    cost0, comfort0, temps0 = _replay(env, MilpTeacher(1, 30.0, 1e-6), seed=0)
+    cost1, comfort1, temps1 = _replay(env, MilpTeacher(1, 30.0, 1e-6, comfort_margin_c=0.5), 0)
+    hp = torch.from_numpy(c.has_hp)
+    lo = torch.from_numpy(c.theta_lo_c)[hp]
+    hi = torch.from_numpy(c.theta_hi_c)[hp]
+    t0, t1 = temps0[:, hp], temps1[:, hp]
+    edge0 = torch.minimum(t0 - lo, hi - t0)  # the optimum's distance to the band's edge [C]
+    edge1 = torch.minimum(t1 - lo, hi - t1)
+    assert float(edge0.min()) < 0.25  # the optimum does ride the edge
+    # the narrowed band is priced, not hard: the teacher may pay for a few hundredths [C]
+    assert float(edge1.min()) >= 0.45
+    assert comfort1 <= comfort0 + 1e-9
+    assert cost1 >= cost0 - 1e-6
