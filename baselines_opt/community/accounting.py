@@ -43,6 +43,8 @@ def schedule_cost(
     peak = float(st.get("peak_kw", 0.0))
     a = c.thermal_a()
     arrives, departs = c.ev_arrives(), c.ev_departs()
+    left_h = c.ev_stay_steps() * dt if c.ev_deadline_guard else None  # [S, N] [h]
+    billed = c.ev_departure_step() < start + T  # [S, N] the stay departs within the episode
     m1 = max(c.hp_modes - 1, 1)
     out = {
         k: np.zeros(T)
@@ -77,7 +79,13 @@ def schedule_cost(
         out["clipped_kw"][t] = np.abs(p - (p_c - p_d))
         share = (np.clip(continuous[t, :, 1], -1.0, 1.0) + 1.0) / 2.0
         head_ev = np.maximum((c.ev_kwh - e_ev) / (c.ev_eta * dt), 0.0)
-        p_ev = np.where(present & c.has_ev, np.minimum(share * c.ev_kw, head_ev), 0.0)
+        ask = share * c.ev_kw
+        if left_h is not None:  # the deadline guard: the least power that meets the target
+            need = np.maximum(c.ev_target_kwh - e_ev, 0.0) / c.ev_eta
+            later = np.maximum(left_h[s] - dt, 0.0) * c.ev_kw
+            floor = np.minimum(np.maximum((need - later) / dt, 0.0), c.ev_kw)
+            ask = np.maximum(ask, np.where(billed[s], floor, 0.0))
+        p_ev = np.where(present & c.has_ev, np.minimum(ask, head_ev), 0.0)
         e = e + (c.eta_charge * p_c - p_d / c.eta_discharge) * dt  # item 3
         e_ev = e_ev + c.ev_eta * p_ev * dt
         theta = np.where(

@@ -16,7 +16,13 @@ Time series (``[S, N]`` or ``[S]``, S = steps in the span, including look-ahead)
      p ≥ 0 → p_c = min(p, (e_max − e) / (η_c Δt)), p_d = 0;
      p < 0 → p_d = min(−p, (e − e_min) η_d / Δt), p_c = 0   (headrooms floored at 0).
    * EV: u_ev clipped to [-1, 1]; share = (u_ev + 1) / 2;
-     p_ev = present · min(share · ev_kw, (ev_kwh − e_ev) / (η_ev Δt)).
+     p_ev = present · min(max(share · ev_kw, floor), (ev_kwh − e_ev) / (η_ev Δt)), floor = 0
+     unless ``ev_deadline_guard``: then floor = clip((need / η_ev − (left − Δt) ev_kw) / Δt, 0,
+     ev_kw), need = max(0, ev_target_kwh − e_ev), left = hours of the stay from t on, t included:
+     the least power that still reaches the target at departure (devices.ev_deadline_floor),
+     for stays that depart within the episode (the only ones billed, item 5).  A schedule that
+     meets every reachable target never triggers it, so the MILP's optimum is the same with and
+     without it.
 3. Devices: e ← e + (η_c p_c − p_d / η_d) Δt;  e_ev ← e_ev + η_ev p_ev Δt;
    θ ← a θ + (1 − a)(T_out[t] + R · COP[t, n] · P_hp), a = exp(−Δt / (R C))  (exact
    discretisation of C dθ/dt = (T_out − θ)/R + COP · P_hp).  Prosumers without a heat pump keep
@@ -106,6 +112,7 @@ class Community:
     broadcast_loading: bool = False  # observation only: |G_prev| / limit shown to every prosumer
     ev_rate_feature: bool = False  # observation only: EV charging share needed until departure
     ev_action_prior: bool = False  # observation only: even-spread EV action, the policy's prior
+    ev_deadline_guard: bool = False  # item 2: raise each EV's charging to what its target needs
     # observation only: None, "headroom", "envelope" or "price"
     congestion_signal: str | None = None
     carbon_kg_per_kwh: np.ndarray | None = None  # [S] grid carbon intensity [kg CO2/kWh]
@@ -143,6 +150,26 @@ class Community:
         """``[S, N]`` bool: present now and absent next step (the last step of the span never)."""
         nxt = np.vstack([self.ev_present[1:], self.ev_present[-1:]])
         return self.ev_present & ~nxt
+
+    def ev_stay_steps(self) -> np.ndarray:
+        """``[S, N]`` steps of the current stay from each step on, that step included (0 while
+        absent; a stay that reaches the span's end counts to the end)."""
+        pres = self.ev_present.astype(bool) & np.asarray(self.has_ev, bool)[None, :]
+        dep = self.ev_departs()
+        left = np.zeros(pres.shape, np.float64)
+        for i in range(self.steps - 1, -1, -1):
+            nxt = left[i + 1] if i + 1 < self.steps else 0.0
+            left[i] = np.where(pres[i], 1.0 + np.where(dep[i], 0.0, nxt), 0.0)
+        return left
+
+    def ev_departure_step(self) -> np.ndarray:
+        """``[S, N]`` span step at which the current stay departs (its last step at home), or
+        ``inf`` while absent and for a stay that outlasts the span."""
+        stay = self.ev_stay_steps()
+        last = np.arange(self.steps, dtype=np.float64)[:, None] + stay - 1.0
+        rows = np.clip(last, 0, self.steps - 1).astype(np.int64)
+        departs = np.take_along_axis(self.ev_departs(), rows, 0) & (stay > 0)
+        return np.where(departs, last, np.inf)
 
     def slice(self, start: int, stop: int) -> Community:
         """The same community over steps ``[start, stop)`` of the span."""

@@ -367,6 +367,7 @@ def build_community(scenario, span: Span = "evaluate", extra_steps: int | None =
         congestion_signal=cfg.congestion_signal,
         ev_rate_feature=ev.rate_feature,
         ev_action_prior=ev.action_prior,
+        ev_deadline_guard=ev.deadline_guard,
         names=tuple(f"prosumer_{i:0{width}d}" for i in range(n)),
         sources=tuple(data.buildings[j] for j in building),
         feeder=feeder,

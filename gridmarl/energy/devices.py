@@ -72,11 +72,13 @@ def ev_project(
     p_max_kw: Tensor,
     eta: float,
     step_h: float,
+    floor_kw: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Project an EV charge request onto the feasible set.
 
     ``u`` is clipped to [-1, 1], mapped to ``share = (u + 1) / 2`` in [0, 1], and
-    ``p_ev = present * min(share * P_ev, (cap - e) / (eta dt))`` (headroom floored at 0).
+    ``p_ev = present * min(max(share * P_ev, floor), (cap - e) / (eta dt))`` (headroom floored
+    at 0; ``floor`` = 0 without a deadline guard, :func:`ev_deadline_floor`).
 
     Args:
         u: charge request [-].
@@ -86,15 +88,45 @@ def ev_project(
         p_max_kw: charger power P_ev [kW].
         eta: charge efficiency eta_ev [-].
         step_h: step length dt [h].
+        floor_kw: least charge power of the step [kW] (the deadline guard), or None.
 
     Returns:
-        ``(p_ev, clipped)``: charge power [kW] and ``share * P_ev - p_ev`` [kW] (the whole
-        request is clipped when the EV is absent).
+        ``(p_ev, clipped)``: charge power [kW] and ``|share * P_ev - p_ev|`` [kW] (the whole
+        request is clipped when the EV is absent; the guard's addition counts too).
     """
     want = (u.clamp(-1.0, 1.0) + 1.0) * 0.5 * p_max_kw
     head = ((cap_kwh - e_kwh) / (eta * step_h)).clamp_min(0.0)
-    p_ev = torch.where(present, torch.minimum(want, head), torch.zeros_like(want))
-    return p_ev, want - p_ev
+    ask = want if floor_kw is None else torch.maximum(want, floor_kw)
+    p_ev = torch.where(present, torch.minimum(ask, head), torch.zeros_like(want))
+    return p_ev, (want - p_ev).abs()
+
+
+def ev_deadline_floor(
+    e_kwh: Tensor,
+    target_kwh: Tensor,
+    hours_left_h: Tensor,
+    p_max_kw: Tensor,
+    eta: float,
+    step_h: float,
+) -> Tensor:
+    """Least charge power this step that still reaches the target at departure [kW] (the
+    deadline guard, ``community.ev.deadline_guard``): what the full charger cannot deliver in
+    the stay's later steps, ``clip((need / η − (left − Δt) P_ev) / Δt, 0, P_ev)`` with
+    ``need = max(0, target − e)`` [kWh] and ``left`` the hours of the stay from this step on,
+    this step included [h].  0 while the target is still reachable later; ``P_ev`` when it is
+    not reachable at all (the shortfall is then as small as the charger allows).
+
+    Args:
+        e_kwh: EV energy before the step [kWh].
+        target_kwh: energy wanted at departure [kWh].
+        hours_left_h: hours of the stay from this step on, this step included [h].
+        p_max_kw: charger power P_ev [kW].
+        eta: charge efficiency η_ev [-].
+        step_h: step length Δt [h].
+    """
+    need = (target_kwh - e_kwh).clamp_min(0.0) / eta
+    later = (hours_left_h - step_h).clamp_min(0.0) * p_max_kw
+    return torch.minimum(((need - later) / step_h).clamp_min(0.0), p_max_kw)
 
 
 def ev_update(e_kwh: Tensor, p_ev_kw: Tensor, eta: float, step_h: float) -> Tensor:

@@ -373,10 +373,7 @@ class CommunityEnv(MultiAgentEnv):
         arrive[1:] &= ~pres[:-1]
         depart = np.zeros_like(pres)
         depart[:-1] = pres[:-1] & ~pres[1:]
-        left = np.zeros(pres.shape, np.float64)  # steps of the stay from s on, s included
-        for i in range(c.steps - 1, -1, -1):
-            nxt = left[i + 1] if i + 1 < c.steps else 0.0
-            left[i] = np.where(pres[i], 1.0 + np.where(depart[i], 0.0, nxt), 0.0)
+        left = c.ev_stay_steps()  # steps of the stay from s on, s included
         price = np.asarray(c.price_usd_per_kwh, np.float64)
         spread = float(price.max() - price.min())
         level = (price - price.min()) / spread if spread > 0 else np.zeros_like(price)
@@ -387,6 +384,7 @@ class CommunityEnv(MultiAgentEnv):
         self._present, self._arrive, self._depart = b(pres), b(arrive), b(depart)
         self._arr_kwh = f(c.ev_arrival_kwh)
         self._hours_left = f(left * c.step_h)
+        self._departure = f(c.ev_departure_step())  # [S, N] span step, inf without one
         self._level = f(level)
         self._tod_sin = f(np.sin(2 * np.pi * hours / 24.0))
         self._tod_cos = f(np.cos(2 * np.pi * hours / 24.0))
@@ -560,8 +558,15 @@ class CommunityEnv(MultiAgentEnv):
             c.eta_discharge,
             dt,
         )
+        floor = None
+        if c.ev_deadline_guard:  # community.py item 2: the least power that meets the target
+            floor = devices.ev_deadline_floor(
+                self._e_ev, self._ev_target, self._hours_left[idx], self._ev_kw, c.ev_eta, dt
+            )
+            billed = self._departure[idx] < (self.start + self.episode_len)[:, None]
+            floor = torch.where(billed, floor, torch.zeros_like(floor))
         p_ev, ev_clip = devices.ev_project(
-            u[..., 1], self._e_ev, present, self._ev_cap, self._ev_kw, c.ev_eta, dt
+            u[..., 1], self._e_ev, present, self._ev_cap, self._ev_kw, c.ev_eta, dt, floor
         )
         e = devices.battery_update(self._e, p_c, p_d, c.eta_charge, c.eta_discharge, dt)
         e_ev = devices.ev_update(self._e_ev, p_ev, c.ev_eta, dt)

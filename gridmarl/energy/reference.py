@@ -112,8 +112,19 @@ class ReferenceCommunityEnv:
                 p_ev = 0.0
                 if present:
                     head = max(0.0, (float(c.ev_kwh[n]) - self.ev[b][n]) / (c.ev_eta * dt))
-                    p_ev = min(want, head)
-                clip_sum += want - p_ev
+                    ask = want
+                    stay = 0
+                    while self._present(s + stay, n):
+                        stay += 1
+                    # a departure the episode bills: absent after the stay, within the episode
+                    billed = s + stay < c.steps and s + stay <= start + self.episode_len
+                    if c.ev_deadline_guard and billed:  # the least power that meets the target
+                        need = max(0.0, float(c.ev_target_kwh[n]) - self.ev[b][n]) / c.ev_eta
+                        later = max(0.0, stay * dt - dt) * float(c.ev_kw[n])
+                        floor = min(max(0.0, (need - later) / dt), float(c.ev_kw[n]))
+                        ask = max(want, floor)
+                    p_ev = min(ask, head)
+                clip_sum += abs(want - p_ev)
                 self.ev[b][n] += c.ev_eta * p_ev * dt
                 unmet = 0.0
                 if present and not self._present(s + 1, n):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from pettingzoo.test import parallel_api_test, parallel_seed_test
@@ -27,12 +28,15 @@ def random_action(g: torch.Generator, b: int, n: int, m: int) -> Action:
     return Action(discrete=disc, continuous=cont)
 
 
+@pytest.mark.parametrize("guard", [False, True])
 @pytest.mark.parametrize("num_envs", [1, 3, 6])
 @pytest.mark.parametrize("which", ["community", "community_quarter"])
 def test_batched_env_agrees_with_reference(
-    num_envs: int, which: str, request: pytest.FixtureRequest
+    num_envs: int, which: str, guard: bool, request: pytest.FixtureRequest
 ) -> None:
-    c: Community = request.getfixturevalue(which)
+    from dataclasses import replace
+
+    c: Community = replace(request.getfixturevalue(which), ev_deadline_guard=guard)
     env = CommunityEnv(
         c,
         num_envs=num_envs,
@@ -415,3 +419,96 @@ def test_congestion_signal_features(signal: str) -> None:
     assert len(set(np.round(seen, 9))) >= 3  # the signal moves
     if signal == "price":
         assert max(seen) > 0  # the 6 kW transformer is congested in this case
+
+
+def test_ev_deadline_guard_meets_every_reachable_target() -> None:
+    """With ``ev_deadline_guard`` an EV that is never asked to charge still reaches every
+    target the full charger can reach: its shortfall equals that of charging at full power from
+    arrival, it charges no more than that, and only as late as it can; without the guard it
+    misses every target."""
+    from dataclasses import replace
+
+    from tests.energy.conftest import make_community
+
+    c = make_community(n=8, days=2, seed=3)
+    assert c.has_ev.any()
+
+    def run(community: Community, u_ev: float) -> tuple[float, float, pd.DataFrame]:
+        """EV shortfall [kWh], summed charge power [kW] and env 0's records."""
+        env = CommunityEnv(community, num_envs=1, dtype=T64)
+        env.reset(seed=0)
+        unmet = 0.0
+        hold = torch.zeros(1, c.n, dtype=torch.long)
+        for _ in range(env.episode_len):
+            cont = torch.zeros(1, c.n, 2, dtype=T64)
+            cont[..., 1] = u_ev
+            step = env.step(Action(discrete=hold, continuous=cont))
+            unmet += float(step.info["ev_unmet_kwh"].sum())
+        rec = env.records()
+        return unmet, float(rec["ev_kw"].sum()), rec
+
+    unmet_idle, kw_idle, _ = run(c, -1.0)
+    unmet_full, kw_full, rec_full = run(c, 1.0)
+    unmet_guard, kw_guard, rec_guard = run(replace(c, ev_deadline_guard=True), -1.0)
+    assert unmet_idle > unmet_full + 1.0  # there are targets to miss
+    assert unmet_guard == pytest.approx(unmet_full, abs=1e-9)
+    assert 0 < kw_guard <= kw_full + 1e-9
+    # as late as it can: the guard's first charging hour of each prosumer is no earlier
+    first = lambda r: r[r["ev_kw"] > 1e-9].groupby("prosumer")["step"].min()  # noqa: E731
+    g, f = first(rec_guard), first(rec_full)
+    assert bool((g.reindex(f.index) >= f).all()) and bool((g > f.reindex(g.index)).any())
+
+
+def test_ev_deadline_guard_in_the_accounting_and_the_milp() -> None:
+    """The MILP's independent accounting applies the guard as the env does (random actions,
+    float64), and the MILP's optimum, which meets every reachable target, never triggers it."""
+    from dataclasses import replace
+
+    from baselines_opt.community import schedule_cost, solve_community_milp
+    from tests.energy.conftest import make_community
+
+    c = replace(make_community(n=8, days=2, seed=3), ev_deadline_guard=True)
+    env = CommunityEnv(c, num_envs=1, dtype=T64)
+    env.reset(seed=0)
+    g = torch.Generator().manual_seed(4)
+    acts, cost = [], []
+    for _ in range(env.episode_len):
+        a = random_action(g, 1, c.n, c.hp_modes)
+        acts.append(a)
+        cost.append(float(env.step(a).team_reward[0]))
+    disc = torch.cat([a.discrete for a in acts]).numpy()
+    cont = torch.cat([a.continuous for a in acts]).numpy()
+    acc = schedule_cost(c, disc, cont)
+    np.testing.assert_allclose(-acc["cost_usd"], cost, atol=1e-9)
+    plain = replace(c, ev_deadline_guard=False)
+    assert schedule_cost(plain, disc, cont)["unmet_usd"].sum() > acc["unmet_usd"].sum() + 1.0
+    res = solve_community_milp(plain, start=0, steps=env.episode_len, mip_gap=1e-6)
+    guarded = schedule_cost(c, res.discrete, res.continuous)["cost_usd"].sum()
+    assert guarded == pytest.approx(res.objective_usd, rel=1e-7)
+
+
+@pytest.mark.parametrize("episode_steps", [48, 30])
+def test_ev_deadline_guard_agrees_with_reference_when_it_binds(episode_steps: int) -> None:
+    """EVs never asked to charge, so the guard does all the charging: the env and the reference
+    agree, including the stays that outlast the episode (not billed, so not guarded)."""
+    from dataclasses import replace
+
+    from tests.energy.conftest import make_community
+
+    c = replace(make_community(n=8, days=2, seed=3), ev_deadline_guard=True)
+    env = CommunityEnv(c, num_envs=1, dtype=T64, episode_steps=episode_steps)
+    env.reset(seed=0)
+    ref = ReferenceCommunityEnv(c, env.start.tolist(), env.episode_len)
+    g = torch.Generator().manual_seed(5)
+    charged = 0.0
+    for _ in range(env.episode_len):
+        act = random_action(g, 1, c.n, c.hp_modes)
+        act.continuous[..., 1] = -1.0
+        step = env.step(act)
+        out = ref.step(act.discrete.tolist(), act.continuous.tolist())
+        for k in INFO_KEYS:
+            torch.testing.assert_close(
+                step.info[k], torch.tensor(out[k], dtype=T64), rtol=0, atol=1e-9, msg=k
+            )
+        charged += float(env.records()["ev_kw"].iloc[-c.n :].sum())
+    assert charged > 0
