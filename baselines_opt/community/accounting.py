@@ -43,8 +43,11 @@ def schedule_cost(
     peak = float(st.get("peak_kw", 0.0))
     a = c.thermal_a()
     arrives, departs = c.ev_arrives(), c.ev_departs()
-    left_h = c.ev_stay_steps() * dt if c.ev_deadline_guard else None  # [S, N] [h]
-    billed = c.ev_departure_step() < start + T  # [S, N] the stay departs within the episode
+    left_h = billed = None
+    if c.ev_deadline_guard:
+        stay = c.ev_stay_steps()
+        left_h = stay * dt  # [S, N] hours of the stay from each step on [h]
+        billed = c.ev_departure_step(stay) < start + T  # [S, N] departs within the episode
     m1 = max(c.hp_modes - 1, 1)
     out = {
         k: np.zeros(T)
@@ -80,7 +83,7 @@ def schedule_cost(
         share = (np.clip(continuous[t, :, 1], -1.0, 1.0) + 1.0) / 2.0
         head_ev = np.maximum((c.ev_kwh - e_ev) / (c.ev_eta * dt), 0.0)
         ask = share * c.ev_kw
-        if left_h is not None:  # the deadline guard: the least power that meets the target
+        if billed is not None:  # the deadline guard: the least power that meets the target
             need = np.maximum(c.ev_target_kwh - e_ev, 0.0) / c.ev_eta
             later = np.maximum(left_h[s] - dt, 0.0) * c.ev_kw
             floor = np.minimum(np.maximum((need - later) / dt, 0.0), c.ev_kw)

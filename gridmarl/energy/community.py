@@ -162,10 +162,11 @@ class Community:
             left[i] = np.where(pres[i], 1.0 + np.where(dep[i], 0.0, nxt), 0.0)
         return left
 
-    def ev_departure_step(self) -> np.ndarray:
+    def ev_departure_step(self, stay: np.ndarray | None = None) -> np.ndarray:
         """``[S, N]`` span step at which the current stay departs (its last step at home), or
-        ``inf`` while absent and for a stay that outlasts the span."""
-        stay = self.ev_stay_steps()
+        ``inf`` while absent and for a stay that outlasts the span; ``stay``: the result of
+        :meth:`ev_stay_steps` when the caller has it."""
+        stay = self.ev_stay_steps() if stay is None else stay
         last = np.arange(self.steps, dtype=np.float64)[:, None] + stay - 1.0
         rows = np.clip(last, 0, self.steps - 1).astype(np.int64)
         departs = np.take_along_axis(self.ev_departs(), rows, 0) & (stay > 0)

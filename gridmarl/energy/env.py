@@ -384,7 +384,8 @@ class CommunityEnv(MultiAgentEnv):
         self._present, self._arrive, self._depart = b(pres), b(arrive), b(depart)
         self._arr_kwh = f(c.ev_arrival_kwh)
         self._hours_left = f(left * c.step_h)
-        self._departure = f(c.ev_departure_step())  # [S, N] span step, inf without one
+        if c.ev_deadline_guard:  # [S, N] span step of the stay's departure, inf without one
+            self._departure = f(c.ev_departure_step(left))
         self._level = f(level)
         self._tod_sin = f(np.sin(2 * np.pi * hours / 24.0))
         self._tod_cos = f(np.cos(2 * np.pi * hours / 24.0))

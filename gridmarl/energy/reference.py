@@ -49,6 +49,20 @@ class ReferenceCommunityEnv:
         c = self.c
         return bool(c.has_ev[n]) and 0 <= s < c.steps and bool(c.ev_present[s, n])
 
+    def _deadline_floor(self, b: int, n: int, s: int, start: int) -> float:
+        """The deadline guard's least charge power of EV ``n`` in env ``b`` at span step ``s``
+        [kW]: 0 unless its stay departs within the episode (community.py item 2)."""
+        c, dt = self.c, self.c.step_h
+        stay = 0
+        while self._present(s + stay, n):
+            stay += 1
+        # a departure the episode bills: absent after the stay, within the episode
+        if not (s + stay < c.steps and s + stay <= start + self.episode_len):
+            return 0.0
+        need = max(0.0, float(c.ev_target_kwh[n]) - self.ev[b][n]) / c.ev_eta
+        later = max(0.0, stay * dt - dt) * float(c.ev_kw[n])
+        return min(max(0.0, (need - later) / dt), float(c.ev_kw[n]))
+
     def reset(self) -> None:
         """Initial device states of every env (EVs present at the first step arrive)."""
         c = self.c
@@ -112,18 +126,8 @@ class ReferenceCommunityEnv:
                 p_ev = 0.0
                 if present:
                     head = max(0.0, (float(c.ev_kwh[n]) - self.ev[b][n]) / (c.ev_eta * dt))
-                    ask = want
-                    stay = 0
-                    while self._present(s + stay, n):
-                        stay += 1
-                    # a departure the episode bills: absent after the stay, within the episode
-                    billed = s + stay < c.steps and s + stay <= start + self.episode_len
-                    if c.ev_deadline_guard and billed:  # the least power that meets the target
-                        need = max(0.0, float(c.ev_target_kwh[n]) - self.ev[b][n]) / c.ev_eta
-                        later = max(0.0, stay * dt - dt) * float(c.ev_kw[n])
-                        floor = min(max(0.0, (need - later) / dt), float(c.ev_kw[n]))
-                        ask = max(want, floor)
-                    p_ev = min(ask, head)
+                    floor = self._deadline_floor(b, n, s, start) if c.ev_deadline_guard else 0.0
+                    p_ev = min(max(want, floor), head)
                 clip_sum += abs(want - p_ev)
                 self.ev[b][n] += c.ev_eta * p_ev * dt
                 unmet = 0.0

@@ -369,15 +369,12 @@ class RoutingEnv(MultiAgentEnv):
         span = np.where(np.ptp(pos, 0) > 0, np.ptp(pos, 0), 1.0)
         #: [N, 2] position in the bounding box [0, 1]² and [N] degree (size-free features)
         self.uv = torch.as_tensor((pos - pos.min(0)) / span, dtype=torch.float32, device=dev)
-        if self.neighbourhood_obs and self.path_features:
+        if (self.neighbourhood_obs and self.path_features) or reward == "queue_and_hop":
+            # [N, N] shortest-path delay [steps]: a feature, and the hop cost's baseline
             self.sp_delay = torch.as_tensor(
                 topology.delay_matrix(), dtype=torch.float32, device=dev
-            )  # [N, N] steps
-        self.nbr_bin = torch.where(nb >= 0, nb, self.zero_bin).flatten().to(dev)  # [N*K]
-        if reward == "queue_and_hop":  # [N, N] shortest-path delay [steps], the hop's baseline
-            self.sp_steps = torch.as_tensor(
-                topology.delay_matrix(), dtype=torch.float32, device=dev
             )
+        self.nbr_bin = torch.where(nb >= 0, nb, self.zero_bin).flatten().to(dev)  # [N*K]
         if self.path_features:
             dist = topology.delay_matrix()  # [N, N] steps
             ld = topology.delay_steps[ol.clamp(min=0).numpy()].astype(np.float64)  # [N, K]
@@ -688,7 +685,7 @@ class RoutingEnv(MultiAgentEnv):
         the next router's shortest-path delay to the destination − the router's own; 0 without
         a packet.  It is ≥ 0 and 0 only for an uncongested hop on a shortest path."""
         rows = self.router_ids[None, :].expand_as(nxt)
-        detour = delay.float() + self.sp_steps[nxt, dst] - self.sp_steps[rows, dst]
+        detour = delay.float() + self.sp_delay[nxt, dst] - self.sp_delay[rows, dst]
         wait = self._counts.gather(1, nxt)
         return torch.where(has, detour + wait, torch.zeros_like(wait))
 

@@ -453,8 +453,11 @@ def test_ev_deadline_guard_meets_every_reachable_target() -> None:
     assert unmet_idle > unmet_full + 1.0  # there are targets to miss
     assert unmet_guard == pytest.approx(unmet_full, abs=1e-9)
     assert 0 < kw_guard <= kw_full + 1e-9
+
     # as late as it can: the guard's first charging hour of each prosumer is no earlier
-    first = lambda r: r[r["ev_kw"] > 1e-9].groupby("prosumer")["step"].min()  # noqa: E731
+    def first(rec: pd.DataFrame) -> pd.Series:
+        return rec[rec["ev_kw"] > 1e-9].groupby("prosumer")["step"].min()
+
     g, f = first(rec_guard), first(rec_full)
     assert bool((g.reindex(f.index) >= f).all()) and bool((g > f.reindex(g.index)).any())
 
