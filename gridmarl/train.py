@@ -204,6 +204,10 @@ class _DriverLogger:
         self.best = best_score(validator, run_dir / "checkpoints")
         self.t_start = time.perf_counter()
         self.steps_start = learner.progress().agent_steps
+        # the update count at the last scheduled validation: a learner still warming up (no
+        # update yet) or logging twice at one count is not validated again, and one whose
+        # count jumps past a multiple of ``validate_every`` is
+        self.updates_seen = learner.progress().updates
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         for k, v in metrics.items():
@@ -211,8 +215,10 @@ class _DriverLogger:
                 self.writer.add_scalar(k, v, step)
         if "train/episode_return" in metrics:
             self.last_return = metrics["train/episode_return"]
-        if self.learner.progress().updates % self.validate_every == 0:
+        updates = self.learner.progress().updates
+        if updates // self.validate_every > self.updates_seen // self.validate_every:
             self.checkpoint(step)
+        self.updates_seen = updates
         rate = (step - self.steps_start) / max(time.perf_counter() - self.t_start, 1e-9)
         self.progress.update(
             self.task,

@@ -147,3 +147,49 @@ def test_a_set_on_options_another_learner_never_reads_is_pointed_out(tmp_path) -
     )
     text = said.export_text()
     assert "dqn reads train.controller_options.dqn (set that)" in text
+
+
+class _Counts:
+    """A learner stub whose update count the test sets."""
+
+    def __init__(self) -> None:
+        self.updates = 0
+
+    def progress(self):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(updates=self.updates, agent_steps=0)
+
+
+class _Bar:
+    def update(self, *args, **kwargs) -> None:
+        pass
+
+
+class _Writer:
+    def add_scalar(self, *args) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("counts", "every", "validated_at"),
+    [
+        # warming up: the count stays at 0 for three rounds, then one update a round
+        ([0, 0, 0, 1, 2, 3, 4, 5, 6], 3, [3, 6]),
+        # several updates a round: every crossing of a multiple validates, once
+        ([4, 8, 12, 16, 20], 10, [12, 20]),
+        # a count that stays put between log calls is not validated twice
+        ([5, 5, 5, 10, 10], 5, [5, 10]),
+    ],
+)
+def test_validation_is_scheduled_on_crossings_of_validate_every(counts, every, validated_at):
+    from gridmarl.train import _DriverLogger
+
+    learner = _Counts()
+    logger = _DriverLogger(learner, Path("."), None, every, _Bar(), 0, _Writer())
+    seen: list[int] = []
+    logger.checkpoint = lambda step: seen.append(learner.updates)  # type: ignore[method-assign]
+    for c in counts:
+        learner.updates = c
+        logger.log(c, {})
+    assert seen == validated_at
