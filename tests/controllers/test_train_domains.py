@@ -242,6 +242,15 @@ def test_traffic_train_and_simulate_on_a_2x2_grid(tmp_path):
     assert side["agent_steps"] == 96 and side["validation_avg_travel_time_s"] > 0
     ref = json.loads((run / "validation_reference.json").read_text())
     assert ref["max_pressure_avg_travel_time_s"] > 0
+    # a jam cannot hide in the validation row: the finished share and every vehicle's time
+    # against MaxPressure's stand beside the finished-trip ratio
+    import csv
+
+    row = list(csv.DictReader((run / "validation.csv").open()))[-1]
+    assert 0.0 <= float(row["finished_share"]) <= 1.0
+    assert float(row["travel_time_all_vs_max_pressure"]) == pytest.approx(
+        float(row["avg_travel_time_all_s"]) / ref["max_pressure_avg_travel_time_all_s"]
+    )
     path = str(run / "checkpoints" / "last.pt")
     res = simulate(
         _tiny_traffic(
