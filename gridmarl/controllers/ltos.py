@@ -139,6 +139,7 @@ class SharingPolicy(nn.Module):
 
     def __init__(self, in_dim: int, cfg: LToSConfig) -> None:
         super().__init__()
+        self.in_dim = in_dim  # further columns of ``x`` (pair features) are not φ's inputs
         self.encoder = encoder(in_dim, cfg.hidden, cfg.encoder_layers)
         self.own = nn.Linear(cfg.hidden, 1)
         self.pair = nn.Sequential(nn.Linear(2 * cfg.hidden, cfg.hidden), nn.ReLU())
@@ -149,7 +150,7 @@ class SharingPolicy(nn.Module):
 
     def logits(self, x: Tensor, hood: Neighbourhood, prior: Tensor) -> Tensor:
         """``x [M, N, F]`` -> ``[M, N, K+1]`` logits (−inf in padded slots)."""
-        h = self.encoder(x)
+        h = self.encoder(x[..., : self.in_dim])
         hn = hood.gather(h)[:, :, 1:]  # [M, N, K, d] neighbours' encodings
         pair = torch.cat([h.unsqueeze(2).expand_as(hn), hn], dim=-1)
         out = torch.cat([self.own(h), self.pair_out(self.pair(pair)).squeeze(-1)], dim=-1)
@@ -163,8 +164,8 @@ class SharingPolicy(nn.Module):
 class LToSNet(DGNNet):
     """DGN with the incoming sharing weights as a further input of the Q head."""
 
-    def __init__(self, in_dim: int, n_actions: int, cfg: QConfig) -> None:
-        super().__init__(in_dim, n_actions, cfg, extra_dim=1 + cfg.hidden)
+    def __init__(self, in_dim: int, n_actions: int, cfg: QConfig, pair_dim: int = 0) -> None:
+        super().__init__(in_dim, n_actions, cfg, extra_dim=1 + cfg.hidden, pair_dim=pair_dim)
         self.share = nn.Linear(cfg.hidden, cfg.hidden)
 
     def forward(self, x: Tensor, hood: Neighbourhood, extra: Tensor | None = None) -> Tensor:
@@ -173,7 +174,7 @@ class LToSNet(DGNNet):
         z, h0 = self.features(x, hood)
         emb = self.share(hood.gather(h0)[:, :, 1:])  # [M, N, K, d]
         own = torch.cat([extra[..., :1], (extra[..., 1:].unsqueeze(-1) * emb).sum(2)], dim=-1)
-        return self.q_head(z, own, hood)
+        return self.q_head(z, own, hood, self.pairs(x))
 
 
 class LToS(QLearner):
@@ -215,7 +216,7 @@ class LToS(QLearner):
 
     def build(self) -> nn.Module:
         """The low-level DGN with the ``w_in`` input."""
-        return LToSNet(self.in_dim, self.actions.n_actions, self.cfg)
+        return LToSNet(self.in_dim, self.actions.n_actions, self.cfg, self.pair_dim)
 
     def extra_shapes(self) -> dict[str, tuple[int, ...]]:
         """``w_in`` per agent, ``K + 1`` slots."""

@@ -36,6 +36,11 @@ class AgentSpec:
         local_features: empty, or the name of each ``Observation.local`` feature (``local_dim``
             names): checkpoints record them, so that a policy is not run on features of the
             same count and another meaning.
+        pair_dim: features of each (agent, discrete choice) pair in ``Observation.pair``
+            (0 = none), e.g. for a routing agent whose choice ``k`` is its ``k``-th neighbour,
+            what sending the head packet there costs.  Their number per agent does not depend
+            on ``N`` or ``K``, so a learner that scores each choice from its pair features runs
+            on any graph.
     """
 
     n_agents: int
@@ -51,6 +56,7 @@ class AgentSpec:
     agent_names: tuple[str, ...] = ()
     action_prior: tuple[int, ...] = ()
     local_features: tuple[str, ...] = ()
+    pair_dim: int = 0
 
     def __post_init__(self) -> None:
         if self.n_agents <= 0:
@@ -75,6 +81,11 @@ class AgentSpec:
             raise ValueError(
                 f"local_features names {len(self.local_features)} features, "
                 f"local_dim is {self.local_dim}"
+            )
+        if self.pair_dim < 0 or (self.pair_dim and not self.n_discrete):
+            raise ValueError(
+                f"pair_dim must be 0, or positive with a discrete action; got {self.pair_dim} "
+                f"with n_discrete={self.n_discrete}"
             )
         if not self.agent_names:
             object.__setattr__(
@@ -104,6 +115,7 @@ class PolicyShape:
     n_continuous: int
     action_prior: tuple[int, ...] = ()
     local_features: tuple[str, ...] = ()
+    pair_dim: int = 0
 
     @classmethod
     def of(cls, spec: AgentSpec) -> PolicyShape:
@@ -137,6 +149,8 @@ class Observation:
         state: ``[B, N, state_dim]`` per-agent features for a centralised critic.
         global_: ``[B, global_dim]`` aggregate token (community / network totals).
         action_mask: ``[B, N, n_discrete]`` bool, True = allowed; None = all allowed.
+        pair: ``[B, N, n_discrete, pair_dim]`` features of each (agent, discrete choice) pair
+            (``AgentSpec.pair_dim``); None when the env has none.
     """
 
     local: Tensor
@@ -144,6 +158,7 @@ class Observation:
     state: Tensor
     global_: Tensor
     action_mask: Tensor | None = None
+    pair: Tensor | None = None
 
     @property
     def batch_shape(self) -> tuple[int, int]:

@@ -36,6 +36,13 @@ Spaces (per agent, ``K`` = largest router degree, ``N`` routers):
                         (the rules read the head destination there).  A graph learner reads its
                         neighbours' features through ``spec.neighbors`` and scores neighbour
                         slot ``k`` as the action ``k``.
+``pair`` [K, 2 (3)]     only with ``observation="neighbourhood"``, per neighbour slot ``k``
+                        (``Observation.pair``, ``spec.pair_dim``): the neighbour's queue [pkt],
+                        packets in flight on the link to it [pkt] (+ with ``path_features``
+                        the link delay + shortest-path delay from it to the head packet's
+                        destination [steps]); the slot layout's per-slot columns, 0 in padded
+                        slots.  What choosing neighbour ``k`` costs, in a form that does not
+                        depend on ``N`` or ``K``.
 ``global_`` [3]         packets queued [pkt], packets in flight [pkt], current arrival rate
                         [pkt/step]
 ``action``              ``Discrete(K)``: neighbour slot (slot ``k`` = ``k``-th neighbour in
@@ -183,8 +190,9 @@ def policy_shape(
 ) -> PolicyShape:
     """The sizes a policy must match (``AgentSpec`` without the agents; module docstring):
     ``state_dim = 1 + N + 2K`` (``3K`` with path features), ``local`` the same, or the 8 (9)
-    size-free features with ``observation="neighbourhood"``; a global token of 3, ``K``
-    discrete choices, no forecast and no continuous action."""
+    size-free features with ``observation="neighbourhood"`` (and 2 (3) pair features per
+    neighbour slot); a global token of 3, ``K`` discrete choices, no forecast and no
+    continuous action."""
     dim = 1 + n_routers + (3 if path_features else 2) * max_degree
     names: tuple[str, ...] = ()
     if observation == "neighbourhood":
@@ -200,6 +208,7 @@ def policy_shape(
         n_discrete=max_degree,
         n_continuous=0,
         local_features=names,
+        pair_dim=(3 if path_features else 2) if names else 0,
     )
 
 
@@ -723,14 +732,18 @@ class RoutingEnv(MultiAgentEnv):
         if self.loop_mask:
             mask = self._unvisited_mask(mask)
         state = local
+        pair = None
         if self.neighbourhood_obs:
             local = self._neighbourhood_features(state, hf)
+            # the slot layout's per-slot columns (queues, in flight, path delay) → [B, N, K, P]
+            pair = state[..., 1 + n :].unflatten(-1, (self.spec.pair_dim, k)).transpose(-1, -2)
         return Observation(
             local=local,
             forecast=self._no_forecast,
             state=state,
             global_=glob,
             action_mask=mask,
+            pair=pair,
         )
 
     def _unvisited_mask(self, mask: Tensor) -> Tensor:

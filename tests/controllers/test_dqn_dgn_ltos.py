@@ -6,6 +6,7 @@ train → checkpoint → simulate round trip."""
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -527,6 +528,69 @@ def test_neighbourhood_observation_features() -> None:
         if path_features:
             sp = torch.as_tensor(topo.delay_matrix(), dtype=torch.float32)
             assert torch.equal(loc[..., 8], sp[torch.arange(n), dst] * has)
+        # pair features of neighbour slot kk, by hand from the slot layout and the topology
+        p = 3 if path_features else 2
+        assert env.spec.pair_dim == p and obs.pair.shape == (2, n, k, p)
+        nb = env.spec.neighbors
+        sp = torch.as_tensor(topo.delay_matrix(), dtype=torch.float32)
+        for b in range(2):
+            for i in range(n):
+                for kk in range(k):
+                    row = obs.pair[b, i, kk]
+                    assert row[0] == obs.state[b, i, 1 + n + kk]  # the neighbour's queue
+                    assert row[1] == obs.state[b, i, 1 + n + k + kk]  # in flight on the link
+                    j = int(nb[i, kk])
+                    if path_features and j >= 0 and has[b, i]:
+                        links = zip(topo.link_src, topo.link_dst, topo.delay_steps, strict=True)
+                        link = next(int(d) for a, c, d in links if (a, c) == (i, j))
+                        assert row[2] == link + sp[j, dst[b, i]]
+                    elif path_features:
+                        assert row[2] == 0
+                    if j < 0:
+                        assert not bool(row.any())  # padded slot
+
+
+def test_the_pointer_head_scores_each_choice_from_its_own_pair_features() -> None:
+    """Q_i(k) moves with p_ik and with no other choice's pair features; a checkpoint that read
+    pair features is refused where the env gives none."""
+    from gridmarl.controllers.common.qlearning import QConfig
+    from gridmarl.controllers.dgn import DGN
+
+    sc = _ltos_ibm(["env.path_features=true", "controllers=[]"])
+    from gridmarl.routing.simulate import load_topology, make_env
+
+    env = make_env(sc, load_topology(sc), num_envs=1, seed=3)
+    obs = env.reset(seed=3)
+    cfg = QConfig.from_options({"hidden": 8, "heads": 2, "action_head": "neighbours"})
+    learner = DGN(env.spec, cfg, device="cpu", seed=0)
+    assert learner.pair_dim == 3
+    x = learner._x(obs)
+    i, kk = 0, 1
+    q = learner.q_values(learner.qnet, x, {})
+    moved = replace(obs, pair=obs.pair.clone())
+    moved.pair[0, i, kk] += 50.0
+    q2 = learner.q_values(learner.qnet, learner._x(moved), {})
+    assert q2[0, i, kk] != q[0, i, kk]
+    others = [c for c in range(env.spec.n_discrete) if c != kk]
+    assert torch.equal(q2[0, i, others], q[0, i, others])
+    assert torch.equal(q2[0, 1:], q[0, 1:])  # another agent's Q does not read agent 0's pairs
+
+
+def test_a_checkpoint_with_pair_features_is_refused_without_them(tmp_path) -> None:
+    from gridmarl.config import ScenarioError
+    from gridmarl.controllers.common.qlearning import QConfig
+    from gridmarl.controllers.dgn import DGN
+    from gridmarl.routing.simulate import load_topology, make_env
+
+    sc = _ltos_ibm(["controllers=[]"])
+    env = make_env(sc, load_topology(sc), num_envs=1, seed=3)
+    cfg = QConfig.from_options({"hidden": 8, "heads": 2, "action_head": "neighbours"})
+    DGN(env.spec, cfg, device="cpu", seed=0).save(tmp_path / "pair.pt")
+    without = replace(env.spec, pair_dim=0)
+    with pytest.raises(
+        ScenarioError, match=r"3 features per \(agent, choice\) pair in the checkpoint but 0"
+    ):
+        DGN(without, cfg, device="cpu", seed=0).load(tmp_path / "pair.pt")
 
 
 def test_loop_mask_hides_the_neighbours_the_head_packet_visited() -> None:

@@ -224,3 +224,24 @@ def test_rows_live_and_are_sampled_on_the_device() -> None:
         assert batch.obs.local.is_cuda and batch.extras["share"].is_cuda
         ids = batch.obs.global_[:, 0].long().cpu()
         assert torch.equal(batch.reward.cpu(), _transition(ids)[2].reward)
+
+
+def test_pair_features_are_stored_with_both_observations() -> None:
+    from dataclasses import replace
+
+    spec = replace(_spec(), pair_dim=2)
+    buf = ReplayBuffer(spec, capacity=8, extras={"share": (K,)})
+
+    def with_pair(o: Observation) -> Observation:
+        ids = o.global_[:, 0]  # [B]
+        p = ids[:, None, None, None] + torch.arange(3 * 2).float().view(1, 1, 3, 2) / 10
+        return replace(o, pair=p.expand(o.local.shape[0], N, 3, 2).clone())
+
+    ids = torch.arange(3)
+    obs, action, step, extras = _transition(ids)
+    buf.add(with_pair(obs), action, replace(step, obs=with_pair(step.obs)), extras)
+    rows = buf.rows(torch.arange(3))
+    assert torch.equal(rows.obs.pair, with_pair(obs).pair)
+    assert torch.equal(rows.next_obs.pair, with_pair(step.obs).pair)
+    with pytest.raises(ValueError, match="obs.pair is missing"):
+        buf.add(obs, action, step, extras)

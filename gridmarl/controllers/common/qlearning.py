@@ -19,6 +19,12 @@ the cleanrl-``dqn.py`` skeleton they have in common:
 * observations: ``x_i = concat(local_i, flatten(forecast_i))`` normalised by running
   statistics that are updated only while the buffer holds fewer than ``norm_rows`` rows, then
   frozen (a moving input scale would make the TD targets non-stationary).
+* pair features (``AgentSpec.pair_dim``, ``Observation.pair``): with ``action_head =
+  "neighbours"`` each choice's features are normalised the same way (one statistic per
+  feature, shared by every choice) and appended to ``x_i`` flattened, ``[K · pair_dim]``; the
+  pointer head scores choice ``k`` with them (``DGNNet``), so the per-choice cost an env
+  knows (a routing neighbour's delay to the packet's destination) reaches the Q-value on any
+  graph.
 
 Checkpoints hold the networks, the targets, the optimisers, the normaliser, the counters and the
 generators, not the replay buffer: ``--resume`` continues the schedules and the weights and
@@ -251,6 +257,9 @@ class QLearner(CheckpointedLearner, Trainable):
         self.check_head(spec)
         self.in_dim = spec.local_dim + spec.forecast_len * spec.forecast_dim
         self.obs_norm = RunningMeanStd((self.in_dim,)).to(self.device)
+        # the env's per-choice features, read by a pointer head only (module docstring)
+        self.pair_dim = spec.pair_dim if config.action_head == "neighbours" else 0
+        self.pair_norm = RunningMeanStd((max(self.pair_dim, 1),)).to(self.device)
         self.qnet: nn.Module = self.build().to(self.device)
         self.target = copy.deepcopy(self.qnet)
         for p in self.target.parameters():
@@ -330,7 +339,24 @@ class QLearner(CheckpointedLearner, Trainable):
         self._act_t = 0
 
     def _x(self, obs: Observation) -> Tensor:
-        return self.obs_norm.normalize(features(obs).to(self.device))
+        """``[B, N, in_dim (+ K · pair_dim)]``: the normalised features, then (pointer head with
+        pair features) each choice's normalised pair features, flattened."""
+        x = self.obs_norm.normalize(features(obs).to(self.device))
+        if not self.pair_dim:
+            return x
+        if obs.pair is None:
+            raise ScenarioError(
+                f"{self.what}: trained with {self.pair_dim} features per (agent, choice) pair "
+                "but the env gives none"
+            )
+        p = self.pair_norm.normalize(obs.pair.to(self.device).float())
+        return torch.cat([x, p.flatten(-2)], dim=-1)
+
+    def _update_norms(self, obs: Observation) -> None:
+        """Feed the running statistics (observation, and pair features when read)."""
+        self.obs_norm.update(features(obs).to(self.device))
+        if self.pair_dim and obs.pair is not None:
+            self.pair_norm.update(obs.pair.to(self.device).float().reshape(-1, self.pair_dim))
 
     @torch.no_grad()
     def greedy(self, obs: Observation, extra: dict[str, Tensor]) -> Tensor:
@@ -382,7 +408,7 @@ class QLearner(CheckpointedLearner, Trainable):
         for _ in range(cfg.steps_per_collect):
             t0 = time.perf_counter()
             if len(self.replay) < cfg.norm_rows:
-                self.obs_norm.update(features(fl.obs).to(self.device))
+                self._update_norms(fl.obs)
             t = torch.full((env.num_envs,), fl.t, device=self.device)
             with torch.no_grad():
                 extra = self.extras_for_step(fl.obs, t, explore=True)
@@ -505,7 +531,7 @@ class QLearner(CheckpointedLearner, Trainable):
 
         def observe(obs: Observation) -> Observation:
             if len(self.replay) < cfg.norm_rows:
-                self.obs_norm.update(features(obs).to(self.device))
+                self._update_norms(obs)
             return obs
 
         def extras(obs: Observation, t: int) -> dict[str, Tensor]:
@@ -621,6 +647,8 @@ class QLearner(CheckpointedLearner, Trainable):
             "actor": self.qnet.state_dict(),
             "target": self.target.state_dict(),
             "obs_norm": self.obs_norm.state_dict(),
+            "pair_dim": self.pair_dim,
+            "pair_norm": self.pair_norm.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "rng": {
                 "explore": self.explore_gen.get_state(),
@@ -650,12 +678,21 @@ class QLearner(CheckpointedLearner, Trainable):
         """
         state = type(self).check_checkpoint(path, self.spec, scenario_hash)
         check_same_config(path, state, self)
+        trained_pair = int(state.get("pair_dim", 0))
+        if trained_pair != self.pair_dim:
+            raise ScenarioError(
+                f"{path}: {trained_pair} features per (agent, choice) pair in the checkpoint but "
+                f"{self.pair_dim} read from the env (pair_dim {self.spec.pair_dim}, action_head "
+                f"{self.cfg.action_head!r})"
+            )
         parts = {
             "actor": self.qnet,
             "target": self.target,
             "obs_norm": self.obs_norm,
             "optimizer": self.optimizer,
         }
+        if "pair_norm" in state:
+            parts["pair_norm"] = self.pair_norm
         gens = {"explore": self.explore_gen, "replay": self.replay_gen}
         load_parts(path, state, self, parts, gens)
         self.episodes = int(state["episodes"])
@@ -683,6 +720,7 @@ def _slice(rows: Transitions, lo: int, hi: int) -> Transitions:
             state=o.state[lo:hi],
             global_=o.global_[lo:hi],
             action_mask=None if o.action_mask is None else o.action_mask[lo:hi],
+            pair=None if o.pair is None else o.pair[lo:hi],
         )
 
     return Transitions(

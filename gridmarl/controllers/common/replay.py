@@ -112,6 +112,10 @@ class ReplayBuffer:
                 self._storage[f"{prefix}.{name}"] = torch.zeros(c, *shape, **fkw)
             if spec.n_discrete:
                 self._storage[f"{prefix}.action_mask"] = torch.ones(c, n, spec.n_discrete, **bkw)
+            if spec.pair_dim:
+                self._storage[f"{prefix}.pair"] = torch.zeros(
+                    c, n, spec.n_discrete, spec.pair_dim, **fkw
+                )
         self._storage["action.discrete"] = torch.zeros(c, n, dtype=torch.long, device=self.device)
         self._storage["action.continuous"] = torch.zeros(c, n, spec.n_continuous, **fkw)
         self._storage["reward"] = torch.zeros(c, n, **fkw)
@@ -181,6 +185,10 @@ class ReplayBuffer:
                     if mask is None
                     else mask
                 )
+            if self.spec.pair_dim:
+                if o.pair is None:
+                    raise ValueError(f"{prefix}.pair is missing; the spec has pair_dim > 0")
+                values[f"{prefix}.pair"] = o.pair
         for name, value in extras.items():
             values[f"extras.{name}"] = value
         start = self.ptr - self.kept
@@ -237,6 +245,7 @@ class ReplayBuffer:
             return Observation(
                 **{name: s[f"{prefix}.{name}"] for name in _OBS_FIELDS},
                 action_mask=s.get(f"{prefix}.action_mask"),
+                pair=s.get(f"{prefix}.pair"),
             )
 
         return Transitions(
