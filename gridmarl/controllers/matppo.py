@@ -758,12 +758,4 @@ class MATPPO(CheckpointedLearner, Trainable):
 
 def _cast(obs: Observation, dtype: torch.dtype) -> Observation:
     """The observation with its float tensors in ``dtype`` (an accounting env may run float64)."""
-    if obs.local.dtype == dtype:
-        return obs
-    return Observation(
-        local=obs.local.to(dtype),
-        forecast=obs.forecast.to(dtype),
-        state=obs.state.to(dtype),
-        global_=obs.global_.to(dtype),
-        action_mask=obs.action_mask,
-    )
+    return obs.floats(dtype)

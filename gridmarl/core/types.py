@@ -169,6 +169,12 @@ class Observation:
         """Move every tensor to ``device``."""
         return _map_tensors(self, lambda t: t.to(device))
 
+    def floats(self, dtype: torch.dtype) -> Observation:
+        """The observation with its float tensors in ``dtype`` (the mask stays bool)."""
+        if self.local.dtype == dtype:
+            return self
+        return _map_tensors(self, lambda t: t if t.dtype == torch.bool else t.to(dtype))
+
     def index(self, b: slice | int | Tensor) -> Observation:
         """Select environments along the batch dimension (keeps the dimension for slices)."""
         return _map_tensors(self, lambda t: t[b])
