@@ -64,7 +64,7 @@ from gridmarl.core.controller import Trainable
 from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.errors import ScenarioError
 from gridmarl.core.seeding import make_generator, stream_seed, sub_seed
-from gridmarl.core.types import Action, AgentSpec, Observation
+from gridmarl.core.types import Action, AgentSpec, Observation, PolicyShape
 
 #: spec fields that fix a weight shape (``n_agents`` and the graph do not: the networks are
 #: shared by all agents and attend over any neighbourhood; with ``action_head="neighbours"``
@@ -678,13 +678,6 @@ class QLearner(CheckpointedLearner, Trainable):
         """
         state = type(self).check_checkpoint(path, self.spec, scenario_hash)
         check_same_config(path, state, self)
-        trained_pair = int(state.get("pair_dim", 0))
-        if trained_pair != self.pair_dim:
-            raise ScenarioError(
-                f"{path}: {trained_pair} features per (agent, choice) pair in the checkpoint but "
-                f"{self.pair_dim} read from the env (pair_dim {self.spec.pair_dim}, action_head "
-                f"{self.cfg.action_head!r})"
-            )
         parts = {
             "actor": self.qnet,
             "target": self.target,
@@ -697,6 +690,30 @@ class QLearner(CheckpointedLearner, Trainable):
         load_parts(path, state, self, parts, gens)
         self.episodes = int(state["episodes"])
         self.load_extra_state(state["extra"])
+
+    @classmethod
+    def check_checkpoint(
+        cls,
+        path: str | Path,
+        spec: AgentSpec | PolicyShape,
+        scenario_hash: str | None = None,
+    ) -> dict[str, Any]:
+        """As the common check, and the pair features the pointer head read must be the env's
+        (``gridmarl validate`` passes the scenario's shape, a run the env's spec).
+
+        Raises:
+            ScenarioError: naming the file and both numbers.
+        """
+        state = super().check_checkpoint(path, spec, scenario_hash)
+        trained = int(state.get("pair_dim", 0))
+        head = state["config"].get("action_head", "table")
+        here = int(spec.pair_dim) if head == "neighbours" else 0
+        if trained != here:
+            raise ScenarioError(
+                f"{path}: {trained} features per (agent, choice) pair in the checkpoint but "
+                f"{here} read from the env (pair_dim {spec.pair_dim}, action_head {head!r})"
+            )
+        return state
 
     @classmethod
     def checkpoint_checks(cls) -> dict[str, Any]:
