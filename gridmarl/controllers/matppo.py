@@ -403,7 +403,7 @@ class MATPPO(CheckpointedLearner, Trainable):
         b, n = obs.batch_shape
         out_device, out_dtype = obs.local.device, obs.local.dtype
         dtype = self.actor.log_std.dtype
-        obs = _cast(obs.to(self.device), dtype)
+        obs = obs.to(self.device).floats(dtype)
         dist = self._dist(obs)
         if deterministic:
             k, u = dist.mode()
@@ -754,8 +754,3 @@ class MATPPO(CheckpointedLearner, Trainable):
             "config_class": MATPPOConfig,
             "shape_fields": SHAPE_FIELDS,
         }
-
-
-def _cast(obs: Observation, dtype: torch.dtype) -> Observation:
-    """The observation with its float tensors in ``dtype`` (an accounting env may run float64)."""
-    return obs.floats(dtype)

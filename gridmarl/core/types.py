@@ -169,7 +169,7 @@ class Observation:
         """Move every tensor to ``device``."""
         return _map_tensors(self, lambda t: t.to(device))
 
-    def floats(self, dtype: torch.dtype) -> Observation:
+    def floats(self, dtype: torch.dtype = torch.float32) -> Observation:
         """The observation with its float tensors in ``dtype`` (the mask stays bool)."""
         if self.local.dtype == dtype:
             return self

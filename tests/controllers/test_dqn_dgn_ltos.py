@@ -587,9 +587,7 @@ def test_a_checkpoint_with_pair_features_is_refused_without_them(tmp_path) -> No
     cfg = QConfig.from_options({"hidden": 8, "heads": 2, "action_head": "neighbours"})
     DGN(env.spec, cfg, device="cpu", seed=0).save(tmp_path / "pair.pt")
     without = replace(env.spec, pair_dim=0)
-    with pytest.raises(
-        ScenarioError, match=r"3 features per \(agent, choice\) pair in the checkpoint but 0"
-    ):
+    with pytest.raises(ScenarioError, match="pair_dim=3 in the checkpoint but 0 in the env"):
         DGN(without, cfg, device="cpu", seed=0).load(tmp_path / "pair.pt")
 
 

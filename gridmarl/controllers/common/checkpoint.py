@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -80,8 +80,13 @@ def check_compatible(
         policy_hash: when given, must equal ``state["meta"]["policy_hash"]`` (if recorded).
     """
     shapes = state.get("shapes")
-    if not isinstance(shapes, dict) or any(f not in shapes for f in shape_fields):
+    # a shape field added to the contract later (``pair_dim``) reads as its default when an
+    # older checkpoint does not record it
+    defaults = {f.name: f.default for f in fields(PolicyShape) if f.default is not MISSING}
+    recorded = isinstance(shapes, dict) and all(f in shapes or f in defaults for f in shape_fields)
+    if not recorded:
         raise ScenarioError(f"{path}: damaged checkpoint: it does not record its weight shapes")
+    shapes = {f: shapes.get(f, defaults.get(f)) for f in shape_fields}
     problems = [
         f"{f}={shapes[f]} in the checkpoint but {getattr(spec, f)} in the env"
         for f in shape_fields

@@ -64,18 +64,18 @@ from gridmarl.core.controller import Trainable
 from gridmarl.core.env import MultiAgentEnv
 from gridmarl.core.errors import ScenarioError
 from gridmarl.core.seeding import make_generator, stream_seed, sub_seed
-from gridmarl.core.types import Action, AgentSpec, Observation, PolicyShape
+from gridmarl.core.types import Action, AgentSpec, Observation
 
 #: spec fields that fix a weight shape (``n_agents`` and the graph do not: the networks are
 #: shared by all agents and attend over any neighbourhood; with ``action_head="neighbours"``
-#: neither does ``n_discrete``)
+#: neither does ``n_discrete``, and ``pair_dim`` does: the pointer head reads the pair features)
 SHAPE_FIELDS = ("local_dim", "forecast_dim", "n_discrete", "n_continuous")
 
 
 def shape_fields(action_head: str) -> tuple[str, ...]:
     """The spec fields a checkpoint must match for this Q head."""
     if action_head == "neighbours":
-        return tuple(f for f in SHAPE_FIELDS if f != "n_discrete")
+        return (*(f for f in SHAPE_FIELDS if f != "n_discrete"), "pair_dim")
     return SHAPE_FIELDS
 
 
@@ -647,7 +647,6 @@ class QLearner(CheckpointedLearner, Trainable):
             "actor": self.qnet.state_dict(),
             "target": self.target.state_dict(),
             "obs_norm": self.obs_norm.state_dict(),
-            "pair_dim": self.pair_dim,
             "pair_norm": self.pair_norm.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "rng": {
@@ -690,30 +689,6 @@ class QLearner(CheckpointedLearner, Trainable):
         load_parts(path, state, self, parts, gens)
         self.episodes = int(state["episodes"])
         self.load_extra_state(state["extra"])
-
-    @classmethod
-    def check_checkpoint(
-        cls,
-        path: str | Path,
-        spec: AgentSpec | PolicyShape,
-        scenario_hash: str | None = None,
-    ) -> dict[str, Any]:
-        """As the common check, and the pair features the pointer head read must be the env's
-        (``gridmarl validate`` passes the scenario's shape, a run the env's spec).
-
-        Raises:
-            ScenarioError: naming the file and both numbers.
-        """
-        state = super().check_checkpoint(path, spec, scenario_hash)
-        trained = int(state.get("pair_dim", 0))
-        head = state["config"].get("action_head", "table")
-        here = int(spec.pair_dim) if head == "neighbours" else 0
-        if trained != here:
-            raise ScenarioError(
-                f"{path}: {trained} features per (agent, choice) pair in the checkpoint but "
-                f"{here} read from the env (pair_dim {spec.pair_dim}, action_head {head!r})"
-            )
-        return state
 
     @classmethod
     def checkpoint_checks(cls) -> dict[str, Any]:

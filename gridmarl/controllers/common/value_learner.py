@@ -297,7 +297,7 @@ class ValueLearner(CheckpointedLearner, Trainable):
         """Each agent's action from its own Q-values (greedy; ε-greedy with ``eps_end`` when
         not ``deterministic``)."""
         out_device, out_dtype = obs.local.device, obs.local.dtype
-        o = _cast(obs.to(self.device), torch.float32)
+        o = obs.to(self.device).floats()
         idx = self._choose(o, 0.0 if deterministic else self.cfg.eps_end)
         action = self.actions.to_action(idx, dtype=out_dtype)
         return Action(
@@ -323,7 +323,7 @@ class ValueLearner(CheckpointedLearner, Trainable):
                 self.replay = ReplayBuffer(
                     env.spec, self.cfg.buffer_size, self.device, extras=self.replay_extras()
                 )
-            self._obs = _cast(env.reset(seed=self._next_reset_seed()).to(self.device))
+            self._obs = env.reset(seed=self._next_reset_seed()).to(self.device).floats()
             self._running = torch.zeros(env.num_envs, dtype=torch.float64, device=self.device)
             self._update_norms(self._obs)
             self.on_episode_start(self._obs, torch.ones(env.num_envs, dtype=torch.bool))
@@ -342,7 +342,7 @@ class ValueLearner(CheckpointedLearner, Trainable):
             step = env.step(action)
             env_s += time.perf_counter() - t_env
             act_s += t_env - t_act
-            step_obs = _cast(step.obs.to(self.device))
+            step_obs = step.obs.to(self.device).floats()
             step = type(step)(
                 obs=step_obs,
                 reward=step.reward.to(self.device, torch.float32),
@@ -362,7 +362,7 @@ class ValueLearner(CheckpointedLearner, Trainable):
                 returns += self._running[done].tolist()
                 self._running[done] = 0.0
                 t_env = time.perf_counter()
-                nxt = _cast(env.reset_envs(done, seed=self._next_reset_seed()).to(self.device))
+                nxt = env.reset_envs(done, seed=self._next_reset_seed()).to(self.device).floats()
                 env_s += time.perf_counter() - t_env
                 self.on_episode_start(nxt, done)
             self._update_norms(nxt)
@@ -454,7 +454,7 @@ class ValueLearner(CheckpointedLearner, Trainable):
         self._env = None  # learning starts its own episodes
 
         def observe(obs: Observation) -> Observation:
-            o = _cast(obs.to(self.device))
+            o = obs.to(self.device).floats()
             self._update_norms(o)
             return o
 
@@ -609,8 +609,3 @@ class ValueLearner(CheckpointedLearner, Trainable):
             "required_keys": ("nets", "actor"),
             "unreadable": ": its hyper-parameters, seed or weights do not read",
         }
-
-
-def _cast(obs: Observation, dtype: torch.dtype = torch.float32) -> Observation:
-    """The observation with its float tensors in ``dtype`` (accounting envs may run float64)."""
-    return obs.floats(dtype)
